@@ -1,0 +1,164 @@
+//! The `HostGroup` kind: which bitstream each FPGA device or region carries on a set of
+//! compute hosts, named by list or pattern, with per-host overrides, so a fleet of
+//! thousands of hosts needs a handful of documents. Plain data and the expansion of a
+//! group for one host. Pure: no I/O.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The FPGA assignments of a group of compute hosts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostGroup {
+    /// Name of the group, unique among host groups.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    /// The compute hosts, as Nova names them: exact names (`compute-01.rack-a`) or glob
+    /// patterns (`compute-*.rack-a`, `gpu-0[1-4]`).
+    #[schemars(length(min = 1), inner(length(min = 1, max = 255)))]
+    pub hosts: Vec<String>,
+    /// The driver backend that programs and reads the FPGAs on these hosts.
+    pub backend: Backend,
+    /// The devices and regions, and what each carries.
+    #[schemars(length(min = 1))]
+    pub devices: Vec<DeviceAssignment>,
+    /// Changes for some of the hosts. A device entry here replaces the group's entry for the
+    /// same device and region; other entries are added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<HostOverride>,
+}
+
+/// A host driver backend.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// Intel DFL sysfs and OPAE `fpgaconf`.
+    Opae,
+    /// AMD/Xilinx XRT `xrt-smi` (or the older `xbutil`).
+    Xrt,
+    /// The Linux FPGA manager class (`/sys/class/fpga_manager`).
+    FpgaManager,
+    /// Operator-supplied commands for any other tool.
+    Exec,
+    /// A simulated device tree, for demos and tests.
+    Sim,
+}
+
+/// What fpga-sync does with a device.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// fpga-sync programs the device, verifies it and reports it to Placement.
+    #[default]
+    Managed,
+    /// An FPGA developer's card: fpga-sync leaves it alone (it may be programmed by hand
+    /// with `fpga-sync program`).
+    Manual,
+}
+
+/// One device, or one reconfigurable region of it, and what it carries.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceAssignment {
+    /// PCI address of the device, `dddd:bb:dd.f`, e.g. `"0000:5e:00.0"` (quote it). Give
+    /// exactly one of `address` and `pci_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$"))]
+    pub address: Option<String>,
+    /// Every device of this PCI `vendor:device` id on the host, e.g. `"8086:09c4"` for each
+    /// Intel PAC Arria 10. Give exactly one of `address` and `pci_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$"))]
+    pub pci_id: Option<String>,
+    /// The reconfigurable region (port) to program, e.g. `"0"`. Absent: the whole device,
+    /// which is where a shell goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+    /// Name of the `Bitstream` the device or region carries. Required for managed devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitstream: Option<String>,
+    /// Name of the shell `Bitstream` the device must carry under a partial bitstream. The
+    /// shell is verified, not flashed; it may instead be assigned by an entry for the whole
+    /// device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// The resource class the device reports to Placement, e.g. `CUSTOM_FPGA_INTEL_PF`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z0-9_]+$"), length(max = 255))]
+    pub resource_class: Option<String>,
+    /// Traits the device reports to Placement, besides those fpga-sync derives from the
+    /// verified bitstream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^[A-Z0-9_]+$"), length(max = 255)))]
+    pub traits: Vec<String>,
+    /// `managed` (the default) or `manual`.
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// Changes to a group for some of its hosts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostOverride {
+    /// The hosts this applies to: names or patterns, each within the group's `hosts`.
+    #[schemars(length(min = 1), inner(length(min = 1, max = 255)))]
+    pub hosts: Vec<String>,
+    /// A different backend for these hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+    /// Device entries that replace the group's entry for the same device and region, or add
+    /// to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceAssignment>,
+}
+
+/// How a device entry picks devices: by address or by PCI id, plus the region.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceKey {
+    /// `address:0000:5e:00.0` or `pci_id:8086:09c4`, lower-case.
+    pub selector: String,
+    /// The region, if any.
+    pub region: Option<String>,
+}
+
+impl DeviceAssignment {
+    /// The key that overrides and duplicate checks compare on.
+    pub fn key(&self) -> DeviceKey {
+        let selector = match (&self.address, &self.pci_id) {
+            (Some(a), _) => format!("address:{}", a.to_ascii_lowercase()),
+            (None, Some(p)) => format!("pci_id:{}", p.to_ascii_lowercase()),
+            (None, None) => String::new(),
+        };
+        DeviceKey {
+            selector,
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// Whether a host name in a group is a glob pattern rather than one host.
+pub fn is_pattern(host: &str) -> bool {
+    host.contains(['*', '?', '[', '{'])
+}
+
+/// The devices one host gets from `group` once overrides are applied, and its backend.
+/// `matches(pattern_or_name, host)` tells whether an entry of a `hosts` list covers `host`.
+pub fn resolve_for_host(
+    group: &HostGroup,
+    host: &str,
+    matches: impl Fn(&str, &str) -> bool,
+) -> (Backend, Vec<DeviceAssignment>) {
+    let mut backend = group.backend;
+    let mut devices = group.devices.clone();
+    for o in group.overrides.iter().filter(|o| o.hosts.iter().any(|h| matches(h, host))) {
+        backend = o.backend.unwrap_or(backend);
+        for device in &o.devices {
+            match devices.iter_mut().find(|d| d.key() == device.key()) {
+                Some(existing) => *existing = device.clone(),
+                None => devices.push(device.clone()),
+            }
+        }
+    }
+    (backend, devices)
+}

@@ -1,0 +1,10 @@
+//! fpga-sync: a declarative GitOps reconciler for FPGA clouds on OpenStack.
+//!
+//! The pipeline: `source` reads desired-state files from a git commit or a folder (I/O),
+//! `desired` turns them into validated plain data (pure), and the binary's commands drive
+//! it from the command line.
+
+pub mod desired;
+pub mod diagnostic;
+pub mod text;
+pub mod yaml;
