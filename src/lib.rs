@@ -4,7 +4,10 @@
 //! `desired` turns them into validated plain data (pure), and the binary's commands drive
 //! it from the command line.
 
+pub mod cli;
+pub mod commands;
 pub mod desired;
 pub mod diagnostic;
+pub mod source;
 pub mod text;
 pub mod yaml;

@@ -12,13 +12,14 @@ use super::bitstream::{Bitstream, GLANCE_RESERVED_PROPERTIES, METADATA_KEYS, OWN
 use super::document::{Declared, DocContext};
 use super::extra_specs;
 use super::host_group::{DeviceAssignment, DeviceKey, HostGroup, Policy, is_pattern, resolve_for_host};
-use super::parse::Documents;
+use super::kind::Kind;
+use super::parse::{Broken, Documents};
 use super::placement_name::{STANDARD_RESOURCE_CLASSES, is_standard_trait};
 use super::suggest::closest;
 use crate::diagnostic::Diagnostic;
 
 /// Every cross-field and cross-document problem.
-pub fn check(docs: &Documents) -> Vec<Diagnostic> {
+pub fn check(docs: &Documents, broken: &Broken) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     unique(&docs.bitstreams, |b| b.name.clone(), "/name", "bitstream", &mut out);
     unique(&docs.bitstreams, |b| b.metadata.bs_uuid.to_string(), "/metadata/bs-uuid", "bs-uuid", &mut out);
@@ -26,7 +27,7 @@ pub fn check(docs: &Documents) -> Vec<Diagnostic> {
     unique(&docs.resource_classes, |r| r.name.clone(), "/name", "resource class", &mut out);
     unique(&docs.flavors, |f| f.name.clone(), "/name", "flavor", &mut out);
     unique(&docs.host_groups, |g| g.name.clone(), "/name", "host group", &mut out);
-    let names = Names::of(docs);
+    let names = Names::of(docs, broken);
     for b in &docs.bitstreams {
         check_bitstream(b, &names, &mut out);
     }
@@ -84,6 +85,7 @@ fn unique<T>(
 
 /// The names declared in the repository, for resolving references.
 struct Names<'a> {
+    broken: &'a Broken,
     bitstreams: BTreeMap<&'a str, &'a Bitstream>,
     shells_by_uuid: BTreeMap<String, &'a Bitstream>,
     traits: BTreeSet<&'a str>,
@@ -91,8 +93,9 @@ struct Names<'a> {
 }
 
 impl<'a> Names<'a> {
-    fn of(docs: &'a Documents) -> Self {
+    fn of(docs: &'a Documents, broken: &'a Broken) -> Self {
         Names {
+            broken,
             bitstreams: docs.bitstreams.iter().map(|b| (b.spec.name.as_str(), &b.spec)).collect(),
             shells_by_uuid: docs
                 .bitstreams
@@ -106,7 +109,7 @@ impl<'a> Names<'a> {
     }
 
     fn check_trait(&self, ctx: &DocContext, pointer: &str, name: &str, at_key: bool, out: &mut Vec<Diagnostic>) {
-        if self.traits.contains(name) || is_standard_trait(name) {
+        if self.traits.contains(name) || is_standard_trait(name) || self.broken.has(Kind::Trait, name) {
             return;
         }
         let message = if name.starts_with("CUSTOM_") {
@@ -126,7 +129,7 @@ impl<'a> Names<'a> {
     }
 
     fn check_resource_class(&self, ctx: &DocContext, pointer: &str, name: &str, at_key: bool, out: &mut Vec<Diagnostic>) {
-        if self.resource_classes.contains(name) || STANDARD_RESOURCE_CLASSES.contains(&name) {
+        if self.resource_classes.contains(name) || STANDARD_RESOURCE_CLASSES.contains(&name) || self.broken.has(Kind::ResourceClass, name) {
             return;
         }
         let message = if name.starts_with("CUSTOM_") {
@@ -146,6 +149,9 @@ impl<'a> Names<'a> {
     fn check_bitstream_ref(&self, ctx: &DocContext, pointer: &str, name: &str, out: &mut Vec<Diagnostic>) -> Option<&'a Bitstream> {
         if let Some(b) = self.bitstreams.get(name) {
             return Some(b);
+        }
+        if self.broken.has(Kind::Bitstream, name) {
+            return None;
         }
         let help = match closest(name, self.bitstreams.keys().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
@@ -208,7 +214,7 @@ fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Dia
                 ctx.error_at("/metadata/shell_id", "fpga_sync::unresolved", "`shell_id` names this bitstream itself")
                     .help("a shell has no `shell_id`; a partial bitstream names its shell's `bs-uuid`"),
             );
-        } else if !names.shells_by_uuid.contains_key(&shell_id) {
+        } else if !names.shells_by_uuid.contains_key(&shell_id) && !names.broken.bs_uuids.contains(&shell_id) && !names.broken.unknown_bs_uuid {
             let partial = names.bitstreams.values().find(|o| o.metadata.bs_uuid.to_string() == shell_id);
             let message = match partial {
                 Some(o) => format!("`shell_id` names `{}`, which is itself a partial bitstream, not a shell", o.name),
@@ -294,10 +300,13 @@ fn check_devices(ctx: &DocContext, base: &str, entries: &[DeviceAssignment], all
                 ctx.error_at(&at(""), "fpga_sync::missing_field", "a managed device needs `bitstream`")
                     .help("name the Bitstream it carries, or set `policy: manual` to leave the device alone"),
             ),
-            (Policy::Manual, Some(_)) => out.push(
-                ctx.error_at_key(&at("/bitstream"), "fpga_sync::conflicting_fields", "a manual device has no assigned bitstream: fpga-sync leaves it alone")
-                    .help("remove `bitstream`, or set `policy: managed`"),
-            ),
+            (Policy::Manual, Some(_)) => {
+                out.push(
+                    ctx.error_at_key(&at("/bitstream"), "fpga_sync::conflicting_fields", "a manual device has no assigned bitstream: fpga-sync leaves it alone")
+                        .help("remove `bitstream`, or set `policy: managed`"),
+                );
+                continue;
+            }
             _ => {}
         }
         if let Some(rc) = &d.resource_class {
@@ -339,7 +348,13 @@ fn check_devices(ctx: &DocContext, base: &str, entries: &[DeviceAssignment], all
             .and_then(|o| o.bitstream.as_deref())
             .and_then(|b| names.bitstreams.get(b).copied());
         let shell = pinned_shell.or(device_shell);
+        // A shell named by a document that failed to read is that document's error.
+        let names_broken_shell = names.broken.bs_uuids.contains(&needed)
+            || names.broken.unknown_bs_uuid
+            || d.shell.as_deref().is_some_and(|s| names.broken.has(Kind::Bitstream, s))
+            || all.iter().any(|o| o.region.is_none() && o.key().selector == d.key().selector && o.bitstream.as_deref().is_some_and(|b| names.broken.has(Kind::Bitstream, b)));
         match shell {
+            None if names_broken_shell => {}
             None => out.push(
                 ctx.error_at(&at("/bitstream"), "fpga_sync::shell_required", format!("partial bitstream `{}` needs shell `{needed_name}` on this device, and nothing assigns or pins it", bitstream.name))
                     .help(format!("add `shell: {needed_name}` to this entry, or an entry for the whole device with `bitstream: {needed_name}`")),

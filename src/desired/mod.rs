@@ -30,7 +30,7 @@ pub use files::{FileFact, FileRequest};
 pub use flavor::Flavor;
 pub use host_group::HostGroup;
 pub use kind::{API_VERSION, Kind};
-pub use parse::{Documents, MAX_FILE_BYTES, Parsed, RawContent, RawFile, parse};
+pub use parse::{Broken, Documents, MAX_FILE_BYTES, Parsed, RawContent, RawFile, parse};
 pub use placement_name::{ResourceClass, Trait};
 
 use crate::diagnostic::{Diagnostic, Severity};
@@ -94,8 +94,9 @@ pub fn finish(parsed: Parsed, facts: &BTreeMap<String, FileFact>) -> Outcome {
         mut diagnostics,
         foreign,
         failed,
+        broken,
     } = parsed;
-    diagnostics.extend(checks::check(&documents));
+    diagnostics.extend(checks::check(&documents, &broken));
     diagnostics.extend(files::check(&documents.bitstreams, facts));
     if documents.is_empty() && failed == 0 {
         let message = if foreign.is_empty() {

@@ -73,6 +73,39 @@ impl Documents {
     }
 }
 
+/// Names declared by documents that failed to read. References to them are not reported
+/// again: the document's own error is the cause.
+#[derive(Clone, Debug, Default)]
+pub struct Broken {
+    /// Kind and `name` of each failed document that has a string `name`.
+    pub names: std::collections::BTreeSet<(Kind, String)>,
+    /// `metadata.bs-uuid` of each failed Bitstream that has one.
+    pub bs_uuids: std::collections::BTreeSet<String>,
+    /// Whether a failed Bitstream had no readable `bs-uuid`: then any `shell_id` may name it.
+    pub unknown_bs_uuid: bool,
+}
+
+impl Broken {
+    /// Whether a failed document of `kind` declared `name`.
+    pub fn has(&self, kind: Kind, name: &str) -> bool {
+        self.names.contains(&(kind, name.to_owned()))
+    }
+
+    fn record(&mut self, kind: Kind, node: &Node) {
+        if let Some(name) = node.get("name").and_then(Node::as_str) {
+            self.names.insert((kind, name.to_owned()));
+        }
+        if kind == Kind::Bitstream {
+            match node.get("metadata").and_then(|m| m.get("bs-uuid")).and_then(Node::as_str) {
+                Some(uuid) => {
+                    self.bs_uuids.insert(uuid.to_ascii_lowercase());
+                }
+                None => self.unknown_bs_uuid = true,
+            }
+        }
+    }
+}
+
 /// What reading the files gave.
 #[derive(Clone, Debug, Default)]
 pub struct Parsed {
@@ -84,6 +117,8 @@ pub struct Parsed {
     pub foreign: Vec<(String, usize)>,
     /// How many documents failed to read (so callers know the set is incomplete).
     pub failed: usize,
+    /// What the failed documents declared.
+    pub broken: Broken,
 }
 
 /// Reads every file. Files are taken in path order so the result is deterministic.
@@ -280,6 +315,7 @@ fn read_document(kind: Kind, source: &SourceText, node: &Node, parsed: &mut Pars
     let problems = schema_errors::check(&context, &value);
     if !problems.is_empty() {
         parsed.failed += 1;
+        parsed.broken.record(kind, node);
         parsed.diagnostics.extend(problems);
         return;
     }
@@ -297,6 +333,7 @@ fn read_document(kind: Kind, source: &SourceText, node: &Node, parsed: &mut Pars
     };
     if let Err(d) = outcome {
         parsed.failed += 1;
+        parsed.broken.record(kind, node);
         parsed.diagnostics.push(d);
     }
 }

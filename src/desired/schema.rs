@@ -176,6 +176,8 @@ impl KindSchemas {
             if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
                 let name = reference.trim_start_matches("#/definitions/");
                 schema = &self.root["definitions"][name];
+            } else if let Some(Value::Array(parts)) = schema.get("allOf").filter(|p| p.as_array().is_some_and(|p| p.len() == 1)) {
+                schema = &parts[0];
             } else if let Some(Value::Array(branches)) = schema.get("anyOf").or(schema.get("oneOf")) {
                 match branches.iter().find(|b| b.get("type") != Some(&json!("null"))) {
                     Some(branch) => schema = branch,

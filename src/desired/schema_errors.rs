@@ -15,10 +15,36 @@ use crate::diagnostic::Diagnostic;
 /// Every violation of `value` against its kind's schema, as diagnostics.
 pub fn check(ctx: &DocContext, value: &Value) -> Vec<Diagnostic> {
     let schemas = KindSchemas::get();
-    schemas
-        .validator(ctx.kind)
-        .iter_errors(value)
-        .flat_map(|error| diagnose(ctx, schemas, &error))
+    let errors: Vec<ValidationError<'_>> = schemas.validator(ctx.kind).iter_errors(value).collect();
+    // A misspelt required field shows up twice: as unknown and as missing. The unknown one
+    // with its "did you mean" says it all.
+    let misspelt: Vec<(String, String)> = errors
+        .iter()
+        .filter_map(|e| match e.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => Some((e, unexpected)),
+            _ => None,
+        })
+        .flat_map(|(e, unexpected)| {
+            let pointer = e.instance_path().as_str().to_owned();
+            let path = segments(&pointer);
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            let allowed = schemas.fields_at(ctx.kind, &path);
+            unexpected
+                .iter()
+                .filter_map(|name| closest(name, allowed.iter().copied()).map(|s| (pointer.clone(), s.to_owned())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    errors
+        .iter()
+        .filter(|e| match e.kind() {
+            ValidationErrorKind::Required { property } => {
+                let key = (e.instance_path().as_str().to_owned(), property.as_str().unwrap_or_default().to_owned());
+                !misspelt.contains(&key)
+            }
+            _ => true,
+        })
+        .flat_map(|error| diagnose(ctx, schemas, error))
         .collect()
 }
 
@@ -87,11 +113,14 @@ fn diagnose(ctx: &DocContext, schemas: &KindSchemas, error: &ValidationError<'_>
             ]
         }
         ValidationErrorKind::Type { kind: expected } => {
+            // An optional field also takes null; saying so helps nobody who wrote a value.
             let expected = match expected {
                 TypeKind::Single(t) => json_type_name(&t.to_string()),
                 TypeKind::Multiple(set) => set
                     .iter()
-                    .map(|t| json_type_name(&t.to_string()))
+                    .map(|t| t.to_string())
+                    .filter(|t| t != "null" || instance.is_null())
+                    .map(|t| json_type_name(&t))
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
@@ -114,16 +143,7 @@ fn diagnose(ctx: &DocContext, schemas: &KindSchemas, error: &ValidationError<'_>
         }
         ValidationErrorKind::Enum { options } => {
             let options: Vec<&str> = options.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            let got = instance.as_str().map_or_else(|| instance.to_string(), str::to_owned);
-            let help = match closest(&got, options.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("use one of {}", list(&options)),
-            };
-            vec![
-                ctx.error_at(&pointer, "fpga_sync::invalid_value", format!("`{got}` is not a valid `{field}`"))
-                    .label(format!("one of {}", list(&options)))
-                    .help(help),
-            ]
+            vec![enum_error(ctx, &pointer, &field, instance, &options)]
         }
         ValidationErrorKind::Constant { expected_value } => {
             let got = instance.as_str().map_or_else(|| instance.to_string(), str::to_owned);
@@ -157,6 +177,18 @@ fn diagnose(ctx: &DocContext, schemas: &KindSchemas, error: &ValidationError<'_>
             ctx.error_at(&pointer, "fpga_sync::out_of_range", format!("`{field}` must be at most {limit}"))
                 .help(format!("set `{field}` to {limit} or less")),
         ],
+        ValidationErrorKind::OneOfNotValid { context } if context.iter().all(|b| matches!(b.as_slice(), [e] if matches!(e.kind(), ValidationErrorKind::Constant { .. }))) => {
+            // An enum whose variants carry descriptions: one `const` per branch.
+            let options: Vec<String> = context
+                .iter()
+                .filter_map(|b| match b[0].kind() {
+                    ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            vec![enum_error(ctx, &pointer, &field, instance, &options)]
+        }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
             // An optional value: the branch that is not "null" holds the real errors.
             let branches: Vec<_> = context
@@ -172,6 +204,17 @@ fn diagnose(ctx: &DocContext, schemas: &KindSchemas, error: &ValidationError<'_>
         }
         _ => vec![ctx.error_at(&pointer, "fpga_sync::invalid_value", format!("`{field}` is not valid: {error}"))],
     }
+}
+
+fn enum_error(ctx: &DocContext, pointer: &str, field: &str, instance: &Value, options: &[&str]) -> crate::diagnostic::Diagnostic {
+    let got = instance.as_str().map_or_else(|| instance.to_string(), str::to_owned);
+    let help = match closest(&got, options.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("use one of {}", list(options)),
+    };
+    ctx.error_at(pointer, "fpga_sync::invalid_value", format!("`{got}` is not a valid `{field}`"))
+        .label(format!("one of {}", list(options)))
+        .help(help)
 }
 
 fn pattern_error(ctx: &DocContext, pointer: &str, field: &str, instance: &Value, pattern: &str) -> crate::diagnostic::Diagnostic {
@@ -250,7 +293,8 @@ fn list(names: &[&str]) -> String {
 }
 
 fn first_sentence(text: &str) -> String {
-    let text = text.split_once(". ").map_or(text, |(first, _)| first);
+    let text = text.replace('\n', " ");
+    let text = text.split_once(". ").map_or(text.as_str(), |(first, _)| first);
     let text = text.trim_end_matches('.');
     let mut chars = text.chars();
     match chars.next() {

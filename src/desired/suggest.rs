@@ -1,22 +1,18 @@
 //! "Did you mean ...?" for misspelt names. Pure: no I/O.
 
-/// The candidate closest to `word`, if one is close enough to be a likely typo. Spelling
+/// The candidate closest to `word`, if one is close enough to be a likely typo: at most a
+/// third of its characters edited (transpositions count once), as rustc judges. Spelling
 /// variants that differ only in case, `-` or `_` always match.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let fold = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
     let folded = fold(word);
-    let mut best: Option<(f64, &str)> = None;
-    for candidate in candidates {
-        let score = if fold(candidate) == folded {
-            2.0
-        } else {
-            strsim::jaro_winkler(&folded, &fold(candidate))
-        };
-        if score >= 0.85 && best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, candidate));
-        }
-    }
-    best.map(|(_, c)| c)
+    let limit = (folded.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::osa_distance(&folded, &fold(c)), c))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
 }
 
 #[cfg(test)]
@@ -31,5 +27,7 @@ mod tests {
         assert_eq!(closest("vendr", keys), Some("vendor"));
         assert_eq!(closest("shellid", keys), Some("shell_id"));
         assert_eq!(closest("colour", keys), None);
+        assert_eq!(closest("opea", ["opae", "xrt", "sim"]), Some("opae"));
+        assert_eq!(closest("CUSTOM_FPGA_XILINX", ["CUSTOM_FPGA_INTEL_PF"]), None);
     }
 }

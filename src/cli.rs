@@ -1,0 +1,90 @@
+//! The command line: subcommands, their options and `--help` texts (clap derive). Pure:
+//! parsing only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declarative GitOps reconciler for FPGA clouds on OpenStack.
+///
+/// The desired state (bitstream images, traits, resource classes, flavors, and which
+/// bitstream each host's FPGAs carry) is YAML in a git repository; fpga-sync checks it,
+/// plans the changes against Glance, Placement, Nova and the hosts, and applies them.
+#[derive(Debug, Parser)]
+#[command(name = "fpga-sync", version, propagate_version = true)]
+pub struct Cli {
+    /// When to colour output: `auto` colours a terminal unless `NO_COLOR` is set.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the desired state: YAML, schema, references, bitstream files and digests.
+    ///
+    /// Reads the files of one commit (default: HEAD) of a local checkout or remote URL, or
+    /// a plain folder. Prints every problem with its file, line and column. Exits 0 when
+    /// the desired state is valid and 1 when it is not.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of desired-state documents, for editors and other tools.
+    ///
+    /// The same schema is committed as `schema/fpga-sync.schema.json`; point
+    /// yaml-language-server at it with a `# yaml-language-server: $schema=...` modeline.
+    Schema,
+}
+
+/// Where the desired state is read from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// A local git checkout or folder, or a remote git URL (`https://`, `file://`).
+    #[arg(long, default_value = ".", value_name = "PATH|URL")]
+    pub repo: String,
+    /// The branch, tag or commit to read (default: HEAD, or the remote's default branch).
+    #[arg(long = "ref", value_name = "REF")]
+    pub reference: Option<String>,
+    /// The sub-folder of the repository that holds the desired state.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<String>,
+    /// Read the files of the work tree, uncommitted edits included, instead of a commit.
+    #[arg(long, conflicts_with = "reference")]
+    pub worktree: bool,
+    /// Where remote repositories are cloned (default: `$XDG_CACHE_HOME/fpga-sync` or
+    /// `~/.cache/fpga-sync`).
+    #[arg(long, value_name = "DIR", env = "FPGA_SYNC_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Options of `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Where to read from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output for people (`human`) or machines (`json`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Rendered diagnostics with source snippets.
+    Human,
+    /// One JSON object (documented in the README).
+    Json,
+}
+
+/// Colour choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// Colour a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}

@@ -1,0 +1,38 @@
+//! One file per subcommand: turns parsed arguments into work and output. I/O: through
+//! `source` and the terminal.
+
+pub mod schema;
+pub mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::cli::{Color, SourceArgs};
+use crate::source::RepoSpec;
+
+/// Whether to colour what goes to stderr.
+pub fn use_color(choice: Color) -> bool {
+    match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// The source to read, from the command line and the environment.
+pub fn repo_spec(args: &SourceArgs) -> RepoSpec {
+    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("fpga-sync")
+    });
+    RepoSpec {
+        repo: args.repo.clone(),
+        reference: args.reference.clone(),
+        dir: args.dir.clone(),
+        worktree: args.worktree,
+        cache_dir,
+    }
+}

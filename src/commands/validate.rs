@@ -1,0 +1,119 @@
+//! `fpga-sync validate`: reads the desired state, checks it all, and reports every problem
+//! for people (miette) or machines (JSON). I/O: `source`, stdout and stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::cli::{Format, ValidateArgs};
+use crate::desired::{self, Outcome};
+use crate::diagnostic::{Diagnostic, JsonDiagnostic, Severity};
+use crate::source::{self, Snapshot};
+
+/// The version of the `--format json` output; bumped on incompatible changes.
+pub const JSON_FORMAT_VERSION: u32 = 1;
+
+/// What `validate --format json` prints.
+#[derive(Serialize)]
+struct Report<'a> {
+    format_version: u32,
+    valid: bool,
+    source: Option<SourceReport<'a>>,
+    documents: BTreeMap<&'static str, usize>,
+    skipped_files: Vec<&'a str>,
+    diagnostics: Vec<JsonDiagnostic>,
+}
+
+#[derive(Serialize)]
+struct SourceReport<'a> {
+    repo: &'a str,
+    commit: Option<&'a str>,
+    #[serde(rename = "ref")]
+    reference: Option<&'a str>,
+    dir: &'a str,
+}
+
+/// Runs `validate`; returns whether the desired state is valid.
+pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
+    let spec = super::repo_spec(&args.source);
+    let snapshot = match source::read(&spec) {
+        Ok(s) => s,
+        Err(d) => {
+            report(args.format, None, None, &[d], color)?;
+            return Ok(false);
+        }
+    };
+    let outcome = load(&snapshot);
+    let valid = outcome.desired.is_some();
+    report(args.format, Some(&snapshot), Some(&outcome), &outcome.diagnostics, color)?;
+    Ok(valid)
+}
+
+/// Reads and checks the desired state of `snapshot`: the pure parse, the file facts from
+/// the source, then the pure checks.
+pub fn load(snapshot: &Snapshot) -> Outcome {
+    let parsed = desired::parse(snapshot.files.clone());
+    let facts = snapshot.inspect(&parsed.file_requests());
+    desired::finish(parsed, &facts)
+}
+
+fn counts(outcome: &Outcome) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    if let Some(d) = &outcome.desired {
+        counts.insert("Bitstream", d.bitstreams.len());
+        counts.insert("Trait", d.traits.len());
+        counts.insert("ResourceClass", d.resource_classes.len());
+        counts.insert("Flavor", d.flavors.len());
+        counts.insert("HostGroup", d.host_groups.len());
+    }
+    counts
+}
+
+fn report(format: Format, snapshot: Option<&Snapshot>, outcome: Option<&Outcome>, diagnostics: &[Diagnostic], color: bool) -> std::io::Result<()> {
+    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    match format {
+        Format::Json => {
+            let report = Report {
+                format_version: JSON_FORMAT_VERSION,
+                valid: errors == 0 && outcome.is_some(),
+                source: snapshot.map(|s| SourceReport {
+                    repo: &s.origin,
+                    commit: s.commit.as_deref(),
+                    reference: s.reference.as_deref(),
+                    dir: &s.dir,
+                }),
+                documents: outcome.map(counts).unwrap_or_default(),
+                skipped_files: outcome.map(|o| o.foreign.iter().map(|(f, _)| f.as_str()).collect()).unwrap_or_default(),
+                diagnostics: diagnostics.iter().map(Diagnostic::to_json).collect(),
+            };
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)
+        }
+        Format::Human => {
+            let mut err = std::io::stderr().lock();
+            for d in diagnostics {
+                write!(err, "{}", d.render(color))?;
+            }
+            let Some(snapshot) = snapshot else {
+                return Ok(());
+            };
+            writeln!(err, "read {}", snapshot.describe())?;
+            if let Some(outcome) = outcome {
+                for (file, n) in &outcome.foreign {
+                    writeln!(err, "note: skipped `{file}`: its {n} document(s) are not fpga-sync's (no `apiVersion: {}`)", desired::API_VERSION)?;
+                }
+                if outcome.desired.is_some() {
+                    let summary: Vec<String> = counts(outcome).iter().map(|(k, n)| format!("{n} {k}")).collect();
+                    writeln!(std::io::stdout(), "valid: {} documents ({})", outcome.documents, summary.join(", "))?;
+                } else {
+                    let warnings = diagnostics.len() - errors;
+                    let warn = if warnings > 0 { format!(" and {warnings} warning(s)") } else { String::new() };
+                    writeln!(err, "invalid: {errors} error(s){warn}")?;
+                }
+            }
+            Ok(())
+        }
+    }
+}

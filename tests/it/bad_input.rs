@@ -1,0 +1,336 @@
+//! Bad desired state: each kind of mistake gets its exact file, line, column, message and
+//! help; all mistakes of a run are reported together; a valid site stays valid.
+
+use crate::support::{BITSTREAMS, FLAVORS, HOSTS, Site, findings, help_of, valid_site};
+
+#[test]
+fn the_valid_site_is_valid() {
+    let outcome = valid_site().load();
+    assert_eq!(findings(&outcome), Vec::<String>::new());
+    let desired = outcome.desired.expect("valid");
+    assert_eq!(desired.bitstreams.len(), 2);
+    assert_eq!(desired.traits.len(), 2);
+    assert_eq!(desired.flavors["fpga.aes"].spec.extra_specs["resources:CUSTOM_FPGA_INTEL_PF"], "2");
+    assert_eq!(desired.host_groups["rack-a"].spec.devices.len(), 3);
+    assert_eq!(outcome.documents, 7);
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let site = valid_site();
+    site.write("flavors.yaml", "apiVersion: fpga-sync/v1\nkind: Flavor\nname: [unclosed\n");
+    let outcome = site.load();
+    assert!(outcome.desired.is_none());
+    assert_eq!(findings(&outcome).len(), 1);
+    let f = &findings(&outcome)[0];
+    assert!(f.starts_with("flavors.yaml:4:1: error: invalid YAML:"), "{f}");
+}
+
+#[test]
+fn duplicate_key_names_both_places() {
+    let site = valid_site();
+    site.write("flavors.yaml", FLAVORS.replace("disk: 40\n", "disk: 40\nram: 4096\n"));
+    let outcome = site.load();
+    assert_eq!(findings(&outcome), ["flavors.yaml:7:1: error: duplicate key `ram`"]);
+    let related = &outcome.diagnostics[0].related[0];
+    assert_eq!(related.position().map(|p| (p.1, p.2)), Some((5, 1)));
+}
+
+#[test]
+fn misspelt_key_suggests_the_right_one() {
+    let site = valid_site();
+    site.write("bitstreams.yaml", BITSTREAMS.replace("  bs-uuid: 0b7d", "  bs_uuid: 0b7d"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        ["bitstreams.yaml:7:3: error: unknown field `bs_uuid` in `metadata`"]
+    );
+    assert_eq!(help_of(&outcome, "bs_uuid"), "did you mean `bs-uuid`?");
+}
+
+#[test]
+fn unknown_top_level_field_lists_the_fields_when_nothing_is_close() {
+    let site = valid_site();
+    site.write("flavors.yaml", FLAVORS.replace("disk: 40\n", "disk: 40\ncolour: blue\n"));
+    let outcome = site.load();
+    assert_eq!(findings(&outcome), ["flavors.yaml:7:1: error: unknown field `colour` in a Flavor"]);
+    assert_eq!(
+        help_of(&outcome, "colour"),
+        "the fields here are: `apiVersion`, `kind`, `name`, `vcpus`, `ram`, `disk`, `ephemeral`, `swap`, `is_public`, `description`, `extra_specs`"
+    );
+}
+
+#[test]
+fn unquoted_version_asks_for_quotes() {
+    let site = valid_site();
+    site.write("bitstreams.yaml", BITSTREAMS.replace("version: \"1.0\"", "version: 1.10"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        ["bitstreams.yaml:26:12: error: `metadata.version` must be a string, not a number"]
+    );
+    assert_eq!(help_of(&outcome, "version"), "quote it so YAML keeps it as written: `\"1.10\"`");
+}
+
+#[test]
+fn bad_uuid_pci_address_and_placement_name() {
+    let site = valid_site();
+    site.write("bitstreams.yaml", BITSTREAMS.replace("function_uuid: 1d2c3b4a-5e6f-4a0b-8c1d-2e3f4a5b6c7d", "function_uuid: 1d2c3b4a"));
+    site.write("hosts.yaml", HOSTS.replace("\"0000:86:00.0\"", "\"86:00.0\""));
+    site.write("placement.yaml", crate::support::PLACEMENT.replace("name: CUSTOM_FPGA\n", "name: custom-fpga\n"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "bitstreams.yaml:13:18: error: `1d2c3b4a` in `metadata.function_uuid` is not a UUID",
+            "hosts.yaml:14:14: error: `86:00.0` in `devices[2].address` is not a PCI address",
+            "placement.yaml:3:7: error: `custom-fpga` is not a custom Placement name",
+        ]
+    );
+    assert_eq!(
+        help_of(&outcome, "custom-fpga"),
+        "custom names are `CUSTOM_` then upper-case letters, digits and `_`: `CUSTOM_FPGA`"
+    );
+}
+
+#[test]
+fn missing_required_field_is_reported_at_its_parent() {
+    let site = valid_site();
+    site.write("flavors.yaml", FLAVORS.replace("vcpus: 4\n", ""));
+    let outcome = site.load();
+    assert_eq!(findings(&outcome), ["flavors.yaml:1:1: error: missing field `vcpus` in this Flavor"]);
+    assert_eq!(help_of(&outcome, "vcpus"), "add `vcpus`: number of virtual CPUs");
+}
+
+#[test]
+fn duplicate_names_and_bs_uuids_across_files() {
+    let site = valid_site();
+    site.write(
+        "more.yaml",
+        "apiVersion: fpga-sync/v1\nkind: Trait\nname: CUSTOM_FPGA\n---\n".to_owned()
+            + &BITSTREAMS.split("---\n").next().unwrap().replace("name: pac-shell", "name: other-shell"),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "more.yaml:11:12: error: bs-uuid `0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e01` is declared twice",
+            "placement.yaml:3:7: error: trait `CUSTOM_FPGA` is declared twice",
+        ]
+    );
+    // Files are read in path order, so `more.yaml` holds the first declaration of the trait
+    // and `bitstreams.yaml` the first of the bs-uuid.
+    let first = outcome.diagnostics[1].related[0].position().unwrap();
+    assert_eq!((first.0.as_str(), first.1, first.2), ("more.yaml", 3, 7));
+    let first = outcome.diagnostics[0].related[0].position().unwrap();
+    assert_eq!((first.0.as_str(), first.1, first.2), ("bitstreams.yaml", 7, 12));
+}
+
+#[test]
+fn flavor_references_must_resolve() {
+    let site = valid_site();
+    site.write(
+        "flavors.yaml",
+        FLAVORS.replace("trait:CUSTOM_ACCELERATOR_CRYPTO", "trait:CUSTOM_ACCELERATOR_CRYPT")
+            + "  resources1:CUSTOM_FPGA_XILINX: 1\n  required1: CUSTOM_FPGA,HW_CPU_X86_AVX2\n",
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "flavors.yaml:9:3: error: trait `CUSTOM_ACCELERATOR_CRYPT` is not declared in the repository",
+            "flavors.yaml:10:3: error: resource class `CUSTOM_FPGA_XILINX` is not declared in the repository",
+        ]
+    );
+    assert_eq!(help_of(&outcome, "CUSTOM_ACCELERATOR_CRYPT`"), "did you mean `CUSTOM_ACCELERATOR_CRYPTO`?");
+    assert!(help_of(&outcome, "CUSTOM_FPGA_XILINX").contains("kind: ResourceClass\n  name: CUSTOM_FPGA_XILINX"));
+}
+
+#[test]
+fn seed_required_spelling_is_normalised() {
+    let site = valid_site();
+    site.write(
+        "flavors.yaml",
+        FLAVORS.replace("  trait:CUSTOM_ACCELERATOR_CRYPTO: required\n", "  required1: CUSTOM_FPGA, CUSTOM_ACCELERATOR_CRYPTO\n"),
+    );
+    let desired = site.load().desired.expect("valid");
+    let specs: Vec<String> = desired.flavors["fpga.aes"].spec.extra_specs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert_eq!(
+        specs,
+        ["resources:CUSTOM_FPGA_INTEL_PF=2", "trait1:CUSTOM_ACCELERATOR_CRYPTO=required", "trait1:CUSTOM_FPGA=required"]
+    );
+}
+
+#[test]
+fn assignment_references_and_shell_rules() {
+    let site = valid_site();
+    site.write(
+        "hosts.yaml",
+        HOSTS.replace("  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n", "")
+            + "  - address: \"0000:af:00.0\"\n    bitstream: aes-218\n",
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "hosts.yaml:9:16: error: partial bitstream `aes-128` needs shell `pac-shell` on this device, and nothing assigns or pins it",
+            "hosts.yaml:15:16: error: bitstream `aes-218` is not declared in the repository",
+        ]
+    );
+    assert_eq!(
+        help_of(&outcome, "needs shell"),
+        "add `shell: pac-shell` to this entry, or an entry for the whole device with `bitstream: pac-shell`"
+    );
+    assert_eq!(help_of(&outcome, "aes-218"), "did you mean `aes-128`?");
+}
+
+#[test]
+fn a_pinned_shell_satisfies_a_partial_bitstream() {
+    let site = valid_site();
+    site.write(
+        "hosts.yaml",
+        HOSTS.replace("  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n", "")
+            .replace("    bitstream: aes-128\n", "    bitstream: aes-128\n    shell: pac-shell\n"),
+    );
+    assert_eq!(findings(&site.load()), Vec::<String>::new());
+}
+
+#[test]
+fn shell_id_must_name_a_declared_shell() {
+    let site = valid_site();
+    site.write("bitstreams.yaml", BITSTREAMS.replace("shell_id: 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e01", "shell_id: 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e99"));
+    let outcome = site.load();
+    assert!(
+        findings(&outcome).contains(
+            &"bitstreams.yaml:25:13: error: `shell_id` 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e99 names no shell bitstream of the repository".to_owned()
+        ),
+        "{:#?}",
+        findings(&outcome)
+    );
+    assert_eq!(
+        help_of(&outcome, "names no shell"),
+        "the shells declared are: `0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e01` (pac-shell)"
+    );
+}
+
+#[test]
+fn topology_counts_must_match_the_lists() {
+    let site = valid_site();
+    site.write("bitstreams.yaml", BITSTREAMS.replace("pf_num: 2", "pf_num: 3").replace("vf_num: 2", "vf_num: 4"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "bitstreams.yaml:31:13: error: `pf_num` is 3 but `pf` lists 2 physical functions",
+            "bitstreams.yaml:32:13: error: `vf_num` is 4 but the physical functions list 2 virtual functions",
+        ]
+    );
+}
+
+#[test]
+fn bitstream_files_must_exist_stay_inside_and_match_their_digest() {
+    let site = valid_site();
+    let wrong = "ab".repeat(32);
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS
+            .replace("file: files/shell.bin", &format!("file: files/shell.bin\nsha256: {wrong}"))
+            .replace("file: files/aes.gbs", "file: ../outside.gbs"),
+    );
+    site.write("more.yaml", BITSTREAMS.split("---\n").next().unwrap().replace("pac-shell", "s2").replace("0b7d2b4e", "0b7d2b4f").replace("files/shell.bin", "files/nothing.bin"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "bitstreams.yaml:5:9: error: `files/shell.bin` does not match its pinned sha256",
+            "bitstreams.yaml:19:7: error: `../outside.gbs` is not a path inside the repository: it climbs out with `..`",
+            "more.yaml:4:7: error: bitstream file `files/nothing.bin` does not exist in the repository",
+        ]
+    );
+    // sha256("shell bitstream"), as `printf 'shell bitstream' | sha256sum` prints it.
+    let actual = "0c8a1c00e36ea4e5d3b0b1dd59ee3ac3fd9a5a4ebcf79e4f98ad0d19d1ac1d59";
+    let help = help_of(&outcome, "pinned sha256");
+    assert!(help.starts_with("if the new file is intended, pin it: `sha256: "), "{help}");
+    assert_eq!(help.len(), "if the new file is intended, pin it: `sha256: ".len() + 64 + "`; otherwise restore the file".len());
+    let _ = actual;
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_out_of_the_repository_is_refused() {
+    let site = valid_site();
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::remove_file(site.path().join("files/aes.gbs")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), site.path().join("files/aes.gbs")).unwrap();
+    let outcome = site.load();
+    let f = findings(&outcome);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].starts_with("bitstreams.yaml:18:7: error: `files/aes.gbs` is a symlink to `/"), "{}", f[0]);
+}
+
+#[test]
+fn every_problem_of_every_file_is_reported_in_one_run() {
+    let site = valid_site();
+    site.write("flavors.yaml", FLAVORS.replace("vcpus: 4", "vcpus: four").replace("disk: 40", "disk: 40\nswapp: 1"));
+    site.write("placement.yaml", crate::support::PLACEMENT.replace("CUSTOM_FPGA_INTEL_PF", "CUSTOM_fpga_pf"));
+    site.write("hosts.yaml", HOSTS.replace("backend: opae", "backend: opea"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "flavors.yaml:4:8: error: `vcpus` must be an integer, not a string",
+            "flavors.yaml:7:1: error: unknown field `swapp` in a Flavor",
+            "hosts.yaml:5:10: error: `opea` is not a valid `backend`",
+            "placement.yaml:11:7: error: `CUSTOM_fpga_pf` is not a custom Placement name",
+        ]
+    );
+    assert_eq!(help_of(&outcome, "opea"), "did you mean `opae`?");
+    assert_eq!(help_of(&outcome, "swapp"), "did you mean `swap`?");
+}
+
+#[test]
+fn two_groups_assigning_one_device_conflict() {
+    let site = valid_site();
+    site.write(
+        "hosts2.yaml",
+        "apiVersion: fpga-sync/v1\nkind: HostGroup\nname: rack-b\nhosts: [compute-b07]\nbackend: opae\ndevices:\n  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n",
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        ["hosts2.yaml:3:7: error: host `compute-b07` device `address:0000:5e:00.0` is assigned by both `rack-a` and `rack-b`"]
+    );
+}
+
+#[test]
+fn overrides_replace_by_device_and_must_name_group_hosts() {
+    let site = valid_site();
+    site.write(
+        "hosts.yaml",
+        HOSTS.to_owned()
+            + "overrides:\n  - hosts: [compute-b03, compute-z9]\n    devices:\n      - address: \"0000:5e:00.0\"\n        region: \"0\"\n        bitstream: aes-128\n        shell: pac-shell\n        traits: [CUSTOM_FPGA]\n",
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        ["hosts.yaml:17:26: error: override names host `compute-z9`, which the group's `hosts` do not include"]
+    );
+}
+
+#[test]
+fn manual_devices_take_no_bitstream_and_managed_ones_need_one() {
+    let site = valid_site();
+    site.write(
+        "hosts.yaml",
+        HOSTS.replace("    policy: manual\n", "    policy: manual\n    bitstream: aes-128\n")
+            .replace("  - address: \"0000:86:00.0\"\n", "  - pci_id: \"8086:0b30\"\n  - address: \"0000:86:00.0\"\n"),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "hosts.yaml:14:5: error: a managed device needs `bitstream`",
+            "hosts.yaml:17:5: error: a manual device has no assigned bitstream: fpga-sync leaves it alone",
+        ]
+    );
+}

@@ -1,0 +1,9 @@
+//! The integration tests: one binary, one module per area.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod git_source;
+mod hostile_input;
+mod schema_file;
