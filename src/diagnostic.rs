@@ -233,14 +233,25 @@ impl miette::Diagnostic for Report<'_> {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let location = self.diagnostic.location.as_ref()?;
-        let label = LabeledSpan::new_with_span(location.label.clone(), location.span);
-        Some(Box::new(std::iter::once(label)))
+        let main = LabeledSpan::new_primary_with_span(location.label.clone(), location.span);
+        // Related places in the same file show in the same snippet; others get their own.
+        let same_file = self
+            .diagnostic
+            .related
+            .iter()
+            .filter(move |r| r.location.as_ref().is_some_and(|l| l.source.path == location.source.path))
+            .filter_map(|r| r.location.as_ref().map(|l| LabeledSpan::new_with_span(Some(r.message.clone()), l.span)));
+        Some(Box::new(std::iter::once(main).chain(same_file)))
     }
 
     fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
-        if self.related.is_empty() {
-            return None;
-        }
-        Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        let path = self.diagnostic.location.as_ref().map(|l| &l.source.path);
+        let mut other_files = self
+            .related
+            .iter()
+            .filter(move |r| r.diagnostic.location.as_ref().map(|l| &l.source.path) != path)
+            .peekable();
+        other_files.peek()?;
+        Some(Box::new(other_files.map(|r| r as &dyn miette::Diagnostic)))
     }
 }

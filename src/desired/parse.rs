@@ -162,7 +162,7 @@ fn parse_file(file: RawFile, parsed: &mut Parsed) {
             d = d.help(help.clone());
         }
         if let Some((span, label)) = &e.related {
-            d = d.related(&source, *span, label.clone());
+            d = d.label("defined again here").related(&source, *span, label.clone());
         }
         parsed.diagnostics.push(d);
     }
@@ -196,7 +196,7 @@ fn text_of(path: &str, bytes: &[u8], parsed: &mut Parsed) -> Option<SourceText> 
         // Shown with control characters blanked, so the snippet cannot garble a terminal.
         let shown: String = lossy
             .chars()
-            .map(|c| if c.is_control() && !matches!(c, '\n' | '\t' | '\r') { '.' } else { c })
+            .map(|c| if c.is_control() && !matches!(c, '\n' | '\t') { '.' } else { c })
             .collect();
         let source = SourceText::new(path, shown);
         parsed.diagnostics.push(
