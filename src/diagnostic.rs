@@ -31,8 +31,8 @@ pub struct Diagnostic {
     pub code: &'static str,
     /// What is wrong, one line, lower-case, no final period.
     pub message: String,
-    /// Where, when it has a place in a file.
-    pub location: Option<Location>,
+    /// Where, when it has a place in a file. Boxed to keep `Result<_, Diagnostic>` small.
+    pub location: Option<Box<Location>>,
     /// How to fix it.
     pub help: Option<String>,
     /// Other places that explain this one (the first definition of a duplicate).
@@ -73,11 +73,11 @@ impl Diagnostic {
 
     /// Places the diagnostic at `span` of `source`.
     pub fn at(mut self, source: &SourceText, span: Span) -> Self {
-        self.location = Some(Location {
+        self.location = Some(Box::new(Location {
             source: source.clone(),
             span,
             label: None,
-        });
+        }));
         self
     }
 
@@ -120,7 +120,9 @@ impl Diagnostic {
             GraphicalTheme::unicode_nocolor()
         };
         let mut out = String::new();
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
         let _ = handler.render_report(&mut out, &Report::new(self));
         out
     }
@@ -239,8 +241,16 @@ impl miette::Diagnostic for Report<'_> {
             .diagnostic
             .related
             .iter()
-            .filter(move |r| r.location.as_ref().is_some_and(|l| l.source.path == location.source.path))
-            .filter_map(|r| r.location.as_ref().map(|l| LabeledSpan::new_with_span(Some(r.message.clone()), l.span)));
+            .filter(move |r| {
+                r.location
+                    .as_ref()
+                    .is_some_and(|l| l.source.path == location.source.path)
+            })
+            .filter_map(|r| {
+                r.location
+                    .as_ref()
+                    .map(|l| LabeledSpan::new_with_span(Some(r.message.clone()), l.span))
+            });
         Some(Box::new(std::iter::once(main).chain(same_file)))
     }
 

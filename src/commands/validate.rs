@@ -46,7 +46,13 @@ pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
     };
     let outcome = load(&snapshot);
     let valid = outcome.desired.is_some();
-    report(args.format, Some(&snapshot), Some(&outcome), &outcome.diagnostics, color)?;
+    report(
+        args.format,
+        Some(&snapshot),
+        Some(&outcome),
+        &outcome.diagnostics,
+        color,
+    )?;
     Ok(valid)
 }
 
@@ -70,8 +76,17 @@ fn counts(outcome: &Outcome) -> BTreeMap<&'static str, usize> {
     counts
 }
 
-fn report(format: Format, snapshot: Option<&Snapshot>, outcome: Option<&Outcome>, diagnostics: &[Diagnostic], color: bool) -> std::io::Result<()> {
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+fn report(
+    format: Format,
+    snapshot: Option<&Snapshot>,
+    outcome: Option<&Outcome>,
+    diagnostics: &[Diagnostic],
+    color: bool,
+) -> std::io::Result<()> {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     match format {
         Format::Json => {
             let report = Report {
@@ -84,7 +99,9 @@ fn report(format: Format, snapshot: Option<&Snapshot>, outcome: Option<&Outcome>
                     dir: &s.dir,
                 }),
                 documents: outcome.map(counts).unwrap_or_default(),
-                skipped_files: outcome.map(|o| o.foreign.iter().map(|(f, _)| f.as_str()).collect()).unwrap_or_default(),
+                skipped_files: outcome
+                    .map(|o| o.foreign.iter().map(|(f, _)| f.as_str()).collect())
+                    .unwrap_or_default(),
                 diagnostics: diagnostics.iter().map(Diagnostic::to_json).collect(),
             };
             let mut out = std::io::stdout().lock();
@@ -102,14 +119,30 @@ fn report(format: Format, snapshot: Option<&Snapshot>, outcome: Option<&Outcome>
             writeln!(err, "read {}", snapshot.describe())?;
             if let Some(outcome) = outcome {
                 for (file, n) in &outcome.foreign {
-                    writeln!(err, "note: skipped `{file}`: its {n} document(s) are not fpga-sync's (no `apiVersion: {}`)", desired::API_VERSION)?;
+                    writeln!(
+                        err,
+                        "note: skipped `{file}`: its {n} document(s) are not fpga-sync's (no `apiVersion: {}`)",
+                        desired::API_VERSION
+                    )?;
                 }
                 if outcome.desired.is_some() {
-                    let summary: Vec<String> = counts(outcome).iter().map(|(k, n)| format!("{n} {k}")).collect();
-                    writeln!(std::io::stdout(), "valid: {} documents ({})", outcome.documents, summary.join(", "))?;
+                    let summary: Vec<String> = counts(outcome)
+                        .iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect();
+                    writeln!(
+                        std::io::stdout(),
+                        "valid: {} documents ({})",
+                        outcome.documents,
+                        summary.join(", ")
+                    )?;
                 } else {
                     let warnings = diagnostics.len() - errors;
-                    let warn = if warnings > 0 { format!(" and {warnings} warning(s)") } else { String::new() };
+                    let warn = if warnings > 0 {
+                        format!(" and {warnings} warning(s)")
+                    } else {
+                        String::new()
+                    };
                     writeln!(err, "invalid: {errors} error(s){warn}")?;
                 }
             }

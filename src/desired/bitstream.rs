@@ -20,9 +20,9 @@ pub struct Bitstream {
     /// Name of the Glance image. Unique among bitstreams; host groups refer to it.
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
-    /// Path of the bitstream file inside this repository, relative to the repository root,
-    /// with `/` separators (e.g. `bitstreams/intel/aes128.gbs`). Give exactly one of `file`
-    /// and `url`.
+    /// Path of the bitstream file, relative to the desired-state folder (the repository
+    /// root, or `--dir`), with `/` separators (e.g. `bitstreams/intel/aes128.gbs`); it must
+    /// stay inside that folder. Give exactly one of `file` and `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub file: Option<String>,
@@ -45,9 +45,9 @@ pub struct Bitstream {
     pub tags: Vec<String>,
     /// The bitstream metadata of the Cyborg spec, stored as Glance image properties.
     pub metadata: BitstreamMetadata,
-    /// Further Glance image properties, such as `type: crypto`. Values are strings.
+    /// Further Glance image properties, such as `type: crypto`. Names and values are
+    /// strings of at most 255 characters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(inner(length(max = 255)))]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -157,7 +157,10 @@ impl Bitstream {
             ("description", m.description.clone()),
             ("region_uuid", m.region_uuid.map(|u| u.to_string())),
             ("function_name", m.function_name.clone()),
-            ("topology", m.topology.as_ref().map(Topology::to_glance_json)),
+            (
+                "topology",
+                m.topology.as_ref().map(Topology::to_glance_json),
+            ),
         ];
         for (key, value) in optional {
             if let Some(value) = value {

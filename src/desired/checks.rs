@@ -8,10 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use globset::{Glob, GlobMatcher};
 
-use super::bitstream::{Bitstream, GLANCE_RESERVED_PROPERTIES, METADATA_KEYS, OWNER_PROPERTY_PREFIX};
+use super::bitstream::{
+    Bitstream, GLANCE_RESERVED_PROPERTIES, METADATA_KEYS, OWNER_PROPERTY_PREFIX,
+};
 use super::document::{Declared, DocContext};
 use super::extra_specs;
-use super::host_group::{DeviceAssignment, DeviceKey, HostGroup, Policy, is_pattern, resolve_for_host};
+use super::host_group::{
+    DeviceAssignment, DeviceKey, HostGroup, Policy, is_pattern, resolve_for_host,
+};
 use super::kind::Kind;
 use super::parse::{Broken, Documents};
 use super::placement_name::{STANDARD_RESOURCE_CLASSES, is_standard_trait};
@@ -21,12 +25,42 @@ use crate::diagnostic::Diagnostic;
 /// Every cross-field and cross-document problem.
 pub fn check(docs: &Documents, broken: &Broken) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    unique(&docs.bitstreams, |b| b.name.clone(), "/name", "bitstream", &mut out);
-    unique(&docs.bitstreams, |b| b.metadata.bs_uuid.to_string(), "/metadata/bs-uuid", "bs-uuid", &mut out);
+    unique(
+        &docs.bitstreams,
+        |b| b.name.clone(),
+        "/name",
+        "bitstream",
+        &mut out,
+    );
+    unique(
+        &docs.bitstreams,
+        |b| b.metadata.bs_uuid.to_string(),
+        "/metadata/bs-uuid",
+        "bs-uuid",
+        &mut out,
+    );
     unique(&docs.traits, |t| t.name.clone(), "/name", "trait", &mut out);
-    unique(&docs.resource_classes, |r| r.name.clone(), "/name", "resource class", &mut out);
-    unique(&docs.flavors, |f| f.name.clone(), "/name", "flavor", &mut out);
-    unique(&docs.host_groups, |g| g.name.clone(), "/name", "host group", &mut out);
+    unique(
+        &docs.resource_classes,
+        |r| r.name.clone(),
+        "/name",
+        "resource class",
+        &mut out,
+    );
+    unique(
+        &docs.flavors,
+        |f| f.name.clone(),
+        "/name",
+        "flavor",
+        &mut out,
+    );
+    unique(
+        &docs.host_groups,
+        |g| g.name.clone(),
+        "/name",
+        "host group",
+        &mut out,
+    );
     let names = Names::of(docs, broken);
     for b in &docs.bitstreams {
         check_bitstream(b, &names, &mut out);
@@ -44,10 +78,22 @@ pub fn check(docs: &Documents, broken: &Broken) -> Vec<Diagnostic> {
             out.push(d.help(p.help.clone()));
         }
         for (key, name) in &read.traits {
-            names.check_trait(&f.context, &format!("/extra_specs/{}", crate::yaml::escape(key)), name, true, &mut out);
+            names.check_trait(
+                &f.context,
+                &format!("/extra_specs/{}", crate::yaml::escape(key)),
+                name,
+                true,
+                &mut out,
+            );
         }
         for (key, name) in &read.resource_classes {
-            names.check_resource_class(&f.context, &format!("/extra_specs/{}", crate::yaml::escape(key)), name, true, &mut out);
+            names.check_resource_class(
+                &f.context,
+                &format!("/extra_specs/{}", crate::yaml::escape(key)),
+                name,
+                true,
+                &mut out,
+            );
         }
     }
     for g in &docs.host_groups {
@@ -71,9 +117,15 @@ fn unique<T>(
         match seen.get(&k) {
             Some(first) => out.push(
                 item.context
-                    .error_at(pointer, "fpga_sync::duplicate", format!("{what} `{k}` is declared twice"))
+                    .error_at(
+                        pointer,
+                        "fpga_sync::duplicate",
+                        format!("{what} `{k}` is declared twice"),
+                    )
                     .label("declared again here")
-                    .help(format!("each {what} is declared once; remove or rename one of them"))
+                    .help(format!(
+                        "each {what} is declared once; remove or rename one of them"
+                    ))
                     .related(&first.source, first.span(pointer), "first declared here"),
             ),
             None => {
@@ -96,7 +148,11 @@ impl<'a> Names<'a> {
     fn of(docs: &'a Documents, broken: &'a Broken) -> Self {
         Names {
             broken,
-            bitstreams: docs.bitstreams.iter().map(|b| (b.spec.name.as_str(), &b.spec)).collect(),
+            bitstreams: docs
+                .bitstreams
+                .iter()
+                .map(|b| (b.spec.name.as_str(), &b.spec))
+                .collect(),
             shells_by_uuid: docs
                 .bitstreams
                 .iter()
@@ -104,12 +160,26 @@ impl<'a> Names<'a> {
                 .map(|b| (b.spec.metadata.bs_uuid.to_string(), &b.spec))
                 .collect(),
             traits: docs.traits.iter().map(|t| t.spec.name.as_str()).collect(),
-            resource_classes: docs.resource_classes.iter().map(|r| r.spec.name.as_str()).collect(),
+            resource_classes: docs
+                .resource_classes
+                .iter()
+                .map(|r| r.spec.name.as_str())
+                .collect(),
         }
     }
 
-    fn check_trait(&self, ctx: &DocContext, pointer: &str, name: &str, at_key: bool, out: &mut Vec<Diagnostic>) {
-        if self.traits.contains(name) || is_standard_trait(name) || self.broken.has(Kind::Trait, name) {
+    fn check_trait(
+        &self,
+        ctx: &DocContext,
+        pointer: &str,
+        name: &str,
+        at_key: bool,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        if self.traits.contains(name)
+            || is_standard_trait(name)
+            || self.broken.has(Kind::Trait, name)
+        {
             return;
         }
         let message = if name.starts_with("CUSTOM_") {
@@ -124,12 +194,26 @@ impl<'a> Names<'a> {
             ),
             None => "custom traits start with `CUSTOM_`; standard ones come from os-traits (`HW_`, `COMPUTE_`, ...)".to_owned(),
         };
-        let d = if at_key { ctx.error_at_key(pointer, "fpga_sync::unresolved", message) } else { ctx.error_at(pointer, "fpga_sync::unresolved", message) };
+        let d = if at_key {
+            ctx.error_at_key(pointer, "fpga_sync::unresolved", message)
+        } else {
+            ctx.error_at(pointer, "fpga_sync::unresolved", message)
+        };
         out.push(d.help(help));
     }
 
-    fn check_resource_class(&self, ctx: &DocContext, pointer: &str, name: &str, at_key: bool, out: &mut Vec<Diagnostic>) {
-        if self.resource_classes.contains(name) || STANDARD_RESOURCE_CLASSES.contains(&name) || self.broken.has(Kind::ResourceClass, name) {
+    fn check_resource_class(
+        &self,
+        ctx: &DocContext,
+        pointer: &str,
+        name: &str,
+        at_key: bool,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        if self.resource_classes.contains(name)
+            || STANDARD_RESOURCE_CLASSES.contains(&name)
+            || self.broken.has(Kind::ResourceClass, name)
+        {
             return;
         }
         let message = if name.starts_with("CUSTOM_") {
@@ -137,16 +221,32 @@ impl<'a> Names<'a> {
         } else {
             format!("resource class `{name}` is neither a custom one nor a standard one")
         };
-        let candidates = self.resource_classes.iter().copied().chain(STANDARD_RESOURCE_CLASSES);
+        let candidates = self
+            .resource_classes
+            .iter()
+            .copied()
+            .chain(STANDARD_RESOURCE_CLASSES);
         let help = match closest(name, candidates) {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("declare it:\n  apiVersion: fpga-sync/v1\n  kind: ResourceClass\n  name: {name}"),
+            None => format!(
+                "declare it:\n  apiVersion: fpga-sync/v1\n  kind: ResourceClass\n  name: {name}"
+            ),
         };
-        let d = if at_key { ctx.error_at_key(pointer, "fpga_sync::unresolved", message) } else { ctx.error_at(pointer, "fpga_sync::unresolved", message) };
+        let d = if at_key {
+            ctx.error_at_key(pointer, "fpga_sync::unresolved", message)
+        } else {
+            ctx.error_at(pointer, "fpga_sync::unresolved", message)
+        };
         out.push(d.help(help));
     }
 
-    fn check_bitstream_ref(&self, ctx: &DocContext, pointer: &str, name: &str, out: &mut Vec<Diagnostic>) -> Option<&'a Bitstream> {
+    fn check_bitstream_ref(
+        &self,
+        ctx: &DocContext,
+        pointer: &str,
+        name: &str,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<&'a Bitstream> {
         if let Some(b) = self.bitstreams.get(name) {
             return Some(b);
         }
@@ -158,8 +258,12 @@ impl<'a> Names<'a> {
             None => "name a `Bitstream` document of the repository by its `name`".to_owned(),
         };
         out.push(
-            ctx.error_at(pointer, "fpga_sync::unresolved", format!("bitstream `{name}` is not declared in the repository"))
-                .help(help),
+            ctx.error_at(
+                pointer,
+                "fpga_sync::unresolved",
+                format!("bitstream `{name}` is not declared in the repository"),
+            )
+            .help(help),
         );
         None
     }
@@ -182,14 +286,28 @@ fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Dia
         ),
         _ => {}
     }
-    for key in spec.properties.keys() {
+    for (key, value) in &spec.properties {
         let pointer = format!("/properties/{}", crate::yaml::escape(key));
+        // Glance keeps property names and values of at most 255 characters.
+        if key.chars().count() > 255 || value.chars().count() > 255 {
+            let what = if key.chars().count() > 255 {
+                "name"
+            } else {
+                "value"
+            };
+            out.push(
+                ctx.error_at(&pointer, "fpga_sync::too_long", format!("the {what} of property `{}` is longer than the 255 characters Glance keeps", key.chars().take(40).collect::<String>()))
+                    .help("shorten it; long data belongs in the bitstream file or its description"),
+            );
+        }
         let why = if METADATA_KEYS.contains(&key.as_str()) {
             Some(format!("`{key}` is bitstream metadata"))
         } else if GLANCE_RESERVED_PROPERTIES.contains(&key.as_str()) || key.starts_with("os_") {
             Some(format!("`{key}` belongs to Glance"))
         } else if key.starts_with(OWNER_PROPERTY_PREFIX) {
-            Some(format!("`{OWNER_PROPERTY_PREFIX}*` properties are fpga-sync's ownership markers"))
+            Some(format!(
+                "`{OWNER_PROPERTY_PREFIX}*` properties are fpga-sync's ownership markers"
+            ))
         } else {
             None
         };
@@ -199,34 +317,69 @@ fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Dia
             } else {
                 "choose another property name".to_owned()
             };
-            out.push(ctx.error_at_key(&pointer, "fpga_sync::reserved_property", format!("property `{key}` cannot be set here: {why}")).help(help));
+            out.push(
+                ctx.error_at_key(
+                    &pointer,
+                    "fpga_sync::reserved_property",
+                    format!("property `{key}` cannot be set here: {why}"),
+                )
+                .help(help),
+            );
         }
     }
     if let Some(topology) = &spec.metadata.topology {
         for p in topology.problems() {
-            out.push(ctx.error_at(&format!("/metadata/topology{}", p.pointer), "fpga_sync::topology", p.message).help(p.help));
+            out.push(
+                ctx.error_at(
+                    &format!("/metadata/topology{}", p.pointer),
+                    "fpga_sync::topology",
+                    p.message,
+                )
+                .help(p.help),
+            );
         }
     }
     if let Some(shell_id) = spec.metadata.shell_id {
         let shell_id = shell_id.to_string();
         if shell_id == spec.metadata.bs_uuid.to_string() {
             out.push(
-                ctx.error_at("/metadata/shell_id", "fpga_sync::unresolved", "`shell_id` names this bitstream itself")
-                    .help("a shell has no `shell_id`; a partial bitstream names its shell's `bs-uuid`"),
+                ctx.error_at(
+                    "/metadata/shell_id",
+                    "fpga_sync::unresolved",
+                    "`shell_id` names this bitstream itself",
+                )
+                .help("a shell has no `shell_id`; a partial bitstream names its shell's `bs-uuid`"),
             );
-        } else if !names.shells_by_uuid.contains_key(&shell_id) && !names.broken.bs_uuids.contains(&shell_id) && !names.broken.unknown_bs_uuid {
-            let partial = names.bitstreams.values().find(|o| o.metadata.bs_uuid.to_string() == shell_id);
+        } else if !names.shells_by_uuid.contains_key(&shell_id)
+            && !names.broken.bs_uuids.contains(&shell_id)
+            && !names.broken.unknown_bs_uuid
+        {
+            let partial = names
+                .bitstreams
+                .values()
+                .find(|o| o.metadata.bs_uuid.to_string() == shell_id);
             let message = match partial {
-                Some(o) => format!("`shell_id` names `{}`, which is itself a partial bitstream, not a shell", o.name),
+                Some(o) => format!(
+                    "`shell_id` names `{}`, which is itself a partial bitstream, not a shell",
+                    o.name
+                ),
                 None => format!("`shell_id` {shell_id} names no shell bitstream of the repository"),
             };
-            let shells: Vec<String> = names.shells_by_uuid.iter().map(|(u, b)| format!("`{u}` ({})", b.name)).collect();
+            let shells: Vec<String> = names
+                .shells_by_uuid
+                .iter()
+                .map(|(u, b)| format!("`{u}` ({})", b.name))
+                .collect();
             let help = if shells.is_empty() {
-                "declare the shell as a Bitstream without `shell_id`, and put its `bs-uuid` here".to_owned()
+                "declare the shell as a Bitstream without `shell_id`, and put its `bs-uuid` here"
+                    .to_owned()
             } else {
                 format!("the shells declared are: {}", shells.join(", "))
             };
-            out.push(ctx.error_at("/metadata/shell_id", "fpga_sync::unresolved", message).help(help));
+            out.push(
+                ctx.error_at("/metadata/shell_id", "fpga_sync::unresolved", message)
+                    .help(help),
+            );
         }
     }
 }
@@ -234,13 +387,15 @@ fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Dia
 fn check_host_group(g: &Declared<HostGroup>, names: &Names<'_>, out: &mut Vec<Diagnostic>) {
     let (spec, ctx) = (&g.spec, &g.context);
     for (i, host) in spec.hosts.iter().enumerate() {
-        if is_pattern(host) {
-            if let Err(e) = Glob::new(host) {
-                out.push(
-                    ctx.error_at(&format!("/hosts/{i}"), "fpga_sync::host_pattern", format!("`{host}` is not a valid host pattern: {}", e.kind()))
-                        .help("patterns use `*`, `?`, `[a-z]` and `{a,b}`, e.g. `compute-*.rack-a`"),
-                );
-            }
+        if let Some(Err(e)) = is_pattern(host).then(|| Glob::new(host)) {
+            out.push(
+                ctx.error_at(
+                    &format!("/hosts/{i}"),
+                    "fpga_sync::host_pattern",
+                    format!("`{host}` is not a valid host pattern: {}", e.kind()),
+                )
+                .help("patterns use `*`, `?`, `[a-z]` and `{a,b}`, e.g. `compute-*.rack-a`"),
+            );
         }
     }
     check_devices(ctx, "/devices", &spec.devices, &spec.devices, names, out);
@@ -262,12 +417,26 @@ fn check_host_group(g: &Declared<HostGroup>, names: &Names<'_>, out: &mut Vec<Di
                 None => merged.push(d.clone()),
             }
         }
-        check_devices(ctx, &format!("/overrides/{i}/devices"), &o.devices, &merged, names, out);
+        check_devices(
+            ctx,
+            &format!("/overrides/{i}/devices"),
+            &o.devices,
+            &merged,
+            names,
+            out,
+        );
     }
 }
 
 /// Checks `entries` (at `base`), knowing `all` the entries a host would see with them.
-fn check_devices(ctx: &DocContext, base: &str, entries: &[DeviceAssignment], all: &[DeviceAssignment], names: &Names<'_>, out: &mut Vec<Diagnostic>) {
+fn check_devices(
+    ctx: &DocContext,
+    base: &str,
+    entries: &[DeviceAssignment],
+    all: &[DeviceAssignment],
+    names: &Names<'_>,
+    out: &mut Vec<Diagnostic>,
+) {
     let mut seen: BTreeMap<DeviceKey, usize> = BTreeMap::new();
     for (i, d) in entries.iter().enumerate() {
         let at = |field: &str| format!("{base}/{i}{field}");
@@ -281,8 +450,14 @@ fn check_devices(ctx: &DocContext, base: &str, entries: &[DeviceAssignment], all
             }
             (Some(_), Some(_)) => {
                 out.push(
-                    ctx.error_at_key(&at("/pci_id"), "fpga_sync::conflicting_fields", "a device entry has `address` or `pci_id`, not both")
-                        .help("keep `address` for one device, or `pci_id` for every device of that kind"),
+                    ctx.error_at_key(
+                        &at("/pci_id"),
+                        "fpga_sync::conflicting_fields",
+                        "a device entry has `address` or `pci_id`, not both",
+                    )
+                    .help(
+                        "keep `address` for one device, or `pci_id` for every device of that kind",
+                    ),
                 );
                 continue;
             }
@@ -290,9 +465,17 @@ fn check_devices(ctx: &DocContext, base: &str, entries: &[DeviceAssignment], all
         }
         if let Some(first) = seen.insert(d.key(), i) {
             out.push(
-                ctx.error_at(&at(""), "fpga_sync::duplicate", "this device and region are assigned twice in the same list")
-                    .help("merge the two entries")
-                    .related(&ctx.source, ctx.span(&format!("{base}/{first}")), "first assigned here"),
+                ctx.error_at(
+                    &at(""),
+                    "fpga_sync::duplicate",
+                    "this device and region are assigned twice in the same list",
+                )
+                .help("merge the two entries")
+                .related(
+                    &ctx.source,
+                    ctx.span(&format!("{base}/{first}")),
+                    "first assigned here",
+                ),
             );
         }
         match (d.policy, &d.bitstream) {
@@ -315,44 +498,87 @@ fn check_devices(ctx: &DocContext, base: &str, entries: &[DeviceAssignment], all
         for (j, t) in d.traits.iter().enumerate() {
             names.check_trait(ctx, &at(&format!("/traits/{j}")), t, false, out);
         }
-        let pinned_shell = d.shell.as_deref().and_then(|s| names.check_bitstream_ref(ctx, &at("/shell"), s, out));
+        let pinned_shell = d
+            .shell
+            .as_deref()
+            .and_then(|s| names.check_bitstream_ref(ctx, &at("/shell"), s, out));
         if let Some(shell) = pinned_shell.filter(|s| !s.is_shell()) {
             out.push(
-                ctx.error_at(&at("/shell"), "fpga_sync::not_a_shell", format!("`{}` is a partial bitstream, not a shell", shell.name))
-                    .help("`shell` names a Bitstream without `shell_id`"),
+                ctx.error_at(
+                    &at("/shell"),
+                    "fpga_sync::not_a_shell",
+                    format!("`{}` is a partial bitstream, not a shell", shell.name),
+                )
+                .help("`shell` names a Bitstream without `shell_id`"),
             );
         }
-        let Some(bitstream) = d.bitstream.as_deref().and_then(|b| names.check_bitstream_ref(ctx, &at("/bitstream"), b, out)) else {
+        let Some(bitstream) = d
+            .bitstream
+            .as_deref()
+            .and_then(|b| names.check_bitstream_ref(ctx, &at("/bitstream"), b, out))
+        else {
             continue;
         };
         if bitstream.is_shell() {
             if d.region.is_some() {
                 out.push(
-                    ctx.error_at_key(&at("/region"), "fpga_sync::shell_in_region", format!("`{}` is a shell; a shell loads on the whole device, not a region", bitstream.name))
-                        .help("remove `region`, or assign a partial bitstream to the region"),
+                    ctx.error_at_key(
+                        &at("/region"),
+                        "fpga_sync::shell_in_region",
+                        format!(
+                            "`{}` is a shell; a shell loads on the whole device, not a region",
+                            bitstream.name
+                        ),
+                    )
+                    .help("remove `region`, or assign a partial bitstream to the region"),
                 );
             }
             if d.shell.is_some() {
                 out.push(
-                    ctx.error_at_key(&at("/shell"), "fpga_sync::conflicting_fields", "a shell bitstream does not sit on another shell")
-                        .help("remove `shell`"),
+                    ctx.error_at_key(
+                        &at("/shell"),
+                        "fpga_sync::conflicting_fields",
+                        "a shell bitstream does not sit on another shell",
+                    )
+                    .help("remove `shell`"),
                 );
             }
             continue;
         }
-        let needed = bitstream.metadata.shell_id.map(|u| u.to_string()).unwrap_or_default();
-        let needed_name = names.shells_by_uuid.get(&needed).map_or_else(|| needed.clone(), |s| s.name.clone());
+        let needed = bitstream
+            .metadata
+            .shell_id
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let needed_name = names
+            .shells_by_uuid
+            .get(&needed)
+            .map_or_else(|| needed.clone(), |s| s.name.clone());
         let device_shell = all
             .iter()
-            .find(|o| o.region.is_none() && o.key().selector == d.key().selector && o.bitstream.as_deref().is_some_and(|b| names.bitstreams.get(b).is_some_and(|b| b.is_shell())))
+            .find(|o| {
+                o.region.is_none()
+                    && o.key().selector == d.key().selector
+                    && o.bitstream
+                        .as_deref()
+                        .is_some_and(|b| names.bitstreams.get(b).is_some_and(|b| b.is_shell()))
+            })
             .and_then(|o| o.bitstream.as_deref())
             .and_then(|b| names.bitstreams.get(b).copied());
         let shell = pinned_shell.or(device_shell);
         // A shell named by a document that failed to read is that document's error.
         let names_broken_shell = names.broken.bs_uuids.contains(&needed)
             || names.broken.unknown_bs_uuid
-            || d.shell.as_deref().is_some_and(|s| names.broken.has(Kind::Bitstream, s))
-            || all.iter().any(|o| o.region.is_none() && o.key().selector == d.key().selector && o.bitstream.as_deref().is_some_and(|b| names.broken.has(Kind::Bitstream, b)));
+            || d.shell
+                .as_deref()
+                .is_some_and(|s| names.broken.has(Kind::Bitstream, s))
+            || all.iter().any(|o| {
+                o.region.is_none()
+                    && o.key().selector == d.key().selector
+                    && o.bitstream
+                        .as_deref()
+                        .is_some_and(|b| names.broken.has(Kind::Bitstream, b))
+            });
         match shell {
             None if names_broken_shell => {}
             None => out.push(
@@ -404,19 +630,33 @@ pub fn host_entry_matches(entry: &str, host: &str) -> bool {
 /// Two groups that assign the same device and region of a host that one of them names.
 /// Hosts known only by pattern in both groups are checked when the plan meets real hosts.
 fn check_device_conflicts(groups: &[Declared<HostGroup>], out: &mut Vec<Diagnostic>) {
-    let matchers: Vec<HostMatcher> = groups.iter().map(|g| HostMatcher::new(&g.spec.hosts)).collect();
-    let hosts: BTreeSet<&str> = matchers.iter().flat_map(|m| m.names.iter().map(String::as_str)).collect();
+    let matchers: Vec<HostMatcher> = groups
+        .iter()
+        .map(|g| HostMatcher::new(&g.spec.hosts))
+        .collect();
+    let hosts: BTreeSet<&str> = matchers
+        .iter()
+        .flat_map(|m| m.names.iter().map(String::as_str))
+        .collect();
     let mut reported = BTreeSet::new();
     for host in hosts {
         let mut owner: BTreeMap<DeviceKey, usize> = BTreeMap::new();
-        for (gi, group) in groups.iter().enumerate().filter(|(gi, _)| matchers[*gi].covers(host)) {
+        for (gi, group) in groups
+            .iter()
+            .enumerate()
+            .filter(|(gi, _)| matchers[*gi].covers(host))
+        {
             let (_, devices) = resolve_for_host(&group.spec, host, host_entry_matches);
             for d in devices {
                 let first = *owner.entry(d.key()).or_insert(gi);
                 if first == gi || !reported.insert((first, gi, d.key())) {
                     continue;
                 }
-                let region = d.region.as_deref().map(|r| format!(" region {r}")).unwrap_or_default();
+                let region = d
+                    .region
+                    .as_deref()
+                    .map(|r| format!(" region {r}"))
+                    .unwrap_or_default();
                 let (a, b) = (&groups[first], group);
                 out.push(
                     b.context

@@ -20,12 +20,22 @@ pub struct DocContext {
 
 impl DocContext {
     /// An error underlining the value at `pointer`.
-    pub fn error_at(&self, pointer: &str, code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn error_at(
+        &self,
+        pointer: &str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::error(code, message).at(&self.source, self.index.value(pointer))
     }
 
     /// An error underlining the key of the field at `pointer`.
-    pub fn error_at_key(&self, pointer: &str, code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn error_at_key(
+        &self,
+        pointer: &str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::error(code, message).at(&self.source, self.index.key(pointer))
     }
 

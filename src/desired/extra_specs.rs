@@ -74,7 +74,10 @@ pub fn read(specs: &BTreeMap<String, ExtraSpecValue>) -> ExtraSpecs {
             message,
             help: help.to_owned(),
         };
-        if let Some((group, class)) = key.split_once(':').filter(|(g, _)| g.starts_with("resources")) {
+        if let Some((group, class)) = key
+            .split_once(':')
+            .filter(|(g, _)| g.starts_with("resources"))
+        {
             if !is_group_suffix(&group["resources".len()..]) {
                 out.problems.push(problem(
                     format!("`{group}` is not a request group"),
@@ -94,7 +97,9 @@ pub fn read(specs: &BTreeMap<String, ExtraSpecValue>) -> ExtraSpecs {
                     true,
                 )),
             }
-        } else if let Some((group, name)) = key.split_once(':').filter(|(g, _)| g.starts_with("trait")) {
+        } else if let Some((group, name)) =
+            key.split_once(':').filter(|(g, _)| g.starts_with("trait"))
+        {
             if !is_group_suffix(&group["trait".len()..]) {
                 out.problems.push(problem(
                     format!("`{group}` is not a request group"),
@@ -129,7 +134,12 @@ pub fn read(specs: &BTreeMap<String, ExtraSpecValue>) -> ExtraSpecs {
                     continue;
                 }
                 out.traits.push((key.clone(), name.to_owned()));
-                put(&mut out, key, format!("trait{suffix}:{name}"), how.to_owned());
+                put(
+                    &mut out,
+                    key,
+                    format!("trait{suffix}:{name}"),
+                    how.to_owned(),
+                );
             }
         } else if key == "accel:device_profile" {
             if text.trim().is_empty() {
@@ -163,7 +173,10 @@ mod tests {
     use super::*;
 
     fn specs(pairs: &[(&str, ExtraSpecValue)]) -> BTreeMap<String, ExtraSpecValue> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     fn s(v: &str) -> ExtraSpecValue {
@@ -178,7 +191,11 @@ mod tests {
             ("hw:cpu_policy", s("dedicated")),
         ]));
         assert_eq!(read.problems, vec![]);
-        let got: Vec<(&str, &str)> = read.specs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let got: Vec<(&str, &str)> = read
+            .specs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -188,7 +205,13 @@ mod tests {
                 ("trait1:CUSTOM_HW_INTEL", "required"),
             ]
         );
-        assert_eq!(read.resource_classes, [("resources1:CUSTOM_FPGA_INTEL_PF".to_owned(), "CUSTOM_FPGA_INTEL_PF".to_owned())]);
+        assert_eq!(
+            read.resource_classes,
+            [(
+                "resources1:CUSTOM_FPGA_INTEL_PF".to_owned(),
+                "CUSTOM_FPGA_INTEL_PF".to_owned()
+            )]
+        );
         assert_eq!(read.traits.len(), 2);
     }
 

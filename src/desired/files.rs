@@ -72,10 +72,15 @@ pub fn requests(bitstreams: &[Declared<Bitstream>]) -> Vec<FileRequest> {
 }
 
 /// Checks each bitstream's file against the facts the source gathered.
-pub fn check(bitstreams: &[Declared<Bitstream>], facts: &BTreeMap<String, FileFact>) -> Vec<Diagnostic> {
+pub fn check(
+    bitstreams: &[Declared<Bitstream>],
+    facts: &BTreeMap<String, FileFact>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for b in bitstreams {
-        let Some(path) = b.spec.file.as_deref() else { continue };
+        let Some(path) = b.spec.file.as_deref() else {
+            continue;
+        };
         let ctx = &b.context;
         if let Some(problem) = path_problem(path) {
             out.push(
@@ -103,14 +108,14 @@ pub fn check(bitstreams: &[Declared<Bitstream>], facts: &BTreeMap<String, FileFa
                     .help("check the file's permissions"),
             ),
             Some(FileFact::Present { sha256: actual, .. }) => {
-                if let (Some(pinned), Some(actual)) = (&b.spec.sha256, actual) {
-                    if pinned != actual {
-                        out.push(
-                            ctx.error_at("/sha256", "fpga_sync::digest_mismatch", format!("`{path}` does not match its pinned sha256"))
-                                .label(format!("the file's sha256 is {actual}"))
-                                .help(format!("if the new file is intended, pin it: `sha256: {actual}`; otherwise restore the file")),
-                        );
-                    }
+                if let (Some(pinned), Some(actual)) = (&b.spec.sha256, actual)
+                    && pinned != actual
+                {
+                    out.push(
+                        ctx.error_at("/sha256", "fpga_sync::digest_mismatch", format!("`{path}` does not match its pinned sha256"))
+                            .label(format!("the file's sha256 is {actual}"))
+                            .help(format!("if the new file is intended, pin it: `sha256: {actual}`; otherwise restore the file")),
+                    );
                 }
             }
         }
@@ -128,7 +133,10 @@ mod tests {
         assert_eq!(path_problem("../a.gbs"), Some("it climbs out with `..`"));
         assert_eq!(path_problem("a/../../b"), Some("it climbs out with `..`"));
         assert_eq!(path_problem("/etc/passwd"), Some("it is absolute"));
-        assert_eq!(path_problem("a//b"), Some("it has an empty or `.` component"));
+        assert_eq!(
+            path_problem("a//b"),
+            Some("it has an empty or `.` component")
+        );
         assert_eq!(path_problem("a\\b"), Some("it uses `\\`"));
     }
 }

@@ -29,7 +29,9 @@ pub struct HostGroup {
 }
 
 /// A host driver backend.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
     /// Intel DFL sysfs and OPAE `fpgaconf`.
@@ -151,7 +153,11 @@ pub fn resolve_for_host(
 ) -> (Backend, Vec<DeviceAssignment>) {
     let mut backend = group.backend;
     let mut devices = group.devices.clone();
-    for o in group.overrides.iter().filter(|o| o.hosts.iter().any(|h| matches(h, host))) {
+    for o in group
+        .overrides
+        .iter()
+        .filter(|o| o.hosts.iter().any(|h| matches(h, host)))
+    {
         backend = o.backend.unwrap_or(backend);
         for device in &o.devices {
             match devices.iter_mut().find(|d| d.key() == device.key()) {

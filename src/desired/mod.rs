@@ -75,7 +75,9 @@ pub struct Outcome {
 impl Outcome {
     /// The errors.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -113,11 +115,15 @@ pub fn finish(parsed: Parsed, facts: &BTreeMap<String, FileFact>) -> Outcome {
     }
     // A stable order: errors before warnings, then by file and position.
     diagnostics.sort_by_key(|d| {
-        let place = d.location.as_ref().map(|l| (l.source.path.clone(), l.span.start));
+        let place = d
+            .location
+            .as_ref()
+            .map(|l| (l.source.path.clone(), l.span.start));
         (d.severity, place.is_some(), place)
     });
     let document_count = documents.len();
-    let desired = (!diagnostics.iter().any(|d| d.severity == Severity::Error)).then(|| build(documents));
+    let desired =
+        (!diagnostics.iter().any(|d| d.severity == Severity::Error)).then(|| build(documents));
     Outcome {
         desired,
         diagnostics,
@@ -129,9 +135,21 @@ pub fn finish(parsed: Parsed, facts: &BTreeMap<String, FileFact>) -> Outcome {
 fn build(documents: Documents) -> Desired {
     let by_name = |name: &str| name.to_owned();
     Desired {
-        bitstreams: documents.bitstreams.into_iter().map(|d| (by_name(&d.spec.name), d)).collect(),
-        traits: documents.traits.into_iter().map(|d| (by_name(&d.spec.name), d)).collect(),
-        resource_classes: documents.resource_classes.into_iter().map(|d| (by_name(&d.spec.name), d)).collect(),
+        bitstreams: documents
+            .bitstreams
+            .into_iter()
+            .map(|d| (by_name(&d.spec.name), d))
+            .collect(),
+        traits: documents
+            .traits
+            .into_iter()
+            .map(|d| (by_name(&d.spec.name), d))
+            .collect(),
+        resource_classes: documents
+            .resource_classes
+            .into_iter()
+            .map(|d| (by_name(&d.spec.name), d))
+            .collect(),
         flavors: documents
             .flavors
             .into_iter()
@@ -147,6 +165,10 @@ fn build(documents: Documents) -> Desired {
                 (flavor.spec.flavor.name.clone(), flavor)
             })
             .collect(),
-        host_groups: documents.host_groups.into_iter().map(|d| (by_name(&d.spec.name), d)).collect(),
+        host_groups: documents
+            .host_groups
+            .into_iter()
+            .map(|d| (by_name(&d.spec.name), d))
+            .collect(),
     }
 }

@@ -96,7 +96,11 @@ impl Broken {
             self.names.insert((kind, name.to_owned()));
         }
         if kind == Kind::Bitstream {
-            match node.get("metadata").and_then(|m| m.get("bs-uuid")).and_then(Node::as_str) {
+            match node
+                .get("metadata")
+                .and_then(|m| m.get("bs-uuid"))
+                .and_then(Node::as_str)
+            {
                 Some(uuid) => {
                     self.bs_uuids.insert(uuid.to_ascii_lowercase());
                 }
@@ -162,7 +166,9 @@ fn parse_file(file: RawFile, parsed: &mut Parsed) {
             d = d.help(help.clone());
         }
         if let Some((span, label)) = &e.related {
-            d = d.label("defined again here").related(&source, *span, label.clone());
+            d = d
+                .label("defined again here")
+                .related(&source, *span, label.clone());
         }
         parsed.diagnostics.push(d);
     }
@@ -196,7 +202,13 @@ fn text_of(path: &str, bytes: &[u8], parsed: &mut Parsed) -> Option<SourceText> 
         // Shown with control characters blanked, so the snippet cannot garble a terminal.
         let shown: String = lossy
             .chars()
-            .map(|c| if c.is_control() && !matches!(c, '\n' | '\t') { '.' } else { c })
+            .map(|c| {
+                if c.is_control() && !matches!(c, '\n' | '\t') {
+                    '.'
+                } else {
+                    c
+                }
+            })
             .collect();
         let source = SourceText::new(path, shown);
         parsed.diagnostics.push(
@@ -220,7 +232,10 @@ fn text_of(path: &str, bytes: &[u8], parsed: &mut Parsed) -> Option<SourceText> 
             parsed.diagnostics.push(
                 Diagnostic::error(
                     "fpga_sync::not_utf8",
-                    format!("`{path}` is not valid UTF-8: byte {} cannot start or continue a character", bad.join(" ")),
+                    format!(
+                        "`{path}` is not valid UTF-8: byte {} cannot start or continue a character",
+                        bad.join(" ")
+                    ),
                 )
                 .at(&source, Span::new(at, at + '\u{FFFD}'.len_utf8()))
                 .label("invalid byte")
@@ -269,9 +284,12 @@ fn classify(source: &SourceText, node: &Node) -> Classified {
         }
         (Some(a), Some(text)) if text != API_VERSION => {
             return Classified::Invalid(
-                Diagnostic::error("fpga_sync::api_version", format!("unsupported apiVersion `{text}`"))
-                    .at(source, a.span)
-                    .help(format!("this fpga-sync reads `{API_VERSION}`")),
+                Diagnostic::error(
+                    "fpga_sync::api_version",
+                    format!("unsupported apiVersion `{text}`"),
+                )
+                .at(source, a.span)
+                .help(format!("this fpga-sync reads `{API_VERSION}`")),
             );
         }
         (Some(a), None) => {
@@ -297,9 +315,12 @@ fn classify(source: &SourceText, node: &Node) -> Classified {
                 None => format!("the kinds are {}", kinds.join(", ")),
             };
             Classified::Invalid(
-                Diagnostic::error("fpga_sync::unknown_kind", format!("unknown kind `{written}`"))
-                    .at(source, k.span)
-                    .help(help),
+                Diagnostic::error(
+                    "fpga_sync::unknown_kind",
+                    format!("unknown kind `{written}`"),
+                )
+                .at(source, k.span)
+                .help(help),
             )
         }
     }
@@ -340,14 +361,19 @@ fn read_document(kind: Kind, source: &SourceText, node: &Node, parsed: &mut Pars
 
 /// Typed decoding. The schema has already passed, so an error here is a value the schema
 /// cannot express (an integer too large for its field).
-fn decode<T: DeserializeOwned>(value: Value, context: DocContext) -> Result<Declared<T>, Diagnostic> {
+fn decode<T: DeserializeOwned>(
+    value: Value,
+    context: DocContext,
+) -> Result<Declared<T>, Diagnostic> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(spec) => Ok(Declared { spec, context }),
         Err(e) => {
             let mut pointer = String::new();
             for segment in e.path().iter() {
                 match segment {
-                    serde_path_to_error::Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                    serde_path_to_error::Segment::Seq { index } => {
+                        pointer.push_str(&format!("/{index}"))
+                    }
                     serde_path_to_error::Segment::Map { key } => {
                         pointer.push('/');
                         pointer.push_str(&crate::yaml::escape(key));
@@ -357,7 +383,11 @@ fn decode<T: DeserializeOwned>(value: Value, context: DocContext) -> Result<Decl
             }
             let field = schema_errors::field_name(&pointer);
             Err(context
-                .error_at(&pointer, "fpga_sync::invalid_value", format!("`{field}`: {}", e.inner()))
+                .error_at(
+                    &pointer,
+                    "fpga_sync::invalid_value",
+                    format!("`{field}`: {}", e.inner()),
+                )
                 .help("fix the value; `fpga-sync schema` prints what each field takes"))
         }
     }

@@ -160,7 +160,9 @@ impl KindSchemas {
         for segment in path {
             schema = if let Some(s) = schema.get("properties").and_then(|p| p.get(*segment)) {
                 self.resolve(s)
-            } else if let (Some(items), true) = (schema.get("items"), segment.parse::<usize>().is_ok()) {
+            } else if let (Some(items), true) =
+                (schema.get("items"), segment.parse::<usize>().is_ok())
+            {
                 self.resolve(items)
             } else if let Some(s @ Value::Object(_)) = schema.get("additionalProperties") {
                 self.resolve(s)
@@ -176,10 +178,17 @@ impl KindSchemas {
             if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
                 let name = reference.trim_start_matches("#/definitions/");
                 schema = &self.root["definitions"][name];
-            } else if let Some(Value::Array(parts)) = schema.get("allOf").filter(|p| p.as_array().is_some_and(|p| p.len() == 1)) {
+            } else if let Some(Value::Array(parts)) = schema
+                .get("allOf")
+                .filter(|p| p.as_array().is_some_and(|p| p.len() == 1))
+            {
                 schema = &parts[0];
-            } else if let Some(Value::Array(branches)) = schema.get("anyOf").or(schema.get("oneOf")) {
-                match branches.iter().find(|b| b.get("type") != Some(&json!("null"))) {
+            } else if let Some(Value::Array(branches)) = schema.get("anyOf").or(schema.get("oneOf"))
+            {
+                match branches
+                    .iter()
+                    .find(|b| b.get("type") != Some(&json!("null")))
+                {
                     Some(branch) => schema = branch,
                     None => return schema,
                 }

@@ -3,8 +3,8 @@
 //! description, the allowed names with a "did you mean", how to quote a version).
 //! Pure: no I/O.
 
-use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::ValidationError;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use super::document::DocContext;
@@ -31,7 +31,9 @@ pub fn check(ctx: &DocContext, value: &Value) -> Vec<Diagnostic> {
             let allowed = schemas.fields_at(ctx.kind, &path);
             unexpected
                 .iter()
-                .filter_map(|name| closest(name, allowed.iter().copied()).map(|s| (pointer.clone(), s.to_owned())))
+                .filter_map(|name| {
+                    closest(name, allowed.iter().copied()).map(|s| (pointer.clone(), s.to_owned()))
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -39,7 +41,10 @@ pub fn check(ctx: &DocContext, value: &Value) -> Vec<Diagnostic> {
         .iter()
         .filter(|e| match e.kind() {
             ValidationErrorKind::Required { property } => {
-                let key = (e.instance_path().as_str().to_owned(), property.as_str().unwrap_or_default().to_owned());
+                let key = (
+                    e.instance_path().as_str().to_owned(),
+                    property.as_str().unwrap_or_default().to_owned(),
+                );
                 !misspelt.contains(&key)
             }
             _ => true,
@@ -69,10 +74,18 @@ pub fn field_name(pointer: &str) -> String {
             out.push_str(&segment);
         }
     }
-    if out.is_empty() { "document".into() } else { out }
+    if out.is_empty() {
+        "document".into()
+    } else {
+        out
+    }
 }
 
-fn diagnose(ctx: &DocContext, schemas: &KindSchemas, error: &ValidationError<'_>) -> Vec<Diagnostic> {
+fn diagnose(
+    ctx: &DocContext,
+    schemas: &KindSchemas,
+    error: &ValidationError<'_>,
+) -> Vec<Diagnostic> {
     let pointer = error.instance_path().as_str().to_owned();
     let path = segments(&pointer);
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -206,18 +219,36 @@ fn diagnose(ctx: &DocContext, schemas: &KindSchemas, error: &ValidationError<'_>
     }
 }
 
-fn enum_error(ctx: &DocContext, pointer: &str, field: &str, instance: &Value, options: &[&str]) -> crate::diagnostic::Diagnostic {
-    let got = instance.as_str().map_or_else(|| instance.to_string(), str::to_owned);
+fn enum_error(
+    ctx: &DocContext,
+    pointer: &str,
+    field: &str,
+    instance: &Value,
+    options: &[&str],
+) -> crate::diagnostic::Diagnostic {
+    let got = instance
+        .as_str()
+        .map_or_else(|| instance.to_string(), str::to_owned);
     let help = match closest(&got, options.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None => format!("use one of {}", list(options)),
     };
-    ctx.error_at(pointer, "fpga_sync::invalid_value", format!("`{got}` is not a valid `{field}`"))
-        .label(format!("one of {}", list(options)))
-        .help(help)
+    ctx.error_at(
+        pointer,
+        "fpga_sync::invalid_value",
+        format!("`{got}` is not a valid `{field}`"),
+    )
+    .label(format!("one of {}", list(options)))
+    .help(help)
 }
 
-fn pattern_error(ctx: &DocContext, pointer: &str, field: &str, instance: &Value, pattern: &str) -> crate::diagnostic::Diagnostic {
+fn pattern_error(
+    ctx: &DocContext,
+    pointer: &str,
+    field: &str,
+    instance: &Value,
+    pattern: &str,
+) -> crate::diagnostic::Diagnostic {
     let got = instance.as_str().unwrap_or_default();
     let (message, help) = match pattern {
         UUID_PATTERN => (
@@ -250,16 +281,27 @@ fn pattern_error(ctx: &DocContext, pointer: &str, field: &str, instance: &Value,
         ),
         _ => (format!("`{got}` in `{field}` does not match `{pattern}`"), format!("write a value that matches `{pattern}`")),
     };
-    ctx.error_at(pointer, "fpga_sync::invalid_value", message).help(help)
+    ctx.error_at(pointer, "fpga_sync::invalid_value", message)
+        .help(help)
 }
 
 /// A likely intended custom name: upper-case, invalid characters as `_`, `CUSTOM_` prefix.
 fn custom_spelling(name: &str) -> String {
     let upper: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if upper.starts_with("CUSTOM_") { upper } else { format!("CUSTOM_{upper}") }
+    if upper.starts_with("CUSTOM_") {
+        upper
+    } else {
+        format!("CUSTOM_{upper}")
+    }
 }
 
 fn json_type_name(t: &str) -> String {
@@ -289,12 +331,18 @@ fn found_name(value: &Value) -> &'static str {
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn first_sentence(text: &str) -> String {
     let text = text.replace('\n', " ");
-    let text = text.split_once(". ").map_or(text.as_str(), |(first, _)| first);
+    let text = text
+        .split_once(". ")
+        .map_or(text.as_str(), |(first, _)| first);
     let text = text.trim_end_matches('.');
     let mut chars = text.chars();
     match chars.next() {

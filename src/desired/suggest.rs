@@ -28,6 +28,9 @@ mod tests {
         assert_eq!(closest("shellid", keys), Some("shell_id"));
         assert_eq!(closest("colour", keys), None);
         assert_eq!(closest("opea", ["opae", "xrt", "sim"]), Some("opae"));
-        assert_eq!(closest("CUSTOM_FPGA_XILINX", ["CUSTOM_FPGA_INTEL_PF"]), None);
+        assert_eq!(
+            closest("CUSTOM_FPGA_XILINX", ["CUSTOM_FPGA_INTEL_PF"]),
+            None
+        );
     }
 }

@@ -74,7 +74,11 @@ impl Topology {
                     self.pf_num,
                     self.pf.len()
                 ),
-                help: format!("set `pf_num: {}` or list {} entries under `pf`", self.pf.len(), self.pf_num),
+                help: format!(
+                    "set `pf_num: {}` or list {} entries under `pf`",
+                    self.pf.len(),
+                    self.pf_num
+                ),
             });
         }
         let vfs: usize = self.pf.iter().map(|pf| pf.vf.len()).sum();
@@ -85,7 +89,10 @@ impl Topology {
                     "`vf_num` is {} but the physical functions list {vfs} virtual functions",
                     self.vf_num
                 ),
-                help: format!("set `vf_num: {vfs}` or change the `vf` lists to hold {} in all", self.vf_num),
+                help: format!(
+                    "set `vf_num: {vfs}` or change the `vf` lists to hold {} in all",
+                    self.vf_num
+                ),
             });
         }
         let mut names = std::collections::BTreeMap::new();
@@ -102,14 +109,18 @@ impl Topology {
                     problems.push(TopologyProblem {
                         pointer: format!("{pointer}/name"),
                         message: format!("function name `{name}` is used twice in this topology"),
-                        help: format!("it is first used at `{first}`; give each function its own name"),
+                        help: format!(
+                            "it is first used at `{first}`; give each function its own name"
+                        ),
                     });
                 }
                 if let Some(first) = offsets.insert(offset, pointer.clone()) {
                     problems.push(TopologyProblem {
                         pointer: format!("{pointer}/pci_offset"),
                         message: format!("PCI offset {offset} is used twice in this topology"),
-                        help: format!("it is first used at `{first}`; each function has its own PCI function"),
+                        help: format!(
+                            "it is first used at `{first}`; each function has its own PCI function"
+                        ),
                     });
                 }
             }

@@ -16,12 +16,18 @@ pub(super) fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
     let dir = state_dir("", spec.dir.as_deref())?;
     let root = Path::new(&spec.repo).join(&dir);
     if !root.is_dir() {
-        return Err(Diagnostic::error("fpga_sync::source", format!("`{}` is not a folder", root.display()))
-            .help("check `--repo` and `--dir`"));
+        return Err(Diagnostic::error(
+            "fpga_sync::source",
+            format!("`{}` is not a folder", root.display()),
+        )
+        .help("check `--repo` and `--dir`"));
     }
     let mut files = Vec::new();
     walk(&root, "", &mut files).map_err(|e| {
-        Diagnostic::error("fpga_sync::source", format!("cannot read the folder `{}`: {e}", root.display()))
+        Diagnostic::error(
+            "fpga_sync::source",
+            format!("cannot read the folder `{}`: {e}", root.display()),
+        )
     })?;
     Ok(Snapshot {
         origin: spec.repo.clone(),
@@ -38,7 +44,11 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<RawFile>) -> std::io::Result<()>
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         // Symlinks are not followed: a link could lead out of the folder or loop.
         let kind = entry.file_type()?;
         if kind.is_dir() && !name.starts_with('.') {
@@ -65,24 +75,38 @@ pub(super) fn inspect(root: &Path, path: &str, want_sha256: bool) -> FileFact {
         return FileFact::Missing;
     };
     if !real.starts_with(&real_root) {
-        let target = fs::read_link(&full).map_or_else(|_| real.display().to_string(), |t| t.display().to_string());
+        let target = fs::read_link(&full)
+            .map_or_else(|_| real.display().to_string(), |t| t.display().to_string());
         return FileFact::LeavesRepository { target };
     }
-    let meta = if meta.file_type().is_symlink() { fs::metadata(&real) } else { Ok(meta) };
+    let meta = if meta.file_type().is_symlink() {
+        fs::metadata(&real)
+    } else {
+        Ok(meta)
+    };
     match meta {
         Ok(m) if m.is_file() => {
             let sha256 = if want_sha256 {
                 match sha256_of(&real) {
                     Ok(d) => Some(d),
-                    Err(e) => return FileFact::Unreadable { reason: e.to_string() },
+                    Err(e) => {
+                        return FileFact::Unreadable {
+                            reason: e.to_string(),
+                        };
+                    }
                 }
             } else {
                 None
             };
-            FileFact::Present { size: m.len(), sha256 }
+            FileFact::Present {
+                size: m.len(),
+                sha256,
+            }
         }
         Ok(_) => FileFact::NotAFile,
-        Err(e) => FileFact::Unreadable { reason: e.to_string() },
+        Err(e) => FileFact::Unreadable {
+            reason: e.to_string(),
+        },
     }
 }
 

@@ -23,7 +23,11 @@ fn git_error(what: String) -> impl Fn(git2::Error) -> Diagnostic {
     move |e| Diagnostic::error("fpga_sync::source", format!("{what}: {}", e.message()))
 }
 
-pub(super) fn read(repository: Repository, spec: &RepoSpec, inner: &str) -> Result<Snapshot, Diagnostic> {
+pub(super) fn read(
+    repository: Repository,
+    spec: &RepoSpec,
+    inner: &str,
+) -> Result<Snapshot, Diagnostic> {
     let dir = state_dir(inner, spec.dir.as_deref())?;
     let (commit_id, tree_id, files) = read_commit(&repository, spec, &dir)?;
     Ok(Snapshot {
@@ -32,39 +36,75 @@ pub(super) fn read(repository: Repository, spec: &RepoSpec, inner: &str) -> Resu
         reference: spec.reference.clone(),
         dir: dir.clone(),
         files,
-        reader: Reader::Git(TreeReader { repository, tree: tree_id, dir }),
+        reader: Reader::Git(TreeReader {
+            repository,
+            tree: tree_id,
+            dir,
+        }),
     })
 }
 
 /// The commit id, its root tree, and the YAML files under `dir`.
-fn read_commit(repository: &Repository, spec: &RepoSpec, dir: &str) -> Result<(String, Oid, Vec<RawFile>), Diagnostic> {
+fn read_commit(
+    repository: &Repository,
+    spec: &RepoSpec,
+    dir: &str,
+) -> Result<(String, Oid, Vec<RawFile>), Diagnostic> {
     let reference = spec.reference.clone();
     let wanted = reference.as_deref().unwrap_or("HEAD");
     let commit = match repository.revparse_single(&format!("{wanted}^{{commit}}")) {
-        Ok(object) => object.peel_to_commit().map_err(git_error(format!("`{wanted}` is not a commit")))?,
+        Ok(object) => object
+            .peel_to_commit()
+            .map_err(git_error(format!("`{wanted}` is not a commit")))?,
         Err(_) if reference.is_none() && repository.head().is_err() => {
-            return Err(Diagnostic::error("fpga_sync::source", format!("the git repository at `{}` has no commits yet", spec.repo))
-                .help("commit the desired state, or add `--worktree` to read the files as they are"));
+            return Err(Diagnostic::error(
+                "fpga_sync::source",
+                format!("the git repository at `{}` has no commits yet", spec.repo),
+            )
+            .help("commit the desired state, or add `--worktree` to read the files as they are"));
         }
         Err(e) => {
-            return Err(Diagnostic::error("fpga_sync::source", format!("`{wanted}` names no branch, tag or commit of `{}`", spec.repo))
-                .help(format!("give `--ref` a branch, a tag or a commit id ({})", e.message())));
+            return Err(Diagnostic::error(
+                "fpga_sync::source",
+                format!(
+                    "`{wanted}` names no branch, tag or commit of `{}`",
+                    spec.repo
+                ),
+            )
+            .help(format!(
+                "give `--ref` a branch, a tag or a commit id ({})",
+                e.message()
+            )));
         }
     };
     let commit_id = commit.id().to_string();
-    let root = commit.tree().map_err(git_error(format!("reading commit {commit_id}")))?;
+    let root = commit
+        .tree()
+        .map_err(git_error(format!("reading commit {commit_id}")))?;
     let tree = if dir.is_empty() {
         root.clone()
     } else {
-        match root.get_path(std::path::Path::new(dir)).ok().and_then(|e| e.to_object(repository).ok()).and_then(|o| o.into_tree().ok()) {
+        match root
+            .get_path(std::path::Path::new(dir))
+            .ok()
+            .and_then(|e| e.to_object(repository).ok())
+            .and_then(|o| o.into_tree().ok())
+        {
             Some(tree) => tree,
             None => {
-                return Err(Diagnostic::error("fpga_sync::source", format!("folder `{dir}` does not exist at commit {commit_id}"))
-                    .help("commit the folder, fix `--dir`, or add `--worktree` to read uncommitted files"));
+                return Err(Diagnostic::error(
+                    "fpga_sync::source",
+                    format!("folder `{dir}` does not exist at commit {commit_id}"),
+                )
+                .help(
+                    "commit the folder, fix `--dir`, or add `--worktree` to read uncommitted files",
+                ));
             }
         }
     };
-    let odb = repository.odb().map_err(git_error("opening the object store".into()))?;
+    let odb = repository
+        .odb()
+        .map_err(git_error("opening the object store".into()))?;
     let mut found = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let name = entry.name().unwrap_or_default();
@@ -80,11 +120,15 @@ fn read_commit(repository: &Repository, spec: &RepoSpec, dir: &str) -> Result<(S
     .map_err(git_error(format!("walking the tree of commit {commit_id}")))?;
     let mut files = Vec::with_capacity(found.len());
     for (path, id) in found {
-        let (size, _) = odb.read_header(id).map_err(git_error(format!("reading `{path}`")))?;
+        let (size, _) = odb
+            .read_header(id)
+            .map_err(git_error(format!("reading `{path}`")))?;
         let content = if size as u64 > MAX_FILE_BYTES {
             RawContent::TooLarge { size: size as u64 }
         } else {
-            let blob = repository.find_blob(id).map_err(git_error(format!("reading `{path}`")))?;
+            let blob = repository
+                .find_blob(id)
+                .map_err(git_error(format!("reading `{path}`")))?;
             RawContent::Bytes(blob.content().to_vec())
         };
         files.push(RawFile { path, content });
@@ -97,18 +141,26 @@ impl TreeReader {
     /// followed inside the state folder, at most 8 deep.
     pub(super) fn inspect(&self, path: &str, want_sha256: bool) -> FileFact {
         let Ok(tree) = self.repository.find_tree(self.tree) else {
-            return FileFact::Unreadable { reason: "the commit's tree is gone".into() };
+            return FileFact::Unreadable {
+                reason: "the commit's tree is gone".into(),
+            };
         };
         let mut current = path.to_owned();
         for _ in 0..8 {
-            let full = if self.dir.is_empty() { current.clone() } else { format!("{}/{current}", self.dir) };
+            let full = if self.dir.is_empty() {
+                current.clone()
+            } else {
+                format!("{}/{current}", self.dir)
+            };
             let Ok(entry) = tree.get_path(std::path::Path::new(&full)) else {
                 return FileFact::Missing;
             };
             match entry.kind() {
                 Some(ObjectType::Blob) if entry.filemode() == LINK_MODE => {
                     let Ok(blob) = self.repository.find_blob(entry.id()) else {
-                        return FileFact::Unreadable { reason: "cannot read the symlink".into() };
+                        return FileFact::Unreadable {
+                            reason: "cannot read the symlink".into(),
+                        };
                     };
                     let target = String::from_utf8_lossy(blob.content()).into_owned();
                     let base = current.rsplit_once('/').map_or("", |(b, _)| b);
@@ -119,16 +171,23 @@ impl TreeReader {
                 }
                 Some(ObjectType::Blob) => {
                     let Ok(blob) = self.repository.find_blob(entry.id()) else {
-                        return FileFact::Unreadable { reason: "cannot read the blob".into() };
+                        return FileFact::Unreadable {
+                            reason: "cannot read the blob".into(),
+                        };
                     };
                     // libgit2 cannot stream packed objects, so the blob is in memory here;
                     // bitstreams too big for that belong behind `url:`.
                     let sha256 = want_sha256.then(|| hex(&Sha256::digest(blob.content())));
-                    return FileFact::Present { size: blob.size() as u64, sha256 };
+                    return FileFact::Present {
+                        size: blob.size() as u64,
+                        sha256,
+                    };
                 }
                 _ => return FileFact::NotAFile,
             }
         }
-        FileFact::Unreadable { reason: "symlinks nest more than 8 deep".into() }
+        FileFact::Unreadable {
+            reason: "symlinks nest more than 8 deep".into(),
+        }
     }
 }

@@ -68,10 +68,18 @@ impl Snapshot {
 
     /// One line saying what was read: the commit, or that none is pinned.
     pub fn describe(&self) -> String {
-        let dir = if self.dir.is_empty() { String::new() } else { format!("{}/ in ", self.dir) };
+        let dir = if self.dir.is_empty() {
+            String::new()
+        } else {
+            format!("{}/ in ", self.dir)
+        };
         match &self.commit {
             Some(commit) => {
-                let reference = self.reference.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let reference = self
+                    .reference
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
                 format!("{dir}{} at commit {commit}{reference}", self.origin)
             }
             None => format!("{dir}{} (work tree: no commit pinned)", self.origin),
@@ -88,8 +96,11 @@ pub fn is_remote(repo: &str) -> bool {
 pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
     if is_remote(&spec.repo) {
         if spec.worktree {
-            return Err(Diagnostic::error("fpga_sync::source", "`--worktree` reads a local checkout, but `--repo` is a remote URL")
-                .help("drop `--worktree`, or point `--repo` at a local checkout"));
+            return Err(Diagnostic::error(
+                "fpga_sync::source",
+                "`--worktree` reads a local checkout, but `--repo` is a remote URL",
+            )
+            .help("drop `--worktree`, or point `--repo` at a local checkout"));
         }
         let repository = remote::fetch(&spec.repo, &spec.cache_dir)?;
         return git::read(repository, spec, "");
@@ -101,16 +112,30 @@ pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
     }
     match (spec.worktree, git2::Repository::discover(path)) {
         (false, Ok(repository)) if repository.workdir().is_some() => {
-            let workdir = repository.workdir().expect("checked").canonicalize().map_err(io_error(path))?;
+            let workdir = repository
+                .workdir()
+                .expect("checked")
+                .canonicalize()
+                .map_err(io_error(path))?;
             let here = path.canonicalize().map_err(io_error(path))?;
-            let inner = here.strip_prefix(&workdir).unwrap_or(Path::new("")).to_string_lossy().replace('\\', "/");
+            let inner = here
+                .strip_prefix(&workdir)
+                .unwrap_or(Path::new(""))
+                .to_string_lossy()
+                .replace('\\', "/");
             git::read(repository, spec, &inner)
         }
         (false, Ok(repository)) => git::read(repository, spec, ""),
         (true, _) | (false, Err(_)) => {
             if spec.reference.is_some() && !spec.worktree {
-                return Err(Diagnostic::error("fpga_sync::source", format!("`--ref` needs a git repository, and `{}` is not in one", spec.repo))
-                    .help("drop `--ref` to read the folder as it is"));
+                return Err(Diagnostic::error(
+                    "fpga_sync::source",
+                    format!(
+                        "`--ref` needs a git repository, and `{}` is not in one",
+                        spec.repo
+                    ),
+                )
+                .help("drop `--ref` to read the folder as it is"));
             }
             folder::read(spec)
         }
@@ -118,17 +143,30 @@ pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Diagnostic + '_ {
-    move |e| Diagnostic::error("fpga_sync::source", format!("cannot read `{}`: {e}", path.display()))
+    move |e| {
+        Diagnostic::error(
+            "fpga_sync::source",
+            format!("cannot read `{}`: {e}", path.display()),
+        )
+    }
 }
 
 /// Joins the repository-relative folder of the state and `--dir`, `/`-separated.
 fn state_dir(inner: &str, dir: Option<&str>) -> Result<String, Diagnostic> {
     let dir = dir.unwrap_or("").trim_matches('/');
     if let Some(problem) = crate::desired::files::path_problem(dir).filter(|_| !dir.is_empty()) {
-        return Err(Diagnostic::error("fpga_sync::source", format!("`--dir {dir}` is not a folder inside the repository: {problem}"))
-            .help("give `--dir` a path relative to the repository root"));
+        return Err(Diagnostic::error(
+            "fpga_sync::source",
+            format!("`--dir {dir}` is not a folder inside the repository: {problem}"),
+        )
+        .help("give `--dir` a path relative to the repository root"));
     }
-    Ok([inner.trim_matches('/'), dir].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("/"))
+    Ok([inner.trim_matches('/'), dir]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/"))
 }
 
 /// Whether a file name is a desired-state YAML file: `.yaml` or `.yml`, not hidden.

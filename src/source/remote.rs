@@ -22,13 +22,18 @@ pub(super) fn fetch(url: &str, cache_dir: &Path) -> Result<Repository, Diagnosti
         Repository::open_bare(&path).map_err(|e| fail("cannot open the cached clone of", e))?
     } else {
         std::fs::create_dir_all(&path).map_err(|e| {
-            Diagnostic::error("fpga_sync::source", format!("cannot create the cache folder `{}`: {e}", path.display()))
-                .help("set `--cache-dir` to a writable folder")
+            Diagnostic::error(
+                "fpga_sync::source",
+                format!("cannot create the cache folder `{}`: {e}", path.display()),
+            )
+            .help("set `--cache-dir` to a writable folder")
         })?;
         Repository::init_bare(&path).map_err(|e| fail("cannot create a clone of", e))?
     };
     {
-        let mut remote = repository.remote_anonymous(url).map_err(|e| fail("cannot use", e))?;
+        let mut remote = repository
+            .remote_anonymous(url)
+            .map_err(|e| fail("cannot use", e))?;
         let callbacks = || {
             let mut callbacks = RemoteCallbacks::new();
             callbacks.credentials(|url, username, _| {
@@ -40,17 +45,26 @@ pub(super) fn fetch(url: &str, cache_dir: &Path) -> Result<Repository, Diagnosti
         remote
             .connect_auth(Direction::Fetch, Some(callbacks()), None)
             .map_err(|e| fail("cannot reach", e))?;
-        let default_branch = remote.default_branch().ok().and_then(|b| b.as_str().ok().map(str::to_owned));
+        let default_branch = remote
+            .default_branch()
+            .ok()
+            .and_then(|b| b.as_str().ok().map(str::to_owned));
         remote.disconnect().map_err(|e| fail("cannot talk to", e))?;
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks());
         options.prune(git2::FetchPrune::On);
         options.download_tags(AutotagOption::All);
         remote
-            .fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
+            .fetch(
+                &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                Some(&mut options),
+                None,
+            )
             .map_err(|e| fail("cannot fetch", e))?;
         if let Some(branch) = default_branch {
-            repository.set_head(&branch).map_err(|e| fail("cannot set HEAD of the clone of", e))?;
+            repository
+                .set_head(&branch)
+                .map_err(|e| fail("cannot set HEAD of the clone of", e))?;
         }
     }
     Ok(repository)
@@ -59,7 +73,9 @@ pub(super) fn fetch(url: &str, cache_dir: &Path) -> Result<Repository, Diagnosti
 /// The URL without a password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }
@@ -70,7 +86,13 @@ mod tests {
 
     #[test]
     fn passwords_in_urls_are_not_shown() {
-        assert_eq!(redact("https://bot:s3cret@git.example.org/site.git"), "https://***@git.example.org/site.git");
-        assert_eq!(redact("https://git.example.org/site.git"), "https://git.example.org/site.git");
+        assert_eq!(
+            redact("https://bot:s3cret@git.example.org/site.git"),
+            "https://***@git.example.org/site.git"
+        );
+        assert_eq!(
+            redact("https://git.example.org/site.git"),
+            "https://git.example.org/site.git"
+        );
     }
 }

@@ -69,8 +69,10 @@ fn convert(node: &Node, pointer: &mut String, index: &mut SpanIndex) -> serde_js
         Value::Bool(b) => serde_json::Value::Bool(*b),
         Value::Int(i) => serde_json::Value::Number((*i).into()),
         // JSON has no NaN or infinity; as a string the schema reports a type error.
-        Value::Float(f) => Number::from_f64(*f)
-            .map_or_else(|| serde_json::Value::String(f.to_string()), serde_json::Value::Number),
+        Value::Float(f) => Number::from_f64(*f).map_or_else(
+            || serde_json::Value::String(f.to_string()),
+            serde_json::Value::Number,
+        ),
         Value::Str(s) => serde_json::Value::String(s.clone()),
         Value::Seq(items) => {
             let len = pointer.len();

@@ -142,8 +142,11 @@ impl Builder<'_> {
             }
             Event::Alias(id) => {
                 let Some((node, count)) = self.anchors.get(&id) else {
-                    return Err(YamlError::new("alias refers to an anchor that is not complete", span)
-                        .help("an alias cannot point into the node that defines its anchor"));
+                    return Err(YamlError::new(
+                        "alias refers to an anchor that is not complete",
+                        span,
+                    )
+                    .help("an alias cannot point into the node that defines its anchor"));
                 };
                 self.alias_nodes += count;
                 if self.alias_nodes > self.limits.max_alias_nodes {
@@ -169,21 +172,22 @@ impl Builder<'_> {
                     .help(NESTING_HELP));
                 }
                 let start = span.start;
-                self.stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Seq {
-                        start,
-                        anchor,
-                        items: Vec::new(),
-                    }
-                } else {
-                    Frame::Map {
-                        start,
-                        anchor,
-                        entries: Vec::new(),
-                        key: None,
-                        merges: Vec::new(),
-                    }
-                });
+                self.stack
+                    .push(if matches!(event, Event::SequenceStart(..)) {
+                        Frame::Seq {
+                            start,
+                            anchor,
+                            items: Vec::new(),
+                        }
+                    } else {
+                        Frame::Map {
+                            start,
+                            anchor,
+                            entries: Vec::new(),
+                            key: None,
+                            merges: Vec::new(),
+                        }
+                    });
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq {
@@ -242,7 +246,10 @@ impl Builder<'_> {
                         Value::Str(_) | Value::Int(_) | Value::Bool(_) | Value::Null
                     ) {
                         return Err(YamlError::new(
-                            format!("a mapping key must be a plain value, not {}", node.value.type_name()),
+                            format!(
+                                "a mapping key must be a plain value, not {}",
+                                node.value.type_name()
+                            ),
                             node.span,
                         )
                         .help("use a string key"));
@@ -337,11 +344,15 @@ fn scalar_value(
         if tag.handle == "!" && tag.suffix.is_empty() {
             return Ok(Value::Str(text.to_owned()));
         }
-        return Err(YamlError::new(format!("unsupported tag `{}{}`", tag.handle, tag.suffix), span)
-            .help("fpga-sync reads plain YAML; remove the tag"));
+        return Err(YamlError::new(
+            format!("unsupported tag `{}{}`", tag.handle, tag.suffix),
+            span,
+        )
+        .help("fpga-sync reads plain YAML; remove the tag"));
     }
     let wrong = |what: &str| {
-        YamlError::new(format!("`{text}` is not {what}"), span).help("remove the tag or fix the value")
+        YamlError::new(format!("`{text}` is not {what}"), span)
+            .help("remove the tag or fix the value")
     };
     match tag.suffix.as_str() {
         "str" => Ok(Value::Str(text.to_owned())),
@@ -381,7 +392,9 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(docs.len(), 2);
         let b = docs[1].get("b").unwrap();
-        let Value::Seq(items) = &b.value else { panic!() };
+        let Value::Seq(items) = &b.value else {
+            panic!()
+        };
         assert_eq!(&text[items[0].span.start..items[0].span.end], "x");
         assert_eq!(items[1].as_str(), Some("y"));
     }
@@ -401,13 +414,17 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            let refs = vec![prev.as_str(); 10].join(", ");
+            let refs = [prev.as_str(); 10].join(", ");
             text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
         let (docs, errors) = load(&text);
         assert!(docs.is_empty());
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.contains("expand to more than"), "{:?}", errors[0]);
+        assert!(
+            errors[0].message.contains("expand to more than"),
+            "{:?}",
+            errors[0]
+        );
     }
 
     #[test]
@@ -415,16 +432,23 @@ mod tests {
         let text = "[".repeat(100_000);
         let (_, errors) = load(&text);
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].message.starts_with("nesting is deeper than"), "{errors:?}");
+        assert!(
+            errors[0].message.starts_with("nesting is deeper than"),
+            "{errors:?}"
+        );
     }
 
     #[test]
     fn deep_block_nesting_is_refused_at_the_limit() {
-        let text: String = (0..70).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let text: String = (0..70)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
         let (_, errors) = load(&text);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].message, "nesting is deeper than 64 levels");
-        let line = SourceText::new("t", text.as_str()).line_col(errors[0].span.start).0;
+        let line = SourceText::new("t", text.as_str())
+            .line_col(errors[0].span.start)
+            .0;
         assert_eq!(line, 65, "the 65th mapping opens on line 65");
     }
 

@@ -19,10 +19,10 @@ pub fn resolve_plain(text: &str) -> Value {
     if let Some(int) = parse_int(text) {
         return Value::Int(int);
     }
-    if is_core_float(text) {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if is_core_float(text)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
     }
     Value::Str(text.to_owned())
 }
@@ -77,7 +77,10 @@ mod tests {
         assert_eq!(resolve_plain("0x1F"), Value::Int(31));
         assert_eq!(resolve_plain("1.10"), Value::Float(1.1));
         assert_eq!(resolve_plain("1e3"), Value::Float(1000.0));
-        assert_eq!(resolve_plain("0000:5e:00.0"), Value::Str("0000:5e:00.0".into()));
+        assert_eq!(
+            resolve_plain("0000:5e:00.0"),
+            Value::Str("0000:5e:00.0".into())
+        );
         assert_eq!(resolve_plain("1.0.2"), Value::Str("1.0.2".into()));
         assert_eq!(resolve_plain("99999999999999999999"), Value::Float(1e20));
     }

@@ -1,7 +1,7 @@
 //! Bad desired state: each kind of mistake gets its exact file, line, column, message and
 //! help; all mistakes of a run are reported together; a valid site stays valid.
 
-use crate::support::{BITSTREAMS, FLAVORS, HOSTS, Site, findings, help_of, valid_site};
+use crate::support::{BITSTREAMS, FLAVORS, HOSTS, findings, help_of, valid_site};
 
 #[test]
 fn the_valid_site_is_valid() {
@@ -10,7 +10,10 @@ fn the_valid_site_is_valid() {
     let desired = outcome.desired.expect("valid");
     assert_eq!(desired.bitstreams.len(), 2);
     assert_eq!(desired.traits.len(), 2);
-    assert_eq!(desired.flavors["fpga.aes"].spec.extra_specs["resources:CUSTOM_FPGA_INTEL_PF"], "2");
+    assert_eq!(
+        desired.flavors["fpga.aes"].spec.extra_specs["resources:CUSTOM_FPGA_INTEL_PF"],
+        "2"
+    );
     assert_eq!(desired.host_groups["rack-a"].spec.devices.len(), 3);
     assert_eq!(outcome.documents, 7);
 }
@@ -18,20 +21,32 @@ fn the_valid_site_is_valid() {
 #[test]
 fn yaml_syntax_error_is_located() {
     let site = valid_site();
-    site.write("flavors.yaml", "apiVersion: fpga-sync/v1\nkind: Flavor\nname: [unclosed\n");
+    site.write(
+        "flavors.yaml",
+        "apiVersion: fpga-sync/v1\nkind: Flavor\nname: [unclosed\n",
+    );
     let outcome = site.load();
     assert!(outcome.desired.is_none());
     assert_eq!(findings(&outcome).len(), 1);
     let f = &findings(&outcome)[0];
-    assert!(f.starts_with("flavors.yaml:4:1: error: invalid YAML:"), "{f}");
+    assert!(
+        f.starts_with("flavors.yaml:4:1: error: invalid YAML:"),
+        "{f}"
+    );
 }
 
 #[test]
 fn duplicate_key_names_both_places() {
     let site = valid_site();
-    site.write("flavors.yaml", FLAVORS.replace("disk: 40\n", "disk: 40\nram: 4096\n"));
+    site.write(
+        "flavors.yaml",
+        FLAVORS.replace("disk: 40\n", "disk: 40\nram: 4096\n"),
+    );
     let outcome = site.load();
-    assert_eq!(findings(&outcome), ["flavors.yaml:7:1: error: duplicate key `ram`"]);
+    assert_eq!(
+        findings(&outcome),
+        ["flavors.yaml:7:1: error: duplicate key `ram`"]
+    );
     let related = &outcome.diagnostics[0].related[0];
     assert_eq!(related.position().map(|p| (p.1, p.2)), Some((5, 1)));
 }
@@ -39,7 +54,10 @@ fn duplicate_key_names_both_places() {
 #[test]
 fn misspelt_key_suggests_the_right_one() {
     let site = valid_site();
-    site.write("bitstreams.yaml", BITSTREAMS.replace("  bs-uuid: 0b7d", "  bs_uuid: 0b7d"));
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replace("  bs-uuid: 0b7d", "  bs_uuid: 0b7d"),
+    );
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
@@ -51,9 +69,15 @@ fn misspelt_key_suggests_the_right_one() {
 #[test]
 fn unknown_top_level_field_lists_the_fields_when_nothing_is_close() {
     let site = valid_site();
-    site.write("flavors.yaml", FLAVORS.replace("disk: 40\n", "disk: 40\ncolour: blue\n"));
+    site.write(
+        "flavors.yaml",
+        FLAVORS.replace("disk: 40\n", "disk: 40\ncolour: blue\n"),
+    );
     let outcome = site.load();
-    assert_eq!(findings(&outcome), ["flavors.yaml:7:1: error: unknown field `colour` in a Flavor"]);
+    assert_eq!(
+        findings(&outcome),
+        ["flavors.yaml:7:1: error: unknown field `colour` in a Flavor"]
+    );
     assert_eq!(
         help_of(&outcome, "colour"),
         "the fields here are: `apiVersion`, `kind`, `name`, `vcpus`, `ram`, `disk`, `ephemeral`, `swap`, `is_public`, `description`, `extra_specs`"
@@ -63,21 +87,39 @@ fn unknown_top_level_field_lists_the_fields_when_nothing_is_close() {
 #[test]
 fn unquoted_version_asks_for_quotes() {
     let site = valid_site();
-    site.write("bitstreams.yaml", BITSTREAMS.replace("version: \"1.0\"", "version: 1.10"));
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replace("version: \"1.0\"", "version: 1.10"),
+    );
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
         ["bitstreams.yaml:26:12: error: `metadata.version` must be a string, not a number"]
     );
-    assert_eq!(help_of(&outcome, "version"), "quote it so YAML keeps it as written: `\"1.10\"`");
+    assert_eq!(
+        help_of(&outcome, "version"),
+        "quote it so YAML keeps it as written: `\"1.10\"`"
+    );
 }
 
 #[test]
 fn bad_uuid_pci_address_and_placement_name() {
     let site = valid_site();
-    site.write("bitstreams.yaml", BITSTREAMS.replace("function_uuid: 1d2c3b4a-5e6f-4a0b-8c1d-2e3f4a5b6c7d", "function_uuid: 1d2c3b4a"));
-    site.write("hosts.yaml", HOSTS.replace("\"0000:86:00.0\"", "\"86:00.0\""));
-    site.write("placement.yaml", crate::support::PLACEMENT.replace("name: CUSTOM_FPGA\n", "name: custom-fpga\n"));
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replace(
+            "function_uuid: 1d2c3b4a-5e6f-4a0b-8c1d-2e3f4a5b6c7d",
+            "function_uuid: 1d2c3b4a",
+        ),
+    );
+    site.write(
+        "hosts.yaml",
+        HOSTS.replace("\"0000:86:00.0\"", "\"86:00.0\""),
+    );
+    site.write(
+        "placement.yaml",
+        crate::support::PLACEMENT.replace("name: CUSTOM_FPGA\n", "name: custom-fpga\n"),
+    );
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
@@ -98,8 +140,14 @@ fn missing_required_field_is_reported_at_its_parent() {
     let site = valid_site();
     site.write("flavors.yaml", FLAVORS.replace("vcpus: 4\n", ""));
     let outcome = site.load();
-    assert_eq!(findings(&outcome), ["flavors.yaml:1:1: error: missing field `vcpus` in this Flavor"]);
-    assert_eq!(help_of(&outcome, "vcpus"), "add `vcpus`: number of virtual CPUs");
+    assert_eq!(
+        findings(&outcome),
+        ["flavors.yaml:1:1: error: missing field `vcpus` in this Flavor"]
+    );
+    assert_eq!(
+        help_of(&outcome, "vcpus"),
+        "add `vcpus`: number of virtual CPUs"
+    );
 }
 
 #[test]
@@ -108,7 +156,11 @@ fn duplicate_names_and_bs_uuids_across_files() {
     site.write(
         "more.yaml",
         "apiVersion: fpga-sync/v1\nkind: Trait\nname: CUSTOM_FPGA\n---\n".to_owned()
-            + &BITSTREAMS.split("---\n").next().unwrap().replace("name: pac-shell", "name: other-shell"),
+            + &BITSTREAMS
+                .split("---\n")
+                .next()
+                .unwrap()
+                .replace("name: pac-shell", "name: other-shell"),
     );
     let outcome = site.load();
     assert_eq!(
@@ -123,7 +175,10 @@ fn duplicate_names_and_bs_uuids_across_files() {
     let first = outcome.diagnostics[1].related[0].position().unwrap();
     assert_eq!((first.0.as_str(), first.1, first.2), ("more.yaml", 3, 7));
     let first = outcome.diagnostics[0].related[0].position().unwrap();
-    assert_eq!((first.0.as_str(), first.1, first.2), ("bitstreams.yaml", 7, 12));
+    assert_eq!(
+        (first.0.as_str(), first.1, first.2),
+        ("bitstreams.yaml", 7, 12)
+    );
 }
 
 #[test]
@@ -131,8 +186,10 @@ fn flavor_references_must_resolve() {
     let site = valid_site();
     site.write(
         "flavors.yaml",
-        FLAVORS.replace("trait:CUSTOM_ACCELERATOR_CRYPTO", "trait:CUSTOM_ACCELERATOR_CRYPT")
-            + "  resources1:CUSTOM_FPGA_XILINX: 1\n  required1: CUSTOM_FPGA,HW_CPU_X86_AVX2\n",
+        FLAVORS.replace(
+            "trait:CUSTOM_ACCELERATOR_CRYPTO",
+            "trait:CUSTOM_ACCELERATOR_CRYPT",
+        ) + "  resources1:CUSTOM_FPGA_XILINX: 1\n  required1: CUSTOM_FPGA,HW_CPU_X86_AVX2\n",
     );
     let outcome = site.load();
     assert_eq!(
@@ -142,8 +199,14 @@ fn flavor_references_must_resolve() {
             "flavors.yaml:10:3: error: resource class `CUSTOM_FPGA_XILINX` is not declared in the repository",
         ]
     );
-    assert_eq!(help_of(&outcome, "CUSTOM_ACCELERATOR_CRYPT`"), "did you mean `CUSTOM_ACCELERATOR_CRYPTO`?");
-    assert!(help_of(&outcome, "CUSTOM_FPGA_XILINX").contains("kind: ResourceClass\n  name: CUSTOM_FPGA_XILINX"));
+    assert_eq!(
+        help_of(&outcome, "CUSTOM_ACCELERATOR_CRYPT`"),
+        "did you mean `CUSTOM_ACCELERATOR_CRYPTO`?"
+    );
+    assert!(
+        help_of(&outcome, "CUSTOM_FPGA_XILINX")
+            .contains("kind: ResourceClass\n  name: CUSTOM_FPGA_XILINX")
+    );
 }
 
 #[test]
@@ -151,13 +214,25 @@ fn seed_required_spelling_is_normalised() {
     let site = valid_site();
     site.write(
         "flavors.yaml",
-        FLAVORS.replace("  trait:CUSTOM_ACCELERATOR_CRYPTO: required\n", "  required1: CUSTOM_FPGA, CUSTOM_ACCELERATOR_CRYPTO\n"),
+        FLAVORS.replace(
+            "  trait:CUSTOM_ACCELERATOR_CRYPTO: required\n",
+            "  required1: CUSTOM_FPGA, CUSTOM_ACCELERATOR_CRYPTO\n",
+        ),
     );
     let desired = site.load().desired.expect("valid");
-    let specs: Vec<String> = desired.flavors["fpga.aes"].spec.extra_specs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let specs: Vec<String> = desired.flavors["fpga.aes"]
+        .spec
+        .extra_specs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     assert_eq!(
         specs,
-        ["resources:CUSTOM_FPGA_INTEL_PF=2", "trait1:CUSTOM_ACCELERATOR_CRYPTO=required", "trait1:CUSTOM_FPGA=required"]
+        [
+            "resources:CUSTOM_FPGA_INTEL_PF=2",
+            "trait1:CUSTOM_ACCELERATOR_CRYPTO=required",
+            "trait1:CUSTOM_FPGA=required"
+        ]
     );
 }
 
@@ -166,8 +241,10 @@ fn assignment_references_and_shell_rules() {
     let site = valid_site();
     site.write(
         "hosts.yaml",
-        HOSTS.replace("  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n", "")
-            + "  - address: \"0000:af:00.0\"\n    bitstream: aes-218\n",
+        HOSTS.replace(
+            "  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n",
+            "",
+        ) + "  - address: \"0000:af:00.0\"\n    bitstream: aes-218\n",
     );
     let outcome = site.load();
     assert_eq!(
@@ -189,8 +266,15 @@ fn a_pinned_shell_satisfies_a_partial_bitstream() {
     let site = valid_site();
     site.write(
         "hosts.yaml",
-        HOSTS.replace("  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n", "")
-            .replace("    bitstream: aes-128\n", "    bitstream: aes-128\n    shell: pac-shell\n"),
+        HOSTS
+            .replace(
+                "  - address: \"0000:5e:00.0\"\n    bitstream: pac-shell\n",
+                "",
+            )
+            .replace(
+                "    bitstream: aes-128\n",
+                "    bitstream: aes-128\n    shell: pac-shell\n",
+            ),
     );
     assert_eq!(findings(&site.load()), Vec::<String>::new());
 }
@@ -198,7 +282,13 @@ fn a_pinned_shell_satisfies_a_partial_bitstream() {
 #[test]
 fn shell_id_must_name_a_declared_shell() {
     let site = valid_site();
-    site.write("bitstreams.yaml", BITSTREAMS.replace("shell_id: 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e01", "shell_id: 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e99"));
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replace(
+            "shell_id: 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e01",
+            "shell_id: 0b7d2b4e-8f0c-4d1a-9e55-3c2f6a1d7e99",
+        ),
+    );
     let outcome = site.load();
     assert!(
         findings(&outcome).contains(
@@ -216,7 +306,12 @@ fn shell_id_must_name_a_declared_shell() {
 #[test]
 fn topology_counts_must_match_the_lists() {
     let site = valid_site();
-    site.write("bitstreams.yaml", BITSTREAMS.replace("pf_num: 2", "pf_num: 3").replace("vf_num: 2", "vf_num: 4"));
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS
+            .replace("pf_num: 2", "pf_num: 3")
+            .replace("vf_num: 2", "vf_num: 4"),
+    );
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
@@ -234,10 +329,22 @@ fn bitstream_files_must_exist_stay_inside_and_match_their_digest() {
     site.write(
         "bitstreams.yaml",
         BITSTREAMS
-            .replace("file: files/shell.bin", &format!("file: files/shell.bin\nsha256: {wrong}"))
+            .replace(
+                "file: files/shell.bin",
+                &format!("file: files/shell.bin\nsha256: {wrong}"),
+            )
             .replace("file: files/aes.gbs", "file: ../outside.gbs"),
     );
-    site.write("more.yaml", BITSTREAMS.split("---\n").next().unwrap().replace("pac-shell", "s2").replace("0b7d2b4e", "0b7d2b4f").replace("files/shell.bin", "files/nothing.bin"));
+    site.write(
+        "more.yaml",
+        BITSTREAMS
+            .split("---\n")
+            .next()
+            .unwrap()
+            .replace("pac-shell", "s2")
+            .replace("0b7d2b4e", "0b7d2b4f")
+            .replace("files/shell.bin", "files/nothing.bin"),
+    );
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
@@ -251,7 +358,9 @@ fn bitstream_files_must_exist_stay_inside_and_match_their_digest() {
     let actual = "af216e017bae0732539adb0e8d5b0e9527567b1d17ec1073c2f4ea4e4b061f73";
     assert_eq!(
         help_of(&outcome, "pinned sha256"),
-        format!("if the new file is intended, pin it: `sha256: {actual}`; otherwise restore the file")
+        format!(
+            "if the new file is intended, pin it: `sha256: {actual}`; otherwise restore the file"
+        )
     );
 }
 
@@ -265,15 +374,30 @@ fn a_symlink_out_of_the_repository_is_refused() {
     let outcome = site.load();
     let f = findings(&outcome);
     assert_eq!(f.len(), 1, "{f:#?}");
-    assert!(f[0].starts_with("bitstreams.yaml:18:7: error: `files/aes.gbs` is a symlink to `/"), "{}", f[0]);
+    assert!(
+        f[0].starts_with("bitstreams.yaml:18:7: error: `files/aes.gbs` is a symlink to `/"),
+        "{}",
+        f[0]
+    );
 }
 
 #[test]
 fn every_problem_of_every_file_is_reported_in_one_run() {
     let site = valid_site();
-    site.write("flavors.yaml", FLAVORS.replace("vcpus: 4", "vcpus: four").replace("disk: 40", "disk: 40\nswapp: 1"));
-    site.write("placement.yaml", crate::support::PLACEMENT.replace("CUSTOM_FPGA_INTEL_PF", "CUSTOM_fpga_pf"));
-    site.write("hosts.yaml", HOSTS.replace("backend: opae", "backend: opea"));
+    site.write(
+        "flavors.yaml",
+        FLAVORS
+            .replace("vcpus: 4", "vcpus: four")
+            .replace("disk: 40", "disk: 40\nswapp: 1"),
+    );
+    site.write(
+        "placement.yaml",
+        crate::support::PLACEMENT.replace("CUSTOM_FPGA_INTEL_PF", "CUSTOM_fpga_pf"),
+    );
+    site.write(
+        "hosts.yaml",
+        HOSTS.replace("backend: opae", "backend: opea"),
+    );
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
@@ -298,7 +422,9 @@ fn two_groups_assigning_one_device_conflict() {
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
-        ["hosts2.yaml:3:7: error: host `compute-b07` device `address:0000:5e:00.0` is assigned by both `rack-a` and `rack-b`"]
+        [
+            "hosts2.yaml:3:7: error: host `compute-b07` device `address:0000:5e:00.0` is assigned by both `rack-a` and `rack-b`"
+        ]
     );
 }
 
@@ -313,7 +439,9 @@ fn overrides_replace_by_device_and_must_name_group_hosts() {
     let outcome = site.load();
     assert_eq!(
         findings(&outcome),
-        ["hosts.yaml:17:26: error: override names host `compute-z9`, which the group's `hosts` do not include"]
+        [
+            "hosts.yaml:17:26: error: override names host `compute-z9`, which the group's `hosts` do not include"
+        ]
     );
 }
 
@@ -322,8 +450,15 @@ fn manual_devices_take_no_bitstream_and_managed_ones_need_one() {
     let site = valid_site();
     site.write(
         "hosts.yaml",
-        HOSTS.replace("    policy: manual\n", "    policy: manual\n    bitstream: aes-128\n")
-            .replace("  - address: \"0000:86:00.0\"\n", "  - pci_id: \"8086:0b30\"\n  - address: \"0000:86:00.0\"\n"),
+        HOSTS
+            .replace(
+                "    policy: manual\n",
+                "    policy: manual\n    bitstream: aes-128\n",
+            )
+            .replace(
+                "  - address: \"0000:86:00.0\"\n",
+                "  - pci_id: \"8086:0b30\"\n  - address: \"0000:86:00.0\"\n",
+            ),
     );
     let outcome = site.load();
     assert_eq!(

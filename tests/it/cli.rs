@@ -21,7 +21,12 @@ fn valid_site_exits_0_with_a_summary() {
 #[test]
 fn invalid_site_exits_1_with_rendered_diagnostics() {
     let site = valid_site();
-    site.write("flavors.yaml", FLAVORS.replace("ram: 8192", "ram: 8192\nram: 4096").replace("vcpus: 4", "vcpus: -1"));
+    site.write(
+        "flavors.yaml",
+        FLAVORS
+            .replace("ram: 8192", "ram: 8192\nram: 4096")
+            .replace("vcpus: 4", "vcpus: -1"),
+    );
     let out = site.run(&["validate"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -48,7 +53,12 @@ fn invalid_site_exits_1_with_rendered_diagnostics() {
 #[test]
 fn json_format_lists_every_diagnostic_with_positions() {
     let site = valid_site();
-    site.write("flavors.yaml", FLAVORS.replace("vcpus: 4", "vcpus: 0").replace("disk: 40", "disk: 40\nswapp: 2"));
+    site.write(
+        "flavors.yaml",
+        FLAVORS
+            .replace("vcpus: 4", "vcpus: 0")
+            .replace("disk: 40", "disk: 40\nswapp: 2"),
+    );
     let out = site.run(&["validate", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
@@ -58,7 +68,18 @@ fn json_format_lists_every_diagnostic_with_positions() {
     let diagnostics = report["diagnostics"].as_array().unwrap();
     let brief: Vec<String> = diagnostics
         .iter()
-        .map(|d| format!("{}:{}:{}-{}:{} {} {}", d["file"].as_str().unwrap(), d["line"], d["column"], d["end_line"], d["end_column"], d["code"].as_str().unwrap(), d["message"].as_str().unwrap()))
+        .map(|d| {
+            format!(
+                "{}:{}:{}-{}:{} {} {}",
+                d["file"].as_str().unwrap(),
+                d["line"],
+                d["column"],
+                d["end_line"],
+                d["end_column"],
+                d["code"].as_str().unwrap(),
+                d["message"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         brief,
@@ -68,7 +89,11 @@ fn json_format_lists_every_diagnostic_with_positions() {
         ]
     );
     assert_eq!(diagnostics[1]["help"], "did you mean `swap`?");
-    assert!(out.stderr.is_empty(), "JSON mode writes nothing else: {}", text(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "JSON mode writes nothing else: {}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -87,21 +112,34 @@ fn unreadable_source_exits_1_and_says_why() {
     let out = site.run(&["validate", "--repo", "no/such/folder"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("`no/such/folder` is not a folder"), "{stderr}");
-    assert!(stderr.contains("help: give `--repo` a local folder or git checkout"), "{stderr}");
+    assert!(
+        stderr.contains("`no/such/folder` is not a folder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: give `--repo` a local folder or git checkout"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn every_subcommand_has_help() {
     let site = valid_site();
     for (args, expected) in [
-        (vec!["--help"], "Declarative GitOps reconciler for FPGA clouds on OpenStack"),
+        (
+            vec!["--help"],
+            "Declarative GitOps reconciler for FPGA clouds on OpenStack",
+        ),
         (vec!["validate", "--help"], "--worktree"),
         (vec!["schema", "--help"], "yaml-language-server"),
     ] {
         let out = site.run(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
-        assert!(text(&out.stdout).contains(expected), "{args:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains(expected),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
     }
     let out = site.run(&["validate", "--format", "xml"]);
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");

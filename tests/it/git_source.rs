@@ -12,14 +12,22 @@ use crate::support::{Site, findings, valid_site};
 
 fn commit_all(repo: &Repository, message: &str) -> Oid {
     let mut index = repo.index().unwrap();
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
     index.update_all(["*"], None).unwrap();
     index.write().unwrap();
     let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
     let sig = Signature::now("fpga-sync tests", "tests@fpga-sync.invalid").unwrap();
-    let parents: Vec<git2::Commit<'_>> = repo.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+    let parents: Vec<git2::Commit<'_>> = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
     let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap()
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
 }
 
 fn trait_doc(name: &str) -> String {
@@ -29,8 +37,20 @@ fn trait_doc(name: &str) -> String {
 fn trait_names(spec: &RepoSpec) -> (Option<String>, Vec<String>) {
     let snapshot = source::read(spec).unwrap_or_else(|d| panic!("{}", d.message));
     let outcome = load(&snapshot);
-    let desired = outcome.desired.unwrap_or_else(|| panic!("{:#?}", outcome.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()));
-    (snapshot.commit.clone(), desired.traits.keys().cloned().collect())
+    let desired = outcome.desired.unwrap_or_else(|| {
+        panic!(
+            "{:#?}",
+            outcome
+                .diagnostics
+                .iter()
+                .map(|d| &d.message)
+                .collect::<Vec<_>>()
+        )
+    });
+    (
+        snapshot.commit.clone(),
+        desired.traits.keys().cloned().collect(),
+    )
 }
 
 /// A repository with: commit 1 (tag `v1`): CUSTOM_ONE; commit 2 (main): CUSTOM_TWO; branch
@@ -40,10 +60,12 @@ fn history(site: &Site) -> (Repository, Oid, Oid, Oid) {
     repo.set_head("refs/heads/main").unwrap();
     site.write("state/traits.yaml", trait_doc("CUSTOM_ONE"));
     let one = commit_all(&repo, "one");
-    repo.tag_lightweight("v1", &repo.find_object(one, None).unwrap(), false).unwrap();
+    repo.tag_lightweight("v1", &repo.find_object(one, None).unwrap(), false)
+        .unwrap();
     site.write("state/traits.yaml", trait_doc("CUSTOM_TWO"));
     let two = commit_all(&repo, "two");
-    repo.branch("feature", &repo.find_commit(two).unwrap(), false).unwrap();
+    repo.branch("feature", &repo.find_commit(two).unwrap(), false)
+        .unwrap();
     repo.set_head("refs/heads/feature").unwrap();
     site.write("state/traits.yaml", trait_doc("CUSTOM_THREE"));
     let three = commit_all(&repo, "three");
@@ -69,13 +91,28 @@ fn reads_the_requested_commit_not_the_work_tree() {
     let root = site.path().to_string_lossy().into_owned();
     let cache = tempfile::tempdir().unwrap();
     let at = |r: Option<&str>| trait_names(&spec(&root, r, Some("state"), cache.path()));
-    assert_eq!(at(None), (Some(two.to_string()), vec!["CUSTOM_TWO".to_owned()]));
-    assert_eq!(at(Some("v1")), (Some(one.to_string()), vec!["CUSTOM_ONE".to_owned()]));
-    assert_eq!(at(Some("feature")), (Some(three.to_string()), vec!["CUSTOM_THREE".to_owned()]));
-    assert_eq!(at(Some(&one.to_string()[..10])), (Some(one.to_string()), vec!["CUSTOM_ONE".to_owned()]));
+    assert_eq!(
+        at(None),
+        (Some(two.to_string()), vec!["CUSTOM_TWO".to_owned()])
+    );
+    assert_eq!(
+        at(Some("v1")),
+        (Some(one.to_string()), vec!["CUSTOM_ONE".to_owned()])
+    );
+    assert_eq!(
+        at(Some("feature")),
+        (Some(three.to_string()), vec!["CUSTOM_THREE".to_owned()])
+    );
+    assert_eq!(
+        at(Some(&one.to_string()[..10])),
+        (Some(one.to_string()), vec!["CUSTOM_ONE".to_owned()])
+    );
     let mut worktree = spec(&root, None, Some("state"), cache.path());
     worktree.worktree = true;
-    assert_eq!(trait_names(&worktree), (None, vec!["CUSTOM_DIRTY".to_owned()]));
+    assert_eq!(
+        trait_names(&worktree),
+        (None, vec!["CUSTOM_DIRTY".to_owned()])
+    );
 }
 
 #[test]
@@ -87,7 +124,11 @@ fn a_sub_folder_path_selects_the_state_folder_of_the_enclosing_repository() {
     let snapshot = source::read(&spec(&state, None, None, cache.path())).unwrap();
     assert_eq!(snapshot.dir, "state");
     assert_eq!(snapshot.commit, Some(two.to_string()));
-    assert!(snapshot.describe().ends_with(&format!("at commit {two}")), "{}", snapshot.describe());
+    assert!(
+        snapshot.describe().ends_with(&format!("at commit {two}")),
+        "{}",
+        snapshot.describe()
+    );
 }
 
 #[test]
@@ -98,14 +139,32 @@ fn unknown_refs_missing_folders_and_empty_repositories_are_clear_errors() {
     let cache = tempfile::tempdir().unwrap();
     let err = |s: RepoSpec| source::read(&s).err().expect("an error");
     let e = err(spec(&root, Some("nope"), None, cache.path()));
-    assert!(e.message.starts_with("`nope` names no branch, tag or commit of"), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("`nope` names no branch, tag or commit of"),
+        "{}",
+        e.message
+    );
     let e = err(spec(&root, Some("v1"), Some("elsewhere"), cache.path()));
-    assert!(e.message.starts_with("folder `elsewhere` does not exist at commit "), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("folder `elsewhere` does not exist at commit "),
+        "{}",
+        e.message
+    );
     let empty = Site::new();
     Repository::init(empty.path()).unwrap();
-    let e = err(spec(&empty.path().to_string_lossy(), None, None, cache.path()));
+    let e = err(spec(
+        &empty.path().to_string_lossy(),
+        None,
+        None,
+        cache.path(),
+    ));
     assert!(e.message.ends_with("has no commits yet"), "{}", e.message);
-    assert_eq!(e.help.as_deref(), Some("commit the desired state, or add `--worktree` to read the files as they are"));
+    assert_eq!(
+        e.help.as_deref(),
+        Some("commit the desired state, or add `--worktree` to read the files as they are")
+    );
 }
 
 #[test]
@@ -114,13 +173,24 @@ fn remote_repositories_are_cloned_then_fetched() {
     let (repo, _, two, three) = history(&upstream);
     let url = format!("file://{}", upstream.path().display());
     let cache = tempfile::tempdir().unwrap();
-    assert_eq!(trait_names(&spec(&url, None, Some("state"), cache.path())), (Some(two.to_string()), vec!["CUSTOM_TWO".to_owned()]));
-    assert_eq!(trait_names(&spec(&url, Some("feature"), Some("state"), cache.path())), (Some(three.to_string()), vec!["CUSTOM_THREE".to_owned()]));
+    assert_eq!(
+        trait_names(&spec(&url, None, Some("state"), cache.path())),
+        (Some(two.to_string()), vec!["CUSTOM_TWO".to_owned()])
+    );
+    assert_eq!(
+        trait_names(&spec(&url, Some("feature"), Some("state"), cache.path())),
+        (Some(three.to_string()), vec!["CUSTOM_THREE".to_owned()])
+    );
     // A new upstream commit is seen by the next read.
     upstream.write("state/traits.yaml", trait_doc("CUSTOM_FOUR"));
     let four = commit_all(&repo, "four");
-    assert_eq!(trait_names(&spec(&url, None, Some("state"), cache.path())), (Some(four.to_string()), vec!["CUSTOM_FOUR".to_owned()]));
-    let clones = std::fs::read_dir(cache.path().join("repos")).unwrap().count();
+    assert_eq!(
+        trait_names(&spec(&url, None, Some("state"), cache.path())),
+        (Some(four.to_string()), vec!["CUSTOM_FOUR".to_owned()])
+    );
+    let clones = std::fs::read_dir(cache.path().join("repos"))
+        .unwrap()
+        .count();
     assert_eq!(clones, 1, "one cached clone per URL");
 }
 

@@ -21,7 +21,10 @@ fn committed_schema_is_current() {
 fn schema_command_prints_the_committed_schema() {
     let out = crate::support::fpga_sync(&["schema"], Path::new(env!("CARGO_MANIFEST_DIR")));
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), document_schema_text());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        document_schema_text()
+    );
 }
 
 #[test]

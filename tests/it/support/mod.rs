@@ -18,7 +18,9 @@ pub struct Site {
 
 impl Site {
     pub fn new() -> Self {
-        Site { dir: tempfile::tempdir().expect("temp dir") }
+        Site {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -42,7 +44,8 @@ impl Site {
     pub fn load_spec(&self, edit: impl FnOnce(&mut RepoSpec)) -> Outcome {
         let mut spec = self.spec();
         edit(&mut spec);
-        let snapshot = source::read(&spec).unwrap_or_else(|d| panic!("source failed: {}", d.message));
+        let snapshot =
+            source::read(&spec).unwrap_or_else(|d| panic!("source failed: {}", d.message));
         load(&snapshot)
     }
 
@@ -100,7 +103,12 @@ pub fn help_of(outcome: &Outcome, needle: &str) -> String {
         .diagnostics
         .iter()
         .find(|d| d.message.contains(needle))
-        .unwrap_or_else(|| panic!("no diagnostic contains {needle:?}: {:#?}", findings(outcome)))
+        .unwrap_or_else(|| {
+            panic!(
+                "no diagnostic contains {needle:?}: {:#?}",
+                findings(outcome)
+            )
+        })
         .help
         .clone()
         .unwrap_or_default()
