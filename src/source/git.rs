@@ -27,11 +27,12 @@ pub(super) fn read(
     repository: Repository,
     spec: &RepoSpec,
     inner: &str,
+    origin: String,
 ) -> Result<Snapshot, Diagnostic> {
     let dir = state_dir(inner, spec.dir.as_deref())?;
     let (commit_id, tree_id, files) = read_commit(&repository, spec, &dir)?;
     Ok(Snapshot {
-        origin: spec.repo.clone(),
+        origin,
         commit: Some(commit_id),
         reference: spec.reference.clone(),
         dir: dir.clone(),

@@ -31,7 +31,8 @@ pub struct RepoSpec {
 
 /// The desired-state files as read, and where they were read from.
 pub struct Snapshot {
-    /// The repository as given (`--repo`).
+    /// The repository: a local checkout's root, a folder, or a remote URL (passwords
+    /// removed).
     pub origin: String,
     /// The commit the files were read from; `None` for a plain folder or the work tree.
     pub commit: Option<String>,
@@ -71,18 +72,14 @@ impl Snapshot {
         let dir = if self.dir.is_empty() {
             String::new()
         } else {
-            format!("{}/ in ", self.dir)
+            format!("`{}/` of ", self.dir)
         };
         match &self.commit {
             Some(commit) => {
-                let reference = self
-                    .reference
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                format!("{dir}{} at commit {commit}{reference}", self.origin)
+                let reference = self.reference.as_deref().unwrap_or("HEAD");
+                format!("{dir}`{}` at commit {commit} ({reference})", self.origin)
             }
-            None => format!("{dir}{} (work tree: no commit pinned)", self.origin),
+            None => format!("{dir}`{}` as it is on disk: no commit pinned", self.origin),
         }
     }
 }
@@ -103,7 +100,7 @@ pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
             .help("drop `--worktree`, or point `--repo` at a local checkout"));
         }
         let repository = remote::fetch(&spec.repo, &spec.cache_dir)?;
-        return git::read(repository, spec, "");
+        return git::read(repository, spec, "", remote::redact(&spec.repo));
     }
     let path = Path::new(&spec.repo);
     if !path.is_dir() {
@@ -123,9 +120,12 @@ pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
                 .unwrap_or(Path::new(""))
                 .to_string_lossy()
                 .replace('\\', "/");
-            git::read(repository, spec, &inner)
+            git::read(repository, spec, &inner, workdir.display().to_string())
         }
-        (false, Ok(repository)) => git::read(repository, spec, ""),
+        (false, Ok(repository)) => {
+            let origin = repository.path().display().to_string();
+            git::read(repository, spec, "", origin)
+        }
         (true, _) | (false, Err(_)) => {
             if spec.reference.is_some() && !spec.worktree {
                 return Err(Diagnostic::error(

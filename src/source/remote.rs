@@ -70,8 +70,8 @@ pub(super) fn fetch(url: &str, cache_dir: &Path) -> Result<Repository, Diagnosti
     Ok(repository)
 }
 
-/// The URL without a password, for messages.
-fn redact(url: &str) -> String {
+/// The URL without its credentials, for messages and reports.
+pub(super) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])

@@ -15,7 +15,10 @@ fn valid_site_exits_0_with_a_summary() {
         text(&out.stdout),
         "valid: 7 documents (2 Bitstream, 1 Flavor, 1 HostGroup, 1 ResourceClass, 2 Trait)\n"
     );
-    assert_eq!(text(&out.stderr), "read . (work tree: no commit pinned)\n");
+    assert_eq!(
+        text(&out.stderr),
+        "read `.` as it is on disk: no commit pinned\n"
+    );
 }
 
 #[test]
@@ -45,7 +48,7 @@ fn invalid_site_exits_1_with_rendered_diagnostics() {
      7 │ disk: 40
        ╰────
       help: a mapping may hold `ram` once; remove one of the two or merge them
-    read . (work tree: no commit pinned)
+    read `.` as it is on disk: no commit pinned
     invalid: 1 error(s)
     ");
 }

@@ -124,10 +124,10 @@ fn a_sub_folder_path_selects_the_state_folder_of_the_enclosing_repository() {
     let snapshot = source::read(&spec(&state, None, None, cache.path())).unwrap();
     assert_eq!(snapshot.dir, "state");
     assert_eq!(snapshot.commit, Some(two.to_string()));
-    assert!(
-        snapshot.describe().ends_with(&format!("at commit {two}")),
-        "{}",
-        snapshot.describe()
+    let root = site.path().canonicalize().unwrap();
+    assert_eq!(
+        snapshot.describe(),
+        format!("`state/` of `{}` at commit {two} (HEAD)", root.display())
     );
 }
 
