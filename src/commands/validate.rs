@@ -61,7 +61,11 @@ pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
 pub fn load(snapshot: &Snapshot) -> Outcome {
     let parsed = desired::parse(snapshot.files.clone());
     let facts = snapshot.inspect(&parsed.file_requests());
-    desired::finish(parsed, &facts)
+    let mut outcome = desired::finish(parsed, &facts);
+    if let Some(desired) = &mut outcome.desired {
+        desired.commit.clone_from(&snapshot.commit);
+    }
+    outcome
 }
 
 fn counts(outcome: &Outcome) -> BTreeMap<&'static str, usize> {

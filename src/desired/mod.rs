@@ -47,6 +47,8 @@ pub struct DesiredFlavor {
 /// The validated desired state, keyed by name. Built only when no error was found.
 #[derive(Clone, Debug, Default)]
 pub struct Desired {
+    /// The commit it was read from; `None` when read from files on disk.
+    pub commit: Option<String>,
     /// Bitstream images, by image name.
     pub bitstreams: BTreeMap<String, Declared<Bitstream>>,
     /// Custom traits, by name.
@@ -135,6 +137,7 @@ pub fn finish(parsed: Parsed, facts: &BTreeMap<String, FileFact>) -> Outcome {
 fn build(documents: Documents) -> Desired {
     let by_name = |name: &str| name.to_owned();
     Desired {
+        commit: None,
         bitstreams: documents
             .bitstreams
             .into_iter()

@@ -15,7 +15,7 @@ pub(super) fn fetch(url: &str, cache_dir: &Path) -> Result<Repository, Diagnosti
     let key = &hex(&Sha256::digest(url.as_bytes()))[..16];
     let path = cache_dir.join("repos").join(format!("{key}.git"));
     let fail = |what: &str, e: git2::Error| {
-        Diagnostic::error("fpga_sync::source", format!("{what} `{}`: {}", redact(url), e.message()))
+        Diagnostic::error("fpga_sync::source", format!("{what} `{}`: {}", redact(url), e.message().replace(url, &redact(url))))
             .help("check the URL and that this machine can reach it; private repositories need a git credential helper")
     };
     let repository = if path.exists() {

@@ -214,3 +214,35 @@ fn bitstream_files_come_from_the_commit_and_symlinks_stay_inside() {
         ]
     );
 }
+
+#[test]
+fn a_password_in_a_remote_url_never_reaches_the_output() {
+    let site = Site::new();
+    // Port 1 on loopback refuses at once: the fetch fails, and its error is printed.
+    let url = "https://bot:s3cret-token@127.0.0.1:1/site.git";
+    let out = site.run(&[
+        "validate",
+        "--repo",
+        url,
+        "--cache-dir",
+        &site.path().join("cache").to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("https://***@127.0.0.1:1/site.git"), "{all}");
+    assert!(!all.contains("s3cret-token"), "{all}");
+    let json = site.run(&[
+        "validate",
+        "--format",
+        "json",
+        "--repo",
+        url,
+        "--cache-dir",
+        &site.path().join("cache").to_string_lossy(),
+    ]);
+    assert!(!String::from_utf8_lossy(&json.stdout).contains("s3cret-token"));
+}
