@@ -45,8 +45,8 @@ pub struct Bitstream {
     pub tags: Vec<String>,
     /// The bitstream metadata of the Cyborg spec, stored as Glance image properties.
     pub metadata: BitstreamMetadata,
-    /// Further Glance image properties, such as `type: crypto`. Names and values are
-    /// strings of at most 255 characters.
+    /// Further Glance image properties, such as `type: crypto`. Values are strings. Names
+    /// hold at most 255 characters, values at most 65,535 bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
 }
@@ -219,3 +219,15 @@ pub const GLANCE_RESERVED_PROPERTIES: [&str; 24] = [
 
 /// Prefix of the image properties fpga-sync writes to mark what it owns.
 pub const OWNER_PROPERTY_PREFIX: &str = "fpga_sync_";
+
+/// How many ownership marker properties fpga-sync reserves room for on each image.
+pub const OWNER_PROPERTY_COUNT: usize = 8;
+
+/// Glance's default `image_property_quota`.
+pub const MAX_IMAGE_PROPERTIES: usize = 128;
+
+/// Glance's default `image_tag_quota`.
+pub const MAX_IMAGE_TAGS: usize = 128;
+
+/// The most a property value may hold: a MySQL `TEXT` column, which Glance uses.
+pub const MAX_PROPERTY_VALUE_BYTES: usize = 65_535;

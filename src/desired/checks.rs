@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobMatcher};
 
 use super::bitstream::{
-    Bitstream, GLANCE_RESERVED_PROPERTIES, METADATA_KEYS, OWNER_PROPERTY_PREFIX,
+    Bitstream, GLANCE_RESERVED_PROPERTIES, MAX_IMAGE_PROPERTIES, MAX_IMAGE_TAGS,
+    MAX_PROPERTY_VALUE_BYTES, METADATA_KEYS, OWNER_PROPERTY_COUNT, OWNER_PROPERTY_PREFIX,
 };
 use super::document::{Declared, DocContext};
 use super::extra_specs;
@@ -288,16 +289,24 @@ fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Dia
     }
     for (key, value) in &spec.properties {
         let pointer = format!("/properties/{}", crate::yaml::escape(key));
-        // Glance keeps property names and values of at most 255 characters.
-        if key.chars().count() > 255 || value.chars().count() > 255 {
-            let what = if key.chars().count() > 255 {
-                "name"
-            } else {
-                "value"
-            };
+        // Glance refuses property names over 255 characters; values have no API limit, but
+        // a MySQL-backed Glance stores them as TEXT (65,535 bytes).
+        let problem = if key.chars().count() > 255 {
+            Some("its name is longer than the 255 characters Glance accepts")
+        } else if value.len() > MAX_PROPERTY_VALUE_BYTES {
+            Some("its value is longer than the 65,535 bytes Glance's database keeps")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            let shown: String = key.chars().take(40).collect();
             out.push(
-                ctx.error_at(&pointer, "fpga_sync::too_long", format!("the {what} of property `{}` is longer than the 255 characters Glance keeps", key.chars().take(40).collect::<String>()))
-                    .help("shorten it; long data belongs in the bitstream file or its description"),
+                ctx.error_at_key(
+                    &pointer,
+                    "fpga_sync::too_long",
+                    format!("property `{shown}` cannot be stored: {problem}"),
+                )
+                .help("shorten it; long data belongs in the bitstream file"),
             );
         }
         let why = if METADATA_KEYS.contains(&key.as_str()) {
@@ -326,6 +335,27 @@ fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Dia
                 .help(help),
             );
         }
+    }
+    let properties =
+        spec.metadata_properties().len() + spec.properties.len() + OWNER_PROPERTY_COUNT;
+    if properties > MAX_IMAGE_PROPERTIES {
+        out.push(
+            ctx.error_at_key("/properties", "fpga_sync::too_many", format!("the image would carry {properties} properties, more than the {MAX_IMAGE_PROPERTIES} Glance allows"))
+                .help(format!("the metadata and fpga-sync's {OWNER_PROPERTY_COUNT} ownership markers count too; drop some `properties`")),
+        );
+    }
+    if spec.image_tags().len() > MAX_IMAGE_TAGS {
+        out.push(
+            ctx.error_at_key(
+                "/tags",
+                "fpga_sync::too_many",
+                format!(
+                    "the image would carry {} tags, more than the {MAX_IMAGE_TAGS} Glance allows",
+                    spec.image_tags().len()
+                ),
+            )
+            .help("`FPGA` counts too; drop some tags"),
+        );
     }
     if let Some(topology) = &spec.metadata.topology {
         for p in topology.problems() {

@@ -469,3 +469,29 @@ fn manual_devices_take_no_bitstream_and_managed_ones_need_one() {
         ]
     );
 }
+
+#[test]
+fn glance_limits_on_properties_and_tags_are_checked() {
+    let site = valid_site();
+    let long_name = "p".repeat(256);
+    let many: String = (0..110).map(|i| format!("  extra{i}: v\n")).collect();
+    let tags: Vec<String> = (0..128).map(|i| format!("t{i}")).collect();
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS
+            .replace(
+                "properties:\n  type: crypto\n",
+                &format!("properties:\n  type: crypto\n  {long_name}: x\n{many}"),
+            )
+            .replace("tags: [crypto]", &format!("tags: [{}]", tags.join(", "))),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "bitstreams.yaml:19:1: error: the image would carry 129 tags, more than the 128 Glance allows",
+            "bitstreams.yaml:39:1: error: the image would carry 133 properties, more than the 128 Glance allows",
+            "bitstreams.yaml:41:3: error: property `pppppppppppppppppppppppppppppppppppppppp` cannot be stored: its name is longer than the 255 characters Glance accepts",
+        ]
+    );
+}
