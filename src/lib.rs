@@ -5,6 +5,7 @@
 //! it from the command line.
 
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod desired;
 pub mod diagnostic;
