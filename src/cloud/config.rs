@@ -118,7 +118,12 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-const SERVICES: [Service; 4] = [Service::Identity, Service::Placement, Service::Image, Service::Compute];
+const SERVICES: [Service; 4] = [
+    Service::Identity,
+    Service::Placement,
+    Service::Image,
+    Service::Compute,
+];
 
 /// Resolves the cloud: `cloud` (from `--os-cloud`) or `OS_CLOUD` from clouds.yaml, else the
 /// `OS_*` variables.
@@ -137,7 +142,9 @@ pub fn resolve(cloud: Option<&str>, env: Env<'_>) -> Result<CloudConfig, CloudEr
         c.push(Path::new("/etc/openstack").join(file));
         c
     };
-    let clouds_file = candidates("clouds.yaml", "OS_CLIENT_CONFIG_FILE").into_iter().find(|p| p.is_file());
+    let clouds_file = candidates("clouds.yaml", "OS_CLIENT_CONFIG_FILE")
+        .into_iter()
+        .find(|p| p.is_file());
     let Some(clouds_file) = clouds_file else {
         return Err(config_error(
             format!("cloud `{name}` was asked for, but no clouds.yaml was found"),
@@ -145,20 +152,34 @@ pub fn resolve(cloud: Option<&str>, env: Env<'_>) -> Result<CloudConfig, CloudEr
         ));
     };
     let mut clouds = read_yaml(&clouds_file)?;
-    if let Some(secure) = candidates("secure.yaml", "OS_CLIENT_SECURE_FILE").into_iter().find(|p| p.is_file()) {
+    if let Some(secure) = candidates("secure.yaml", "OS_CLIENT_SECURE_FILE")
+        .into_iter()
+        .find(|p| p.is_file())
+    {
         merge(&mut clouds, read_yaml(&secure)?);
     }
-    let entry = clouds.get("clouds").and_then(|c| c.get(&name)).cloned().ok_or_else(|| {
-        let known: Vec<String> = clouds
-            .get("clouds")
-            .and_then(Value::as_object)
-            .map(|m| m.keys().map(|k| format!("`{k}`")).collect())
-            .unwrap_or_default();
-        config_error(
-            format!("cloud `{name}` is not in {}", clouds_file.display()),
-            format!("the clouds there are: {}", if known.is_empty() { "none".into() } else { known.join(", ") }),
-        )
-    })?;
+    let entry = clouds
+        .get("clouds")
+        .and_then(|c| c.get(&name))
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<String> = clouds
+                .get("clouds")
+                .and_then(Value::as_object)
+                .map(|m| m.keys().map(|k| format!("`{k}`")).collect())
+                .unwrap_or_default();
+            config_error(
+                format!("cloud `{name}` is not in {}", clouds_file.display()),
+                format!(
+                    "the clouds there are: {}",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })?;
     from_entry(name, &normalise(entry))
 }
 
@@ -202,7 +223,11 @@ fn merge(base: &mut Value, over: Value) {
 /// clouds.yaml accepts `auth-url` for `auth_url`.
 fn normalise(value: Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k.replace('-', "_"), normalise(v))).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k.replace('-', "_"), normalise(v)))
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -211,9 +236,23 @@ fn normalise(value: Value) -> Value {
 fn from_env(env: Env<'_>) -> Result<CloudConfig, CloudError> {
     let mut auth = Map::new();
     for key in [
-        "auth_url", "username", "user_id", "password", "project_name", "project_id", "user_domain_name", "user_domain_id",
-        "project_domain_name", "project_domain_id", "domain_name", "domain_id", "application_credential_id",
-        "application_credential_name", "application_credential_secret", "token", "endpoint",
+        "auth_url",
+        "username",
+        "user_id",
+        "password",
+        "project_name",
+        "project_id",
+        "user_domain_name",
+        "user_domain_id",
+        "project_domain_name",
+        "project_domain_id",
+        "domain_name",
+        "domain_id",
+        "application_credential_id",
+        "application_credential_name",
+        "application_credential_secret",
+        "token",
+        "endpoint",
     ] {
         if let Some(v) = env(&format!("OS_{}", key.to_uppercase())) {
             auth.insert(key.into(), Value::String(v));
@@ -226,21 +265,35 @@ fn from_env(env: Env<'_>) -> Result<CloudConfig, CloudError> {
     }
     let mut entry = Map::new();
     entry.insert("auth".into(), Value::Object(auth));
-    for (key, var) in [("auth_type", "OS_AUTH_TYPE"), ("region_name", "OS_REGION_NAME"), ("interface", "OS_INTERFACE"), ("cacert", "OS_CACERT")] {
+    for (key, var) in [
+        ("auth_type", "OS_AUTH_TYPE"),
+        ("region_name", "OS_REGION_NAME"),
+        ("interface", "OS_INTERFACE"),
+        ("cacert", "OS_CACERT"),
+    ] {
         if let Some(v) = env(var) {
             entry.insert(key.into(), Value::String(v));
         }
     }
-    if env("OS_INSECURE").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")) {
+    if env("OS_INSECURE")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    {
         entry.insert("verify".into(), Value::Bool(false));
     }
     for service in SERVICES {
-        let var = format!("OS_{}_ENDPOINT_OVERRIDE", service.catalog_type().to_uppercase());
+        let var = format!(
+            "OS_{}_ENDPOINT_OVERRIDE",
+            service.catalog_type().to_uppercase()
+        );
         if let Some(v) = env(&var) {
-            entry.insert(format!("{}_endpoint_override", service.catalog_type()), Value::String(v));
+            entry.insert(
+                format!("{}_endpoint_override", service.catalog_type()),
+                Value::String(v),
+            );
         }
     }
-    let empty = entry["auth"].as_object().is_some_and(Map::is_empty) && !entry.contains_key("auth_type");
+    let empty =
+        entry["auth"].as_object().is_some_and(Map::is_empty) && !entry.contains_key("auth_type");
     if empty {
         return Err(config_error(
             "no cloud configured: neither `--os-cloud`/`OS_CLOUD` nor `OS_AUTH_URL` is set",
@@ -260,12 +313,18 @@ fn string(v: &Value, key: &str) -> Option<String> {
 
 /// Turns one clouds.yaml entry (normalised) into a [`CloudConfig`].
 fn from_entry(name: String, entry: &Value) -> Result<CloudConfig, CloudError> {
-    let auth = entry.get("auth").cloned().unwrap_or(Value::Object(Map::new()));
+    let auth = entry
+        .get("auth")
+        .cloned()
+        .unwrap_or(Value::Object(Map::new()));
     let auth_type = string(entry, "auth_type").unwrap_or_else(|| "password".into());
     let missing = |what: &str| {
         config_error(
             format!("cloud `{name}` (auth_type `{auth_type}`) has no `{what}`"),
-            format!("add `{what}` under `auth:` in clouds.yaml (secrets in secure.yaml), or set OS_{}", what.to_uppercase()),
+            format!(
+                "add `{what}` under `auth:` in clouds.yaml (secrets in secure.yaml), or set OS_{}",
+                what.to_uppercase()
+            ),
         )
     };
     let auth_url = || string(&auth, "auth_url").ok_or_else(|| missing("auth_url"));
@@ -274,24 +333,37 @@ fn from_entry(name: String, entry: &Value) -> Result<CloudConfig, CloudError> {
             .map(Domain::Id)
             .or_else(|| string(&auth, name_key).map(Domain::Name))
     };
-    let default_domain = || domain("domain_id", "domain_name").unwrap_or(Domain::Id("default".into()));
+    let default_domain =
+        || domain("domain_id", "domain_name").unwrap_or(Domain::Id("default".into()));
     let user = || -> Option<User> {
         string(&auth, "user_id").map(User::Id).or_else(|| {
-            string(&auth, "username").map(|n| User::Name(n, domain("user_domain_id", "user_domain_name").unwrap_or_else(default_domain)))
+            string(&auth, "username").map(|n| {
+                User::Name(
+                    n,
+                    domain("user_domain_id", "user_domain_name").unwrap_or_else(default_domain),
+                )
+            })
         })
     };
     let scope = || -> Scope {
         if let Some(id) = string(&auth, "project_id") {
             Scope::ProjectId(id)
         } else if let Some(project) = string(&auth, "project_name") {
-            Scope::ProjectName(project, domain("project_domain_id", "project_domain_name").unwrap_or_else(default_domain))
+            Scope::ProjectName(
+                project,
+                domain("project_domain_id", "project_domain_name").unwrap_or_else(default_domain),
+            )
         } else if let Some(d) = domain("domain_id", "domain_name") {
             Scope::Domain(d)
         } else {
             Scope::None
         }
     };
-    let secret = |key: &str| string(&auth, key).map(Secret::new).ok_or_else(|| missing(key));
+    let secret = |key: &str| {
+        string(&auth, key)
+            .map(Secret::new)
+            .ok_or_else(|| missing(key))
+    };
     let auth_config = match auth_type.as_str() {
         "password" | "v3password" => AuthConfig::Password {
             auth_url: auth_url()?,
@@ -311,21 +383,33 @@ fn from_entry(name: String, entry: &Value) -> Result<CloudConfig, CloudError> {
             token: secret("token")?,
             scope: scope(),
         },
-        "admin_token" => AuthConfig::AdminToken { token: secret("token")? },
+        "admin_token" => AuthConfig::AdminToken {
+            token: secret("token")?,
+        },
         "none" | "noauth" => AuthConfig::None,
         other => {
             return Err(config_error(
-                format!("cloud `{name}` uses auth_type `{other}`, which fpga-sync does not support"),
+                format!(
+                    "cloud `{name}` uses auth_type `{other}`, which fpga-sync does not support"
+                ),
                 "use password, v3applicationcredential, token, admin_token or none",
             ));
         }
     };
-    if let AuthConfig::ApplicationCredential { id: None, name: None, .. } = &auth_config {
+    if let AuthConfig::ApplicationCredential {
+        id: None,
+        name: None,
+        ..
+    } = &auth_config
+    {
         return Err(missing("application_credential_id"));
     }
     let mut endpoint_overrides = BTreeMap::new();
     for service in SERVICES {
-        if let Some(url) = string(entry, &format!("{}_endpoint_override", service.catalog_type())) {
+        if let Some(url) = string(
+            entry,
+            &format!("{}_endpoint_override", service.catalog_type()),
+        ) {
             endpoint_overrides.insert(service, url);
         }
     }
@@ -333,10 +417,16 @@ fn from_entry(name: String, entry: &Value) -> Result<CloudConfig, CloudError> {
     // override of their own.
     if let Some(endpoint) = string(&auth, "endpoint") {
         for service in SERVICES {
-            endpoint_overrides.entry(service).or_insert_with(|| endpoint.clone());
+            endpoint_overrides
+                .entry(service)
+                .or_insert_with(|| endpoint.clone());
         }
     }
-    if matches!(auth_config, AuthConfig::AdminToken { .. } | AuthConfig::None) && endpoint_overrides.is_empty() {
+    if matches!(
+        auth_config,
+        AuthConfig::AdminToken { .. } | AuthConfig::None
+    ) && endpoint_overrides.is_empty()
+    {
         return Err(config_error(
             format!("cloud `{name}` has no Keystone (auth_type `{auth_type}`) and no endpoints"),
             "set `placement_endpoint_override`, `image_endpoint_override` and `compute_endpoint_override`",
@@ -345,13 +435,18 @@ fn from_entry(name: String, entry: &Value) -> Result<CloudConfig, CloudError> {
     let verify = match entry.get("verify") {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => !matches!(s.to_ascii_lowercase().as_str(), "false" | "no" | "0"),
-        _ => !entry.get("insecure").is_some_and(|v| v == &Value::Bool(true)),
+        _ => !entry
+            .get("insecure")
+            .is_some_and(|v| v == &Value::Bool(true)),
     };
     Ok(CloudConfig {
         name,
         auth: auth_config,
         region: string(entry, "region_name"),
-        interface: string(entry, "interface").unwrap_or_else(|| "public".into()).trim_end_matches("URL").to_owned(),
+        interface: string(entry, "interface")
+            .unwrap_or_else(|| "public".into())
+            .trim_end_matches("URL")
+            .to_owned(),
         endpoint_overrides,
         cacert: string(entry, "cacert").map(PathBuf::from),
         verify,
@@ -363,7 +458,10 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -375,21 +473,52 @@ mod tests {
             "clouds:\n  prod:\n    auth:\n      auth_url: https://keystone.example/v3\n      username: ops\n      project_name: fpga\n      user_domain_name: Default\n    region_name: RegionTwo\n    placement_endpoint_override: https://placement.example\n",
         )
         .unwrap();
-        std::fs::write(dir.path().join("secure.yaml"), "clouds:\n  prod:\n    auth:\n      password: hunter2\n").unwrap();
+        std::fs::write(
+            dir.path().join("secure.yaml"),
+            "clouds:\n  prod:\n    auth:\n      password: hunter2\n",
+        )
+        .unwrap();
         let clouds = dir.path().join("clouds.yaml").display().to_string();
         let secure = dir.path().join("secure.yaml").display().to_string();
-        let pairs = [("OS_CLIENT_CONFIG_FILE", clouds.as_str()), ("OS_CLIENT_SECURE_FILE", secure.as_str()), ("OS_CLOUD", "prod")];
+        let pairs = [
+            ("OS_CLIENT_CONFIG_FILE", clouds.as_str()),
+            ("OS_CLIENT_SECURE_FILE", secure.as_str()),
+            ("OS_CLOUD", "prod"),
+        ];
         let env = env_of(&pairs);
         let c = resolve(None, &env).unwrap();
         assert_eq!(c.region.as_deref(), Some("RegionTwo"));
-        assert_eq!(c.endpoint_overrides[&Service::Placement], "https://placement.example");
-        let AuthConfig::Password { user, password, scope, .. } = &c.auth else { panic!("{:?}", c.auth) };
-        assert_eq!(user, &User::Name("ops".into(), Domain::Name("Default".into())));
+        assert_eq!(
+            c.endpoint_overrides[&Service::Placement],
+            "https://placement.example"
+        );
+        let AuthConfig::Password {
+            user,
+            password,
+            scope,
+            ..
+        } = &c.auth
+        else {
+            panic!("{:?}", c.auth)
+        };
+        assert_eq!(
+            user,
+            &User::Name("ops".into(), Domain::Name("Default".into()))
+        );
         assert_eq!(password.expose(), "hunter2");
-        assert_eq!(scope, &Scope::ProjectName("fpga".into(), Domain::Id("default".into())));
-        assert!(!format!("{c:?}").contains("hunter2"), "Debug never shows the password");
+        assert_eq!(
+            scope,
+            &Scope::ProjectName("fpga".into(), Domain::Id("default".into()))
+        );
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "Debug never shows the password"
+        );
         let err = resolve(Some("staging"), &env).unwrap_err();
-        assert_eq!(err.to_string(), format!("cloud `staging` is not in {clouds}"));
+        assert_eq!(
+            err.to_string(),
+            format!("cloud `staging` is not in {clouds}")
+        );
     }
 
     #[test]
@@ -402,11 +531,20 @@ mod tests {
             ("OS_INSECURE", "true"),
         ]);
         let c = resolve(None, &env).unwrap();
-        assert!(matches!(c.auth, AuthConfig::ApplicationCredential { ref id, .. } if id.as_deref() == Some("abc")));
+        assert!(
+            matches!(c.auth, AuthConfig::ApplicationCredential { ref id, .. } if id.as_deref() == Some("abc"))
+        );
         assert!(!c.verify);
         let err = resolve(None, &env_of(&[])).unwrap_err();
         assert!(err.to_string().starts_with("no cloud configured"));
-        let err = resolve(None, &env_of(&[("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u")])).unwrap_err();
-        assert_eq!(err.to_string(), "cloud `environment` (auth_type `password`) has no `password`");
+        let err = resolve(
+            None,
+            &env_of(&[("OS_AUTH_URL", "http://k/v3"), ("OS_USERNAME", "u")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cloud `environment` (auth_type `password`) has no `password`"
+        );
     }
 }

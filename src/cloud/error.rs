@@ -158,12 +158,25 @@ impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloudError::Config { message, .. } => write!(f, "{message}"),
-            CloudError::Unreachable { service, request, reason } => {
+            CloudError::Unreachable {
+                service,
+                request,
+                reason,
+            } => {
                 write!(f, "{service} is unreachable: {request}: {reason}")
             }
-            CloudError::Status { service, request, status, message, request_id } => {
+            CloudError::Status {
+                service,
+                request,
+                status,
+                message,
+                request_id,
+            } => {
                 write!(f, "{service} refused {request}: {status}")?;
-                if let Some(reason) = reqwest::StatusCode::from_u16(*status).ok().and_then(|s| s.canonical_reason()) {
+                if let Some(reason) = reqwest::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                {
                     write!(f, " {reason}")?;
                 }
                 if !message.is_empty() {
@@ -174,15 +187,40 @@ impl fmt::Display for CloudError {
                 }
                 Ok(())
             }
-            CloudError::Microversion { service, wanted, supported } => match supported {
-                Some(s) => write!(f, "{service} serves API {}–{}, but fpga-sync needs {wanted}", s.min, s.max),
-                None => write!(f, "{service} has no microversions, but fpga-sync needs {wanted}"),
+            CloudError::Microversion {
+                service,
+                wanted,
+                supported,
+            } => match supported {
+                Some(s) => write!(
+                    f,
+                    "{service} serves API {}–{}, but fpga-sync needs {wanted}",
+                    s.min, s.max
+                ),
+                None => write!(
+                    f,
+                    "{service} has no microversions, but fpga-sync needs {wanted}"
+                ),
             },
-            CloudError::Decode { service, request, reason } => {
-                write!(f, "{service} answered {request} with something unreadable: {reason}")
+            CloudError::Decode {
+                service,
+                request,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "{service} answered {request} with something unreadable: {reason}"
+                )
             }
-            CloudError::Integrity { what, expected, actual } => {
-                write!(f, "{what} does not match: expected {expected}, got {actual}")
+            CloudError::Integrity {
+                what,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{what} does not match: expected {expected}, got {actual}"
+                )
             }
             CloudError::Io { path, reason } => write!(f, "{path}: {reason}"),
         }
@@ -205,19 +243,26 @@ impl From<CloudError> for crate::diagnostic::Diagnostic {
 /// `{"badRequest": {"message": ...}}`, Keystone's `error.message`, or the text of an HTML
 /// page; at most 300 characters.
 pub fn service_message(body: &str) -> String {
-    let from_json = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
-        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-        if let Some(errors) = v.get("errors").and_then(|e| e.as_array()) {
-            let details: Vec<String> = errors.iter().filter_map(|e| e.get("detail").and_then(text)).collect();
-            if !details.is_empty() {
-                return Some(details.join("; "));
+    let from_json = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+            if let Some(errors) = v.get("errors").and_then(|e| e.as_array()) {
+                let details: Vec<String> = errors
+                    .iter()
+                    .filter_map(|e| e.get("detail").and_then(text))
+                    .collect();
+                if !details.is_empty() {
+                    return Some(details.join("; "));
+                }
             }
-        }
-        if let Some(m) = v.get("message").and_then(text) {
-            return Some(m);
-        }
-        v.as_object()?.values().find_map(|inner| inner.get("message").and_then(text))
-    });
+            if let Some(m) = v.get("message").and_then(text) {
+                return Some(m);
+            }
+            v.as_object()?
+                .values()
+                .find_map(|inner| inner.get("message").and_then(text))
+        });
     let text = from_json.unwrap_or_else(|| strip_tags(body));
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(300) {
@@ -251,13 +296,25 @@ mod tests {
     #[test]
     fn reads_each_service_s_error_shape() {
         assert_eq!(
-            service_message(r#"{"errors":[{"status":409,"title":"Conflict","detail":"generation conflict","code":"placement.concurrent_update"}]}"#),
+            service_message(
+                r#"{"errors":[{"status":409,"title":"Conflict","detail":"generation conflict","code":"placement.concurrent_update"}]}"#
+            ),
             "generation conflict"
         );
-        assert_eq!(service_message(r#"{"conflictingRequest":{"code":409,"message":"Flavor exists."}}"#), "Flavor exists.");
-        assert_eq!(service_message(r#"{"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}}"#), "The request you have made requires authentication.");
         assert_eq!(
-            service_message("<html><head><title>409 Conflict</title></head><body><h1>409 Conflict</h1>Image status transition from active to saving is not allowed<br /><br /></body></html>"),
+            service_message(r#"{"conflictingRequest":{"code":409,"message":"Flavor exists."}}"#),
+            "Flavor exists."
+        );
+        assert_eq!(
+            service_message(
+                r#"{"error":{"code":401,"message":"The request you have made requires authentication.","title":"Unauthorized"}}"#
+            ),
+            "The request you have made requires authentication."
+        );
+        assert_eq!(
+            service_message(
+                "<html><head><title>409 Conflict</title></head><body><h1>409 Conflict</h1>Image status transition from active to saving is not allowed<br /><br /></body></html>"
+            ),
             "409 Conflict Image status transition from active to saving is not allowed"
         );
     }

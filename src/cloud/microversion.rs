@@ -31,8 +31,14 @@ impl FromStr for Microversion {
 
     /// Parses `1.39`; refuses `latest` and anything else.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (major, minor) = s.trim().split_once('.').ok_or_else(|| format!("`{s}` is not a microversion"))?;
-        let parse = |p: &str| p.parse::<u16>().map_err(|_| format!("`{s}` is not a microversion"));
+        let (major, minor) = s
+            .trim()
+            .split_once('.')
+            .ok_or_else(|| format!("`{s}` is not a microversion"))?;
+        let parse = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("`{s}` is not a microversion"))
+        };
         Ok(Microversion::new(parse(major)?, parse(minor)?))
     }
 }
@@ -58,7 +64,13 @@ impl Supported {
                 .find(|v| v.get("status").and_then(|s| s.as_str()) == Some("CURRENT"))
                 .or_else(|| versions.first())
         })?;
-        let field = |name: &str| entry.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
+        let field = |name: &str| {
+            entry
+                .get(name)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .and_then(|s| s.parse().ok())
+        };
         let max = field("max_version").or_else(|| field("version"))?;
         let min = field("min_version").unwrap_or(max);
         Some(Supported { min, max })
@@ -89,7 +101,10 @@ mod tests {
         let placement = serde_json::json!({"versions": [{"id": "v1.0", "max_version": "1.39", "min_version": "1.0", "status": "CURRENT"}]});
         assert_eq!(
             Supported::from_document(&placement),
-            Some(Supported { min: Microversion::new(1, 0), max: Microversion::new(1, 39) })
+            Some(Supported {
+                min: Microversion::new(1, 0),
+                max: Microversion::new(1, 39)
+            })
         );
         let nova = serde_json::json!({"version": {"id": "v2.1", "version": "2.104", "min_version": "2.1"}});
         let s = Supported::from_document(&nova).unwrap();

@@ -30,7 +30,10 @@ impl Default for RetryPolicy {
 /// Whether repeating `method` cannot change the outcome twice. POST is not: a lost
 /// response may hide a created object.
 pub fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    )
 }
 
 /// Whether a response status is worth another attempt.
@@ -50,7 +53,10 @@ impl RetryPolicy {
         if let Some(after) = retry_after {
             return Some(after.min(self.cap));
         }
-        let ceiling = self.base.saturating_mul(1u32 << (attempt - 1).min(16)).min(self.cap);
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(self.cap);
         Some(ceiling.mul_f64(unit.clamp(0.0, 1.0)))
     }
 }
@@ -70,13 +76,20 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_ends() {
-        let p = RetryPolicy { max_attempts: 4, base: Duration::from_millis(100), cap: Duration::from_millis(250) };
+        let p = RetryPolicy {
+            max_attempts: 4,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(250),
+        };
         assert_eq!(p.wait(1, None, 1.0), Some(Duration::from_millis(100)));
         assert_eq!(p.wait(2, None, 1.0), Some(Duration::from_millis(200)));
         assert_eq!(p.wait(3, None, 1.0), Some(Duration::from_millis(250)));
         assert_eq!(p.wait(3, None, 0.5), Some(Duration::from_millis(125)));
         assert_eq!(p.wait(4, None, 1.0), None);
-        assert_eq!(p.wait(1, Some(Duration::from_secs(60)), 0.3), Some(Duration::from_millis(250)));
+        assert_eq!(
+            p.wait(1, Some(Duration::from_secs(60)), 0.3),
+            Some(Duration::from_millis(250))
+        );
     }
 
     #[test]

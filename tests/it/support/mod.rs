@@ -11,6 +11,8 @@ use fpga_sync::desired::Outcome;
 use fpga_sync::source::{self, RepoSpec};
 use tempfile::TempDir;
 
+pub mod cloud;
+
 /// A temporary site repository.
 pub struct Site {
     pub dir: TempDir,

@@ -1,0 +1,452 @@
+//! The Placement client: traits, resource classes, resource providers (nested), their
+//! inventories, traits, usages and allocations. Writes that carry a provider generation
+//! merge with what is there and retry on a generation conflict (409), bounded, so another
+//! writer's traits and inventories are never dropped. I/O: HTTP through the session.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::{CloudError, Service};
+use super::microversion::Microversion;
+use super::session::{Call, Session, read_json, segment};
+
+/// The microversion every request uses: 1.26 lets `reserved` equal `total` (draining a
+/// device), and brings what fpga-sync needs before it: traits (1.6), idempotent resource
+/// class PUT (1.7), nested providers and `in_tree` (1.14), provider bodies from POST (1.20)
+/// and error codes (1.23).
+pub const MICROVERSION: Microversion = Microversion::new(1, 26);
+
+/// How often a generation-guarded write is retried after a conflict.
+pub const CONFLICT_RETRIES: u32 = 5;
+
+/// A resource provider.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Provider {
+    /// Its uuid.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Its generation.
+    pub generation: u64,
+    /// Its parent's uuid, for nested providers.
+    #[serde(default)]
+    pub parent_provider_uuid: Option<String>,
+    /// The root of its tree.
+    #[serde(default)]
+    pub root_provider_uuid: Option<String>,
+}
+
+/// One resource class's inventory on a provider: all six fields.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Inventory {
+    /// How many there are.
+    pub total: u64,
+    /// How many are held back from scheduling.
+    pub reserved: u64,
+    /// The smallest allocation.
+    pub min_unit: u64,
+    /// The largest allocation.
+    pub max_unit: u64,
+    /// Allocations are multiples of this.
+    pub step_size: u64,
+    /// Overcommit ratio.
+    pub allocation_ratio: f64,
+}
+
+/// A Placement client.
+pub struct Placement<'s> {
+    session: &'s Session,
+}
+
+fn version() -> String {
+    format!("placement {MICROVERSION}")
+}
+
+impl<'s> Placement<'s> {
+    /// A client on `session`.
+    pub fn new(session: &'s Session) -> Self {
+        Placement { session }
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, CloudError> {
+        let v = version();
+        let call = Call {
+            service: Service::Placement,
+            method,
+            path,
+            microversion: Some(&v),
+        };
+        let response = self
+            .session
+            .send(&call, |r| match &body {
+                Some(b) => r.json(b),
+                None => r,
+            })
+            .await?;
+        read_json(response, &call).await
+    }
+
+    async fn call_empty(&self, method: Method, path: &str) -> Result<u16, CloudError> {
+        let v = version();
+        let call = Call {
+            service: Service::Placement,
+            method,
+            path,
+            microversion: Some(&v),
+        };
+        Ok(self.session.send(&call, |r| r).await?.status().as_u16())
+    }
+
+    /// Checks once that the service serves [`MICROVERSION`].
+    pub async fn check_version(&self) -> Result<(), CloudError> {
+        let call = Call {
+            service: Service::Placement,
+            method: Method::GET,
+            path: "/",
+            microversion: None,
+        };
+        let doc: serde_json::Value =
+            read_json(self.session.send(&call, |r| r).await?, &call).await?;
+        check_supported(Service::Placement, MICROVERSION, &doc)
+    }
+
+    /// Traits whose names start with `prefix` (e.g. `CUSTOM_`), sorted.
+    pub async fn traits(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        #[derive(Deserialize)]
+        struct Traits {
+            traits: Vec<String>,
+        }
+        let t: Traits = self
+            .call(
+                Method::GET,
+                &format!("/traits?name=startswith:{}", segment(prefix)),
+                None,
+            )
+            .await?;
+        let mut traits = t.traits;
+        traits.sort();
+        Ok(traits)
+    }
+
+    /// Creates a custom trait; `true` when it was created, `false` when it was there.
+    pub async fn ensure_trait(&self, name: &str) -> Result<bool, CloudError> {
+        Ok(self
+            .call_empty(Method::PUT, &format!("/traits/{}", segment(name)))
+            .await?
+            == 201)
+    }
+
+    /// Deletes a custom trait (409 while a provider has it).
+    pub async fn delete_trait(&self, name: &str) -> Result<(), CloudError> {
+        self.call_empty(Method::DELETE, &format!("/traits/{}", segment(name)))
+            .await
+            .map(drop)
+    }
+
+    /// Custom resource classes, sorted.
+    pub async fn resource_classes(&self) -> Result<Vec<String>, CloudError> {
+        #[derive(Deserialize)]
+        struct Classes {
+            resource_classes: Vec<Named>,
+        }
+        #[derive(Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let c: Classes = self.call(Method::GET, "/resource_classes", None).await?;
+        let mut names: Vec<String> = c
+            .resource_classes
+            .into_iter()
+            .map(|n| n.name)
+            .filter(|n| n.starts_with("CUSTOM_"))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates a custom resource class; `true` when it was created.
+    pub async fn ensure_resource_class(&self, name: &str) -> Result<bool, CloudError> {
+        Ok(self
+            .call_empty(Method::PUT, &format!("/resource_classes/{}", segment(name)))
+            .await?
+            == 201)
+    }
+
+    /// Deletes a custom resource class (409 while an inventory uses it).
+    pub async fn delete_resource_class(&self, name: &str) -> Result<(), CloudError> {
+        self.call_empty(
+            Method::DELETE,
+            &format!("/resource_classes/{}", segment(name)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Providers, filtered by exact `name` and/or `in_tree` (a provider uuid).
+    pub async fn providers(
+        &self,
+        name: Option<&str>,
+        in_tree: Option<&str>,
+    ) -> Result<Vec<Provider>, CloudError> {
+        #[derive(Deserialize)]
+        struct Providers {
+            resource_providers: Vec<Provider>,
+        }
+        let mut query = Vec::new();
+        if let Some(n) = name {
+            query.push(format!("name={}", segment(n)));
+        }
+        if let Some(t) = in_tree {
+            query.push(format!("in_tree={}", segment(t)));
+        }
+        let path = if query.is_empty() {
+            "/resource_providers".to_owned()
+        } else {
+            format!("/resource_providers?{}", query.join("&"))
+        };
+        Ok(self
+            .call::<Providers>(Method::GET, &path, None)
+            .await?
+            .resource_providers)
+    }
+
+    /// One provider.
+    pub async fn provider(&self, uuid: &str) -> Result<Provider, CloudError> {
+        self.call(
+            Method::GET,
+            &format!("/resource_providers/{}", segment(uuid)),
+            None,
+        )
+        .await
+    }
+
+    /// Creates a provider, nested under `parent` when given.
+    pub async fn create_provider(
+        &self,
+        name: &str,
+        uuid: Option<&str>,
+        parent: Option<&str>,
+    ) -> Result<Provider, CloudError> {
+        let mut body = json!({"name": name});
+        if let Some(u) = uuid {
+            body["uuid"] = json!(u);
+        }
+        if let Some(p) = parent {
+            body["parent_provider_uuid"] = json!(p);
+        }
+        self.call(Method::POST, "/resource_providers", Some(body))
+            .await
+    }
+
+    /// Deletes a provider (409 while it has allocations or children).
+    pub async fn delete_provider(&self, uuid: &str) -> Result<(), CloudError> {
+        self.call_empty(
+            Method::DELETE,
+            &format!("/resource_providers/{}", segment(uuid)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A provider's inventories and its generation.
+    pub async fn inventories(
+        &self,
+        uuid: &str,
+    ) -> Result<(u64, BTreeMap<String, Inventory>), CloudError> {
+        #[derive(Deserialize)]
+        struct Inventories {
+            resource_provider_generation: u64,
+            inventories: BTreeMap<String, Inventory>,
+        }
+        let i: Inventories = self
+            .call(
+                Method::GET,
+                &format!("/resource_providers/{}/inventories", segment(uuid)),
+                None,
+            )
+            .await?;
+        Ok((i.resource_provider_generation, i.inventories))
+    }
+
+    /// Replaces a provider's inventories, guarded by `generation`; returns the new
+    /// generation. A stale generation is a 409.
+    pub async fn set_inventories(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, Inventory>,
+    ) -> Result<u64, CloudError> {
+        #[derive(Deserialize)]
+        struct Out {
+            resource_provider_generation: u64,
+        }
+        let body = json!({"resource_provider_generation": generation, "inventories": inventories});
+        let out: Out = self
+            .call(
+                Method::PUT,
+                &format!("/resource_providers/{}/inventories", segment(uuid)),
+                Some(body),
+            )
+            .await?;
+        Ok(out.resource_provider_generation)
+    }
+
+    /// A provider's traits and its generation.
+    pub async fn provider_traits(&self, uuid: &str) -> Result<(u64, BTreeSet<String>), CloudError> {
+        #[derive(Deserialize)]
+        struct Traits {
+            resource_provider_generation: u64,
+            traits: BTreeSet<String>,
+        }
+        let t: Traits = self
+            .call(
+                Method::GET,
+                &format!("/resource_providers/{}/traits", segment(uuid)),
+                None,
+            )
+            .await?;
+        Ok((t.resource_provider_generation, t.traits))
+    }
+
+    /// Replaces a provider's traits, guarded by `generation`; returns the new generation.
+    pub async fn set_provider_traits(
+        &self,
+        uuid: &str,
+        generation: u64,
+        traits: &BTreeSet<String>,
+    ) -> Result<u64, CloudError> {
+        #[derive(Deserialize)]
+        struct Out {
+            resource_provider_generation: u64,
+        }
+        let body = json!({"resource_provider_generation": generation, "traits": traits});
+        let out: Out = self
+            .call(
+                Method::PUT,
+                &format!("/resource_providers/{}/traits", segment(uuid)),
+                Some(body),
+            )
+            .await?;
+        Ok(out.resource_provider_generation)
+    }
+
+    /// Adds `add` and removes `remove` from a provider's traits, keeping every other trait
+    /// (another writer's). On a generation conflict it re-reads and merges again, at most
+    /// [`CONFLICT_RETRIES`] times. Returns the traits written and the new generation.
+    pub async fn update_provider_traits(
+        &self,
+        uuid: &str,
+        add: &BTreeSet<String>,
+        remove: &BTreeSet<String>,
+    ) -> Result<(BTreeSet<String>, u64), CloudError> {
+        let mut attempt = 0;
+        loop {
+            let (generation, current) = self.provider_traits(uuid).await?;
+            let wanted: BTreeSet<String> = current
+                .difference(remove)
+                .chain(add.iter())
+                .cloned()
+                .collect();
+            if wanted == current {
+                return Ok((current, generation));
+            }
+            match self.set_provider_traits(uuid, generation, &wanted).await {
+                Err(e) if e.status() == Some(409) && attempt < CONFLICT_RETRIES => attempt += 1,
+                Err(e) => return Err(e),
+                Ok(generation) => return Ok((wanted, generation)),
+            }
+        }
+    }
+
+    /// Sets the inventory of each given resource class (others stay), removing those in
+    /// `remove`; merges and retries on a generation conflict like
+    /// [`Placement::update_provider_traits`]. Returns the new generation.
+    pub async fn update_inventories(
+        &self,
+        uuid: &str,
+        set: &BTreeMap<String, Inventory>,
+        remove: &BTreeSet<String>,
+    ) -> Result<u64, CloudError> {
+        let mut attempt = 0;
+        loop {
+            let (generation, current) = self.inventories(uuid).await?;
+            let mut wanted = current.clone();
+            wanted.retain(|rc, _| !remove.contains(rc));
+            wanted.extend(set.iter().map(|(k, v)| (k.clone(), *v)));
+            if wanted == current {
+                return Ok(generation);
+            }
+            match self.set_inventories(uuid, generation, &wanted).await {
+                Err(e) if e.status() == Some(409) && attempt < CONFLICT_RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// How much of each resource class is in use on a provider.
+    pub async fn usages(&self, uuid: &str) -> Result<BTreeMap<String, u64>, CloudError> {
+        #[derive(Deserialize)]
+        struct Usages {
+            usages: BTreeMap<String, u64>,
+        }
+        Ok(self
+            .call::<Usages>(
+                Method::GET,
+                &format!("/resource_providers/{}/usages", segment(uuid)),
+                None,
+            )
+            .await?
+            .usages)
+    }
+
+    /// The allocations against a provider, by consumer: resource class → amount.
+    pub async fn allocations(
+        &self,
+        uuid: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, CloudError> {
+        #[derive(Deserialize)]
+        struct Allocations {
+            allocations: BTreeMap<String, Consumer>,
+        }
+        #[derive(Deserialize)]
+        struct Consumer {
+            resources: BTreeMap<String, u64>,
+        }
+        let a: Allocations = self
+            .call(
+                Method::GET,
+                &format!("/resource_providers/{}/allocations", segment(uuid)),
+                None,
+            )
+            .await?;
+        Ok(a.allocations
+            .into_iter()
+            .map(|(k, c)| (k, c.resources))
+            .collect())
+    }
+}
+
+/// Fails with [`CloudError::Microversion`] unless `doc` says `wanted` is served.
+pub fn check_supported(
+    service: Service,
+    wanted: Microversion,
+    doc: &serde_json::Value,
+) -> Result<(), CloudError> {
+    let supported = super::microversion::Supported::from_document(doc);
+    match supported {
+        Some(s) if s.contains(wanted) => Ok(()),
+        _ => Err(CloudError::Microversion {
+            service,
+            wanted,
+            supported,
+        }),
+    }
+}
