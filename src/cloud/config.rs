@@ -258,10 +258,10 @@ fn from_env(env: Env<'_>) -> Result<CloudConfig, CloudError> {
             auth.insert(key.into(), Value::String(v));
         }
     }
-    if auth.get("project_name").is_none() {
-        if let Some(v) = env("OS_TENANT_NAME") {
-            auth.insert("project_name".into(), Value::String(v));
-        }
+    if auth.get("project_name").is_none()
+        && let Some(v) = env("OS_TENANT_NAME")
+    {
+        auth.insert("project_name".into(), Value::String(v));
     }
     let mut entry = Map::new();
     entry.insert("auth".into(), Value::Object(auth));

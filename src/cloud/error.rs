@@ -263,7 +263,8 @@ pub fn service_message(body: &str) -> String {
                 .values()
                 .find_map(|inner| inner.get("message").and_then(text))
         });
-    let text = from_json.unwrap_or_else(|| strip_tags(body));
+    // Glance's messages carry HTML line breaks even inside JSON.
+    let text = strip_tags(&from_json.unwrap_or_else(|| body.to_owned()));
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(300) {
         Some((i, _)) => format!("{}…", &text[..i]),

@@ -1,6 +1,7 @@
 //! The Glance v2 client: list images (tag filter, `next` pagination), get, create, upload a
 //! file as a stream while computing sha256 and Glance's multihash and reporting progress,
-//! then verify Glance's hash; JSON-patch properties and tags; delete; download as a stream
+//! then verify Glance's hash; JSON-patch properties, add and remove single tags; delete;
+//! download as a stream
 //! into a temporary file that is verified before it is renamed into place. Memory stays
 //! flat whatever the file size. I/O: HTTP through the session, local files.
 
@@ -99,7 +100,7 @@ impl Image {
 pub enum PatchOp {
     /// Adds or replaces `/path`.
     Add {
-        /// `/property` or `/tags/-`.
+        /// `/property`, or `/tags` with the whole list.
         path: String,
         /// The value.
         value: Value,
@@ -113,7 +114,7 @@ pub enum PatchOp {
     },
     /// Removes `/path`.
     Remove {
-        /// `/property` or `/tags/N`.
+        /// `/property`.
         path: String,
     },
 }
@@ -134,12 +135,24 @@ pub struct NewImage {
 /// A Glance client.
 pub struct Glance<'s> {
     session: &'s Session,
+    page_size: u32,
 }
 
 impl<'s> Glance<'s> {
     /// A client on `session`.
     pub fn new(session: &'s Session) -> Self {
-        Glance { session }
+        Glance {
+            session,
+            page_size: 200,
+        }
+    }
+
+    /// The same client asking for `n` images per listing page.
+    pub fn with_page_size(self, n: u32) -> Self {
+        Glance {
+            page_size: n.max(1),
+            ..self
+        }
     }
 
     fn call<'a>(method: Method, path: &'a str) -> Call<'a> {
@@ -192,7 +205,7 @@ impl<'s> Glance<'s> {
             .iter()
             .map(|t| format!("&tag={}", segment(t)))
             .collect();
-        let mut next = Some(format!("/v2/images?limit=200{query}"));
+        let mut next = Some(format!("/v2/images?limit={}{query}", self.page_size));
         let mut out = Vec::new();
         while let Some(path) = next.take() {
             let call = Self::call(Method::GET, &path);
@@ -236,6 +249,24 @@ impl<'s> Glance<'s> {
             })
             .await?;
         read_json(response, &call).await
+    }
+
+    /// Adds one tag (other tags stay, whoever set them).
+    pub async fn add_tag(&self, id: &str, tag: &str) -> Result<(), CloudError> {
+        let path = format!("/v2/images/{}/tags/{}", segment(id), segment(tag));
+        self.session
+            .send(&Self::call(Method::PUT, &path), |r| r)
+            .await
+            .map(drop)
+    }
+
+    /// Removes one tag.
+    pub async fn remove_tag(&self, id: &str, tag: &str) -> Result<(), CloudError> {
+        let path = format!("/v2/images/{}/tags/{}", segment(id), segment(tag));
+        self.session
+            .send(&Self::call(Method::DELETE, &path), |r| r)
+            .await
+            .map(drop)
     }
 
     /// Deletes an image.

@@ -358,11 +358,7 @@ impl Session {
 }
 
 fn expires_soon(token: &Token) -> bool {
-    let Some(expires) = token
-        .expires_at
-        .as_deref()
-        .and_then(|e| httpdate_from_rfc3339(e))
-    else {
+    let Some(expires) = token.expires_at.as_deref().and_then(httpdate_from_rfc3339) else {
         return false;
     };
     expires
