@@ -4,6 +4,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod cloud_auth;
 mod cloud_glance_nova;
 mod cloud_placement;
 mod examples;
