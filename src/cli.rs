@@ -30,6 +30,13 @@ pub enum Command {
     /// a plain folder. Prints every problem with its file, line and column. Exits 0 when
     /// the desired state is valid and 1 when it is not.
     Validate(ValidateArgs),
+    /// Show what the cloud holds that fpga-sync cares about.
+    ///
+    /// FPGA-tagged images with their bitstream metadata, custom traits and resource
+    /// classes, FPGA device providers with inventories and traits, and flavors whose extra
+    /// specs ask for FPGA resources. The cloud comes from clouds.yaml (`--os-cloud` or
+    /// `OS_CLOUD`) or the `OS_*` variables, as for the `openstack` CLI.
+    Observe(ObserveArgs),
     /// Print the JSON Schema of desired-state documents, for editors and other tools.
     ///
     /// The same schema is committed as `schema/fpga-sync.schema.json`; point
@@ -67,6 +74,34 @@ pub struct ValidateArgs {
     /// Output for people (`human`) or machines (`json`).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// Which cloud to talk to.
+#[derive(Debug, Args)]
+pub struct CloudArgs {
+    /// The cloud of clouds.yaml to use (default: `OS_CLOUD`, else the `OS_*` variables).
+    #[arg(long = "os-cloud", value_name = "NAME")]
+    pub os_cloud: Option<String>,
+}
+
+/// Options of `observe`.
+#[derive(Debug, Args)]
+pub struct ObserveArgs {
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Output for people (`table`) or machines (`json`).
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+}
+
+/// Output formats of listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    /// Aligned tables.
+    Table,
+    /// One JSON object (documented in the README).
+    Json,
 }
 
 /// Output formats.

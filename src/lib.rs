@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod commands;
 pub mod desired;
 pub mod diagnostic;
+pub mod observed;
 pub mod source;
 pub mod text;
 pub mod yaml;

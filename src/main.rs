@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let color = commands::use_color(cli.color);
     let result = match &cli.command {
         Command::Validate(args) => commands::validate::run(args, color),
+        Command::Observe(args) => commands::observe::run(args, color),
         Command::Schema => commands::schema::run().map(|()| true),
     };
     match result {

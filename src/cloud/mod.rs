@@ -8,6 +8,7 @@ pub mod glance;
 pub mod hashing;
 pub mod microversion;
 pub mod nova;
+pub mod observe;
 pub mod placement;
 pub mod retry;
 pub mod secret;

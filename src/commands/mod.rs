@@ -1,6 +1,7 @@
 //! One file per subcommand: turns parsed arguments into work and output. I/O: through
 //! `source` and the terminal.
 
+pub mod observe;
 pub mod schema;
 pub mod validate;
 
@@ -20,6 +21,25 @@ pub fn use_color(choice: Color) -> bool {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     }
+}
+
+/// Connects to the cloud the command line names, checks its API versions once, and prints
+/// the session's warnings. Errors come back as diagnostics.
+pub async fn connect(
+    args: &crate::cli::CloudArgs,
+) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
+    use crate::cloud::{
+        config,
+        observe::check_versions,
+        session::{Session, SessionOptions},
+    };
+    let config = config::resolve(args.os_cloud.as_deref(), &config::process_env)?;
+    let session = Session::connect(config, SessionOptions::default()).await?;
+    for warning in session.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    check_versions(&session).await?;
+    Ok(session)
 }
 
 /// The source to read, from the command line and the environment.

@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod cloud_auth;
 mod cloud_glance_nova;
+mod cloud_observe;
 mod cloud_placement;
 mod examples;
 mod git_source;

@@ -1,0 +1,137 @@
+//! Reads what the cloud holds into [`Observed`]: Glance, Placement and Nova in parallel,
+//! provider details with the session's shared concurrency limit. I/O: HTTP.
+
+use futures_util::future::try_join_all;
+
+use super::error::CloudError;
+use super::glance::Glance;
+use super::nova::Nova;
+use super::placement::Placement;
+use super::session::Session;
+use crate::observed::{
+    Observed, ObservedFlavor, ObservedImage, ObservedProvider, is_fpga_extra_spec,
+    is_fpga_resource_class, is_fpga_trait,
+};
+
+/// Checks once that each service serves the API version fpga-sync is written for.
+pub async fn check_versions(session: &Session) -> Result<(), CloudError> {
+    let (placement, glance, nova) = (
+        Placement::new(session),
+        Glance::new(session),
+        Nova::new(session),
+    );
+    tokio::try_join!(
+        placement.check_version(),
+        glance.check_version(),
+        nova.check_version()
+    )?;
+    Ok(())
+}
+
+/// Reads the cloud.
+pub async fn observe(session: &Session) -> Result<Observed, CloudError> {
+    let placement = Placement::new(session);
+    let (images, traits, resource_classes, providers, flavors) = tokio::try_join!(
+        images(session),
+        placement.traits("CUSTOM_"),
+        placement.resource_classes(),
+        providers(session),
+        flavors(session)
+    )?;
+    Ok(Observed {
+        images,
+        traits,
+        resource_classes,
+        providers,
+        flavors,
+    })
+}
+
+async fn images(session: &Session) -> Result<Vec<ObservedImage>, CloudError> {
+    let mut out: Vec<ObservedImage> = Glance::new(session)
+        .images(&["FPGA"])
+        .await?
+        .into_iter()
+        .map(|i| {
+            let properties = i.properties();
+            let mut tags = i.tags;
+            tags.sort();
+            ObservedImage {
+                id: i.id,
+                name: i.name,
+                status: i.status,
+                visibility: i.visibility,
+                tags,
+                size: i.size,
+                os_hash_algo: i.os_hash_algo,
+                os_hash_value: i.os_hash_value,
+                updated_at: i.updated_at,
+                properties,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    Ok(out)
+}
+
+/// Nested providers whose inventories count FPGAs or whose traits name them. Root
+/// providers (compute nodes) are not devices and are not read further.
+async fn providers(session: &Session) -> Result<Vec<ObservedProvider>, CloudError> {
+    let placement = Placement::new(session);
+    let nested: Vec<_> = placement
+        .providers(None, None)
+        .await?
+        .into_iter()
+        .filter(|p| p.parent_provider_uuid.is_some())
+        .collect();
+    let details = try_join_all(nested.into_iter().map(|p| {
+        let placement = Placement::new(session);
+        async move {
+            let (inventories, traits) = tokio::try_join!(
+                placement.inventories(&p.uuid),
+                placement.provider_traits(&p.uuid)
+            )?;
+            Ok::<_, CloudError>(ObservedProvider {
+                generation: traits.0.max(inventories.0),
+                uuid: p.uuid,
+                name: p.name,
+                parent: p.parent_provider_uuid,
+                inventories: inventories.1,
+                traits: traits.1,
+            })
+        }
+    }))
+    .await?;
+    let mut out: Vec<ObservedProvider> = details
+        .into_iter()
+        .filter(|p| {
+            p.inventories.keys().any(|rc| is_fpga_resource_class(rc))
+                || p.traits.iter().any(|t| is_fpga_trait(t))
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+async fn flavors(session: &Session) -> Result<Vec<ObservedFlavor>, CloudError> {
+    let mut out: Vec<ObservedFlavor> = Nova::new(session)
+        .flavors()
+        .await?
+        .into_iter()
+        .filter(|f| f.extra_specs.keys().any(|k| is_fpga_extra_spec(k)))
+        .map(|f| ObservedFlavor {
+            id: f.id,
+            name: f.name,
+            vcpus: f.vcpus,
+            ram: f.ram,
+            disk: f.disk,
+            ephemeral: f.ephemeral,
+            swap: f.swap,
+            is_public: f.is_public,
+            description: f.description,
+            extra_specs: f.extra_specs,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
