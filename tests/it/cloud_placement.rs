@@ -207,3 +207,80 @@ async fn a_stale_generation_is_refused_and_merging_writers_keep_each_other_s_tra
         }
     }
 }
+
+#[tokio::test]
+async fn allocations_and_usages_show_what_a_consumer_holds() {
+    for mode in MODES {
+        let session = local_cloud().session(mode).await;
+        let placement = Placement::new(&session);
+        let device = placement
+            .create_provider(&unique("alloc-device"), None, None)
+            .await
+            .unwrap();
+        let rc = unique("CUSTOM_FPGA_ALLOC");
+        placement.ensure_resource_class(&rc).await.unwrap();
+        let inventory = Inventory {
+            total: 4,
+            reserved: 0,
+            min_unit: 1,
+            max_unit: 4,
+            step_size: 1,
+            allocation_ratio: 1.0,
+        };
+        placement
+            .update_inventories(
+                &device.uuid,
+                &BTreeMap::from([(rc.clone(), inventory)]),
+                &BTreeSet::new(),
+            )
+            .await
+            .unwrap();
+        // A VM's claim, as Nova's scheduler writes it.
+        let consumer = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            rand::random::<u32>(),
+            rand::random::<u64>() & 0xFFFF_FFFF_FFFF
+        );
+        let endpoint = session
+            .endpoint(fpga_sync::cloud::error::Service::Placement)
+            .await
+            .unwrap();
+        let token = session.current_token().await.unwrap();
+        let claim = serde_json::json!({"allocations": {&device.uuid: {"resources": {&rc: 2}}},
+            "project_id": "6f1c1d3e2b0a4c559f3e8d1b2a3c4d5e", "user_id": "0d1b2a3c4d5e6f1c1d3e2b0a4c559f3e"});
+        let client = reqwest::Client::new();
+        let put = client
+            .put(format!("{endpoint}/allocations/{consumer}"))
+            .header("X-Auth-Token", token.expose())
+            .header("OpenStack-API-Version", "placement 1.26")
+            .json(&claim)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 204, "{mode}");
+        assert_eq!(
+            placement.allocations(&device.uuid).await.unwrap(),
+            BTreeMap::from([(consumer.clone(), BTreeMap::from([(rc.clone(), 2)]))])
+        );
+        assert_eq!(
+            placement.usages(&device.uuid).await.unwrap(),
+            BTreeMap::from([(rc.clone(), 2)])
+        );
+        let busy = placement.delete_provider(&device.uuid).await.unwrap_err();
+        assert_eq!(
+            busy.status(),
+            Some(409),
+            "{mode}: a provider with allocations cannot go: {busy}"
+        );
+        let freed = client
+            .delete(format!("{endpoint}/allocations/{consumer}"))
+            .header("X-Auth-Token", token.expose())
+            .header("OpenStack-API-Version", "placement 1.26")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(freed.status(), 204);
+        placement.delete_provider(&device.uuid).await.unwrap();
+        placement.delete_resource_class(&rc).await.unwrap();
+    }
+}
