@@ -30,6 +30,18 @@ pub enum Command {
     /// a plain folder. Prints every problem with its file, line and column. Exits 0 when
     /// the desired state is valid and 1 when it is not.
     Validate(ValidateArgs),
+    /// Show what would change to make the cloud match the desired state.
+    ///
+    /// Reads the desired state at a commit, observes Glance, Placement and Nova, and prints
+    /// the ordered actions: `+` create, `~` change in place, `-/+` replace (with the field
+    /// that forces it), `-` delete, and a summary line. Changes nothing.
+    Plan(PlanArgs),
+    /// Make the cloud match the desired state.
+    ///
+    /// With a FILE from `plan --out`, re-observes the cloud, refuses the plan if anything it
+    /// depends on moved, and carries it out. Without one, plans, shows the plan and asks
+    /// for confirmation on a terminal (elsewhere it needs `--auto-approve`).
+    Apply(ApplyArgs),
     /// Show what the cloud holds that fpga-sync cares about.
     ///
     /// FPGA-tagged images with their bitstream metadata, custom traits and resource
@@ -74,6 +86,77 @@ pub struct ValidateArgs {
     /// Output for people (`human`) or machines (`json`).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// How plans may delete.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete images and flavors fpga-sync created that left the repository.
+    #[arg(long)]
+    pub prune: bool,
+    /// With `--prune`, refuse to delete more than this share of what fpga-sync manages.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.5)]
+    pub max_delete_share: f64,
+    /// Lift the `--max-delete-share` guard.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+/// Options of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Where to read the desired state from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Deletion settings.
+    #[command(flatten)]
+    pub prune: PruneArgs,
+    /// `human`, `json` (the saved-plan format) or `markdown` (for a merge-request comment).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+    /// Save the plan to FILE, for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// Options of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `plan --out`; without it, apply plans first.
+    #[arg(value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Where to read the desired state from (ignored with FILE: the plan names it).
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cloud (with FILE, the plan's cloud unless given).
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Deletion settings (without FILE).
+    #[command(flatten)]
+    pub prune: PruneArgs,
+    /// Apply without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// How many actions of one phase run at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
+}
+
+/// Plan output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// For a terminal.
+    Human,
+    /// Versioned JSON, as saved by `--out`.
+    Json,
+    /// Markdown for a merge-request comment.
+    Markdown,
 }
 
 /// Which cloud to talk to.

@@ -4,12 +4,16 @@
 //! `desired` turns them into validated plain data (pure), and the binary's commands drive
 //! it from the command line.
 
+pub mod apply;
 pub mod cli;
 pub mod cloud;
 pub mod commands;
 pub mod desired;
 pub mod diagnostic;
+pub mod markers;
 pub mod observed;
+pub mod plan;
+pub mod reconcile;
 pub mod source;
 pub mod text;
 pub mod yaml;

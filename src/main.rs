@@ -1,5 +1,6 @@
 //! The `fpga-sync` binary: parses the command line and runs the subcommand. Exit codes:
-//! 0 success, 1 invalid input or failure, 2 usage error (from clap).
+//! 0 success, 1 invalid input or failure, 2 usage error (from clap) or, for
+//! `plan --detailed-exitcode`, changes present.
 
 use std::process::ExitCode;
 
@@ -10,14 +11,16 @@ use fpga_sync::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = commands::use_color(cli.color);
+    let status = |ok: bool| if ok { 0 } else { 1 };
     let result = match &cli.command {
-        Command::Validate(args) => commands::validate::run(args, color),
-        Command::Observe(args) => commands::observe::run(args, color),
-        Command::Schema => commands::schema::run().map(|()| true),
+        Command::Validate(args) => commands::validate::run(args, color).map(status),
+        Command::Observe(args) => commands::observe::run(args, color).map(status),
+        Command::Plan(args) => commands::plan::run(args, color),
+        Command::Apply(args) => commands::apply::run(args, color).map(status),
+        Command::Schema => commands::schema::run().map(|()| 0),
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(code) => ExitCode::from(code),
         // A closed pipe (`fpga-sync schema | head`) is not a failure worth a message.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

@@ -20,8 +20,11 @@ pub struct Observed {
     pub resource_classes: Vec<String>,
     /// Nested providers with FPGA inventories or traits, by name.
     pub providers: Vec<ObservedProvider>,
-    /// Flavors whose extra specs ask for FPGA resources or traits, by name.
+    /// Flavors whose extra specs ask for FPGA resources or traits, or that fpga-sync owns,
+    /// by name.
     pub flavors: Vec<ObservedFlavor>,
+    /// Every other flavor, name → id: only to tell a desired flavor that its name is taken.
+    pub other_flavors: BTreeMap<String, String>,
 }
 
 /// An FPGA image in Glance.

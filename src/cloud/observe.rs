@@ -31,7 +31,7 @@ pub async fn check_versions(session: &Session) -> Result<(), CloudError> {
 /// Reads the cloud.
 pub async fn observe(session: &Session) -> Result<Observed, CloudError> {
     let placement = Placement::new(session);
-    let (images, traits, resource_classes, providers, flavors) = tokio::try_join!(
+    let (images, traits, resource_classes, providers, (flavors, other_flavors)) = tokio::try_join!(
         images(session),
         placement.traits("CUSTOM_"),
         placement.resource_classes(),
@@ -44,6 +44,7 @@ pub async fn observe(session: &Session) -> Result<Observed, CloudError> {
         resource_classes,
         providers,
         flavors,
+        other_flavors,
     })
 }
 
@@ -113,12 +114,26 @@ async fn providers(session: &Session) -> Result<Vec<ObservedProvider>, CloudErro
     Ok(out)
 }
 
-async fn flavors(session: &Session) -> Result<Vec<ObservedFlavor>, CloudError> {
-    let mut out: Vec<ObservedFlavor> = Nova::new(session)
+async fn flavors(
+    session: &Session,
+) -> Result<
+    (
+        Vec<ObservedFlavor>,
+        std::collections::BTreeMap<String, String>,
+    ),
+    CloudError,
+> {
+    let (fpga, other): (Vec<_>, Vec<_>) = Nova::new(session)
         .flavors()
         .await?
         .into_iter()
-        .filter(|f| f.extra_specs.keys().any(|k| is_fpga_extra_spec(k)))
+        .partition(|f| {
+            f.extra_specs.keys().any(|k| is_fpga_extra_spec(k))
+                || crate::markers::flavor_is_owned(&f.extra_specs)
+        });
+    let other = other.into_iter().map(|f| (f.name, f.id)).collect();
+    let mut out: Vec<ObservedFlavor> = fpga
+        .into_iter()
         .map(|f| ObservedFlavor {
             id: f.id,
             name: f.name,
@@ -133,5 +148,5 @@ async fn flavors(session: &Session) -> Result<Vec<ObservedFlavor>, CloudError> {
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    Ok((out, other))
 }

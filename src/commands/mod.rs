@@ -1,7 +1,9 @@
 //! One file per subcommand: turns parsed arguments into work and output. I/O: through
 //! `source` and the terminal.
 
+pub mod apply;
 pub mod observe;
+pub mod plan;
 pub mod schema;
 pub mod validate;
 

@@ -45,6 +45,11 @@ pub struct Bitstream {
     pub tags: Vec<String>,
     /// The bitstream metadata of the Cyborg spec, stored as Glance image properties.
     pub metadata: BitstreamMetadata,
+    /// Take over an image of the same `bs-uuid` (or name) that fpga-sync did not create,
+    /// such as one uploaded by hand with the `openstack` CLI: its content is checked
+    /// against `file` first, then fpga-sync's marks are added.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
     /// Further Glance image properties, such as `type: crypto`. Values are strings. Names
     /// hold at most 255 characters, values at most 65,535 bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

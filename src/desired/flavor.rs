@@ -35,6 +35,10 @@ pub struct Flavor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65535))]
     pub description: Option<String>,
+    /// Take over a flavor of this name that fpga-sync did not create: it gets fpga-sync's
+    /// mark, then is brought in line like any other.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
     /// Nova extra specs. FPGA requests read `resources:CUSTOM_FPGA_INTEL_PF: 2`,
     /// `trait:CUSTOM_ACCELERATOR_CRYPTO: required`, granular groups `resources1:...` and
     /// `trait1:...`, or `accel:device_profile: NAME`. The seed's `required1: A,B` is accepted

@@ -138,6 +138,44 @@ fn read_commit(
 }
 
 impl TreeReader {
+    /// The blob id and size of the file at `path`, following symlinks like
+    /// [`TreeReader::inspect`].
+    pub(super) fn blob(&self, path: &str) -> Option<(git2::Oid, u64)> {
+        let id = self.resolve(path)?;
+        let (size, _) = self.repository.odb().ok()?.read_header(id).ok()?;
+        Some((id, size as u64))
+    }
+
+    /// The content of the file at `path`.
+    pub(super) fn blob_content(&self, path: &str) -> Option<Vec<u8>> {
+        let id = self.resolve(path)?;
+        Some(self.repository.find_blob(id).ok()?.content().to_vec())
+    }
+
+    fn resolve(&self, path: &str) -> Option<git2::Oid> {
+        let tree = self.repository.find_tree(self.tree).ok()?;
+        let mut current = path.to_owned();
+        for _ in 0..8 {
+            let full = if self.dir.is_empty() {
+                current.clone()
+            } else {
+                format!("{}/{current}", self.dir)
+            };
+            let entry = tree.get_path(std::path::Path::new(&full)).ok()?;
+            if entry.kind() != Some(ObjectType::Blob) {
+                return None;
+            }
+            if entry.filemode() != LINK_MODE {
+                return Some(entry.id());
+            }
+            let blob = self.repository.find_blob(entry.id()).ok()?;
+            let target = String::from_utf8_lossy(blob.content()).into_owned();
+            let base = current.rsplit_once('/').map_or("", |(b, _)| b);
+            current = resolve_link(base, &target)?;
+        }
+        None
+    }
+
     /// Facts about `path` (relative to the state folder) in the commit's tree. Symlinks are
     /// followed inside the state folder, at most 8 deep.
     pub(super) fn inspect(&self, path: &str, want_sha256: bool) -> FileFact {

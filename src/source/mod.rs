@@ -4,12 +4,15 @@
 //! desired-state repository happen here: git objects, the file system, and the network
 //! (fetching a remote).
 
+mod digests;
 mod folder;
 mod git;
 mod remote;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+pub use digests::{DigestCache, FileDigest};
 
 use crate::desired::{FileFact, FileRequest, RawFile};
 use crate::diagnostic::Diagnostic;

@@ -1,0 +1,302 @@
+//! One operation each: the exact API calls, in the order that keeps the cloud
+//! convergeable if the process dies between any two of them. I/O: the cloud, files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{BitstreamFiles, Reporter};
+use crate::cloud::CloudError;
+use crate::cloud::glance::{Glance, NewImage, PatchOp, digest_file};
+use crate::cloud::hashing::HashAlgo;
+use crate::cloud::nova::{NewFlavor, Nova};
+use crate::cloud::placement::Placement;
+use crate::cloud::session::Session;
+use crate::markers::{IMAGE_STATE, STATE_COMPLETE};
+use crate::plan::{Action, FlavorSpec, ImageSpec, Operation};
+
+fn io(source: &str) -> impl Fn(std::io::Error) -> CloudError + '_ {
+    move |e| CloudError::Io {
+        path: source.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+pub(super) async fn run(
+    action: &Action,
+    session: &Session,
+    files: &dyn BitstreamFiles,
+    reporter: &dyn Reporter,
+) -> Result<(), CloudError> {
+    let (placement, glance, nova) = (
+        Placement::new(session),
+        Glance::new(session),
+        Nova::new(session),
+    );
+    match &action.operation {
+        Operation::EnsureTrait { name } => placement.ensure_trait(name).await.map(drop),
+        Operation::EnsureResourceClass { name } => {
+            placement.ensure_resource_class(name).await.map(drop)
+        }
+        Operation::CreateImage { image } => {
+            create_image(&glance, image, action, files, reporter).await
+        }
+        Operation::FinishImage { id, image } => {
+            upload_and_mark(&glance, id, image, action, files, reporter).await
+        }
+        Operation::VerifyAndPatchImage {
+            id,
+            source,
+            sha256,
+            set,
+            remove,
+            add_tags,
+            remove_tags,
+            rename,
+            visibility,
+        } => {
+            let path = files.path_for(source).map_err(io(source))?;
+            let current = glance.image(id).await?;
+            let algo = current
+                .os_hash_algo
+                .as_deref()
+                .and_then(HashAlgo::from_name)
+                .unwrap_or(HashAlgo::Sha512);
+            let local = digest_file(&path, algo).await?;
+            if &local.sha256 != sha256 {
+                return Err(CloudError::Integrity {
+                    what: format!("`{source}`"),
+                    expected: format!("sha256 {sha256}"),
+                    actual: local.sha256,
+                });
+            }
+            if current.os_hash_value.as_deref() != Some(local.multihash.as_str()) {
+                return Err(CloudError::Integrity {
+                    what: format!("image {id} against `{source}`"),
+                    expected: format!("{} {}", algo.name(), local.multihash),
+                    actual: current.os_hash_value.unwrap_or_else(|| "no hash".into()),
+                });
+            }
+            patch_image(
+                &glance,
+                id,
+                set,
+                remove,
+                add_tags,
+                remove_tags,
+                rename.as_deref(),
+                visibility.as_deref(),
+            )
+            .await
+        }
+        Operation::PatchImage {
+            id,
+            set,
+            remove,
+            add_tags,
+            remove_tags,
+            rename,
+            visibility,
+        } => {
+            patch_image(
+                &glance,
+                id,
+                set,
+                remove,
+                add_tags,
+                remove_tags,
+                rename.as_deref(),
+                visibility.as_deref(),
+            )
+            .await
+        }
+        Operation::ReplaceImage { old_id, image } => {
+            create_image(&glance, image, action, files, reporter).await?;
+            glance.delete(old_id).await
+        }
+        Operation::DeleteImage { id } => match glance.delete(id).await {
+            // Already gone is what was wanted.
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other,
+        },
+        Operation::CreateFlavor { flavor } => create_flavor(&nova, flavor).await,
+        Operation::UpdateFlavor {
+            id,
+            description,
+            set_specs,
+            unset_specs,
+        } => {
+            if let Some(description) = description {
+                nova.set_description(id, description.as_deref()).await?;
+            }
+            if !set_specs.is_empty() {
+                nova.set_extra_specs(id, set_specs).await?;
+            }
+            for key in unset_specs {
+                nova.unset_extra_spec(id, key).await?;
+            }
+            Ok(())
+        }
+        Operation::ReplaceFlavor { old_id, flavor } => {
+            match nova.delete_flavor(old_id).await {
+                Err(e) if e.status() != Some(404) => return Err(e),
+                _ => {}
+            }
+            create_flavor(&nova, flavor).await
+        }
+        Operation::DeleteFlavor { id } => match nova.delete_flavor(id).await {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other,
+        },
+    }
+}
+
+/// Creates the image marked `uploading`, then uploads, checks and marks it.
+async fn create_image(
+    glance: &Glance<'_>,
+    image: &ImageSpec,
+    action: &Action,
+    files: &dyn BitstreamFiles,
+    reporter: &dyn Reporter,
+) -> Result<(), CloudError> {
+    let created = glance
+        .create(&NewImage {
+            name: image.name.clone(),
+            visibility: image.visibility.clone(),
+            tags: image.tags.clone(),
+            properties: image.properties.clone(),
+        })
+        .await?;
+    upload_and_mark(glance, &created.id, image, action, files, reporter).await
+}
+
+/// Streams the file into image `id`, checks that what went up is the planned content and
+/// what Glance stored, then marks the image `complete`. Content that is not the planned
+/// content deletes the image: it must never be mistaken for the bitstream.
+async fn upload_and_mark(
+    glance: &Glance<'_>,
+    id: &str,
+    image: &ImageSpec,
+    action: &Action,
+    files: &dyn BitstreamFiles,
+    reporter: &dyn Reporter,
+) -> Result<(), CloudError> {
+    let path = files.path_for(&image.source).map_err(io(&image.source))?;
+    let total = image.size;
+    // The upload's callback only counts; this task reads the count on a timer, so the
+    // borrowed reporter is called from here.
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let upload = glance.upload(
+        id,
+        &path,
+        HashAlgo::Sha512,
+        Arc::new(move |n| counter.store(n, std::sync::atomic::Ordering::Relaxed)),
+    );
+    tokio::pin!(upload);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let digests = loop {
+        tokio::select! {
+            result = &mut upload => break result,
+            _ = tick.tick() => reporter.progress(action, sent.load(std::sync::atomic::Ordering::Relaxed), total),
+        }
+    };
+    let digests = match digests {
+        Ok(d) => d,
+        Err(e @ CloudError::Integrity { .. }) => {
+            let _ = glance.delete(id).await;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    reporter.progress(action, digests.size, total);
+    if digests.sha256 != image.sha256 {
+        let _ = glance.delete(id).await;
+        return Err(CloudError::Integrity {
+            what: format!("`{}` (it changed after planning)", image.source),
+            expected: format!("sha256 {}", image.sha256),
+            actual: digests.sha256,
+        });
+    }
+    glance
+        .patch(
+            id,
+            &[PatchOp::Add {
+                path: format!("/{IMAGE_STATE}"),
+                value: json!(STATE_COMPLETE),
+            }],
+        )
+        .await
+        .map(drop)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the fields of one patch operation"
+)]
+async fn patch_image(
+    glance: &Glance<'_>,
+    id: &str,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+    add_tags: &[String],
+    remove_tags: &[String],
+    rename: Option<&str>,
+    visibility: Option<&str>,
+) -> Result<(), CloudError> {
+    let mut ops: Vec<PatchOp> = set
+        .iter()
+        .map(|(k, v)| PatchOp::Add {
+            path: format!("/{k}"),
+            value: json!(v),
+        })
+        .collect();
+    ops.extend(remove.iter().map(|k| PatchOp::Remove {
+        path: format!("/{k}"),
+    }));
+    if let Some(name) = rename {
+        ops.push(PatchOp::Replace {
+            path: "/name".into(),
+            value: json!(name),
+        });
+    }
+    if let Some(v) = visibility {
+        ops.push(PatchOp::Replace {
+            path: "/visibility".into(),
+            value: json!(v),
+        });
+    }
+    if !ops.is_empty() {
+        glance.patch(id, &ops).await?;
+    }
+    for tag in add_tags {
+        glance.add_tag(id, tag).await?;
+    }
+    for tag in remove_tags {
+        glance.remove_tag(id, tag).await?;
+    }
+    Ok(())
+}
+
+/// Creates the flavor, then sets its extra specs (the owner mark among them). If the specs
+/// cannot be set, the flavor is deleted again: an unmarked flavor would block the next run.
+async fn create_flavor(nova: &Nova<'_>, flavor: &FlavorSpec) -> Result<(), CloudError> {
+    let created = nova
+        .create_flavor(&NewFlavor {
+            name: &flavor.name,
+            vcpus: flavor.vcpus,
+            ram: flavor.ram,
+            disk: flavor.disk,
+            ephemeral: flavor.ephemeral,
+            swap: flavor.swap,
+            is_public: flavor.is_public,
+            description: flavor.description.as_deref(),
+        })
+        .await?;
+    if let Err(e) = nova.set_extra_specs(&created.id, &flavor.extra_specs).await {
+        let _ = nova.delete_flavor(&created.id).await;
+        return Err(e);
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! What a plan is made of: actions with everything the executor needs (no decisions are
+//! left to it), the changes people read, and what depends on what. Plain data that
+//! serialises, so a plan can be saved and applied later. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What an action does to its object, as the plan shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `+` a new object.
+    Create,
+    /// `~` changed in place.
+    Update,
+    /// `-/+` replaced: a new object, the old one deleted.
+    Replace,
+    /// `-` deleted.
+    Delete,
+}
+
+impl Kind {
+    /// The plan's marker for it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Kind::Create => "+",
+            Kind::Update => "~",
+            Kind::Replace => "-/+",
+            Kind::Delete => "-",
+        }
+    }
+}
+
+/// The kind of object an action is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectType {
+    /// A Placement trait.
+    Trait,
+    /// A Placement resource class.
+    ResourceClass,
+    /// A Glance image.
+    Image,
+    /// A Nova flavor.
+    Flavor,
+}
+
+impl ObjectType {
+    /// How the plan names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ObjectType::Trait => "trait",
+            ObjectType::ResourceClass => "resource class",
+            ObjectType::Image => "image",
+            ObjectType::Flavor => "flavor",
+        }
+    }
+}
+
+/// One field that changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// `ram`, `properties.vendor`, `tags`, `extra_specs.trait:CUSTOM_X`, ...
+    pub field: String,
+    /// The value now; `None` when it is added.
+    pub old: Option<String>,
+    /// The value wanted; `None` when it is removed.
+    pub new: Option<String>,
+}
+
+/// An image as it is to be created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSpec {
+    /// Image name.
+    pub name: String,
+    /// Visibility.
+    pub visibility: String,
+    /// Tags, `FPGA` first.
+    pub tags: Vec<String>,
+    /// Every property, fpga-sync's marks included.
+    pub properties: BTreeMap<String, String>,
+    /// The bitstream file, relative to the desired-state folder.
+    pub source: String,
+    /// Its sha256: the upload must match it.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A flavor as it is to be created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavorSpec {
+    /// Name.
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory, MiB.
+    pub ram: u32,
+    /// Root disk, GiB.
+    pub disk: u32,
+    /// Ephemeral disk, GiB.
+    pub ephemeral: u32,
+    /// Swap, MiB.
+    pub swap: u32,
+    /// Public or not.
+    pub is_public: bool,
+    /// Description.
+    pub description: Option<String>,
+    /// Extra specs, fpga-sync's mark included.
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// Exactly what the executor does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// `PUT /traits/{name}`.
+    EnsureTrait {
+        /// The trait.
+        name: String,
+    },
+    /// `PUT /resource_classes/{name}`.
+    EnsureResourceClass {
+        /// The resource class.
+        name: String,
+    },
+    /// Create the image (marked `uploading`), stream the file, check Glance's hash, mark it
+    /// `complete`.
+    CreateImage {
+        /// The image.
+        image: ImageSpec,
+    },
+    /// An interrupted earlier run left this image `queued` with fpga-sync's marks: stream
+    /// the file into it, check, mark `complete`.
+    FinishImage {
+        /// The image's id.
+        id: String,
+        /// The image.
+        image: ImageSpec,
+    },
+    /// Check that the file's digest equals Glance's `os_hash_value` (an adopted image, or
+    /// an upload whose last step was interrupted), then patch.
+    VerifyAndPatchImage {
+        /// The image's id.
+        id: String,
+        /// The bitstream file.
+        source: String,
+        /// Its sha256.
+        sha256: String,
+        /// Property changes.
+        set: BTreeMap<String, String>,
+        /// Properties removed.
+        remove: Vec<String>,
+        /// Tags added.
+        add_tags: Vec<String>,
+        /// Tags removed.
+        remove_tags: Vec<String>,
+        /// New name and visibility, when they change.
+        rename: Option<String>,
+        /// New visibility.
+        visibility: Option<String>,
+    },
+    /// Patch properties and tags in place.
+    PatchImage {
+        /// The image's id.
+        id: String,
+        /// Property changes.
+        set: BTreeMap<String, String>,
+        /// Properties removed.
+        remove: Vec<String>,
+        /// Tags added.
+        add_tags: Vec<String>,
+        /// Tags removed.
+        remove_tags: Vec<String>,
+        /// New name.
+        rename: Option<String>,
+        /// New visibility.
+        visibility: Option<String>,
+    },
+    /// Create the new image first (as [`Operation::CreateImage`]), then delete the old
+    /// one, so a bitstream is always in Glance.
+    ReplaceImage {
+        /// The old image's id.
+        old_id: String,
+        /// The new image.
+        image: ImageSpec,
+    },
+    /// `DELETE /v2/images/{id}`.
+    DeleteImage {
+        /// The image's id.
+        id: String,
+    },
+    /// Create the flavor and set its extra specs.
+    CreateFlavor {
+        /// The flavor.
+        flavor: FlavorSpec,
+    },
+    /// Change the description and extra specs in place.
+    UpdateFlavor {
+        /// The flavor's id.
+        id: String,
+        /// The new description, when it changes.
+        description: Option<Option<String>>,
+        /// Extra specs set.
+        set_specs: BTreeMap<String, String>,
+        /// Extra specs removed.
+        unset_specs: Vec<String>,
+    },
+    /// Delete the old flavor, then create the new one: Nova cannot change sizes, and names
+    /// are unique. Running servers keep their copy of the old flavor.
+    ReplaceFlavor {
+        /// The old flavor's id.
+        old_id: String,
+        /// The new flavor.
+        flavor: FlavorSpec,
+    },
+    /// `DELETE /flavors/{id}`.
+    DeleteFlavor {
+        /// The flavor's id.
+        id: String,
+    },
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// Its position in the plan, from 0.
+    pub id: usize,
+    /// `+`, `~`, `-/+` or `-`.
+    pub kind: Kind,
+    /// What it is about.
+    pub object: ObjectType,
+    /// The object's name.
+    pub name: String,
+    /// Why, when it is not obvious (a replace, a delete, a finished upload).
+    pub reason: Option<String>,
+    /// What changes.
+    pub changes: Vec<Change>,
+    /// Actions that must succeed first.
+    pub depends_on: Vec<usize>,
+    /// Objects of the desired state that refer to this one (`flavor fpga.aes`,
+    /// `host group rack-a`).
+    pub used_by: Vec<String>,
+    /// What the executor does.
+    pub operation: Operation,
+}

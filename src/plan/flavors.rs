@@ -1,0 +1,289 @@
+//! Planning rules for flavors. A flavor is its name. Nova cannot change a flavor's sizes,
+//! so a size change is a replace that says which field forces it; the description and
+//! extra specs change in place. Only flavors with fpga-sync's mark are changed or deleted.
+//! Pure.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Change, Draft, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
+    flavor_fingerprint,
+};
+use crate::desired::DesiredFlavor;
+use crate::markers::{self, FLAVOR_OWNER_SPEC};
+use crate::observed::{Observed, ObservedFlavor};
+
+/// The id of the flavor named `name`, or `none`, for fingerprints.
+pub(super) fn id_named(observed: &Observed, name: &str) -> String {
+    observed
+        .flavors
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.id.clone())
+        .or_else(|| observed.other_flavors.get(name).cloned())
+        .unwrap_or_else(|| "none".into())
+}
+
+fn spec(f: &DesiredFlavor) -> FlavorSpec {
+    let mut extra_specs = f.extra_specs.clone();
+    extra_specs.insert(FLAVOR_OWNER_SPEC.into(), "true".into());
+    let d = &f.flavor;
+    FlavorSpec {
+        name: d.name.clone(),
+        vcpus: d.vcpus,
+        ram: d.ram,
+        disk: d.disk,
+        ephemeral: d.ephemeral,
+        swap: d.swap,
+        is_public: d.is_public,
+        description: d.description.clone(),
+        extra_specs,
+    }
+}
+
+/// The fields Nova cannot change in place, old and new, where they differ.
+fn fixed_changes(spec: &FlavorSpec, o: &ObservedFlavor) -> Vec<Change> {
+    let fields = [
+        ("vcpus", o.vcpus.to_string(), spec.vcpus.to_string()),
+        ("ram", o.ram.to_string(), spec.ram.to_string()),
+        ("disk", o.disk.to_string(), spec.disk.to_string()),
+        (
+            "ephemeral",
+            o.ephemeral.to_string(),
+            spec.ephemeral.to_string(),
+        ),
+        ("swap", o.swap.to_string(), spec.swap.to_string()),
+        (
+            "is_public",
+            o.is_public.to_string(),
+            spec.is_public.to_string(),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(field, old, new)| Change {
+            field: field.into(),
+            old: Some(old),
+            new: Some(new),
+        })
+        .collect()
+}
+
+fn spec_changes(
+    spec: &FlavorSpec,
+    o: &ObservedFlavor,
+) -> (Vec<Change>, BTreeMap<String, String>, Vec<String>) {
+    let mut changes = Vec::new();
+    let mut set = BTreeMap::new();
+    let mut unset = Vec::new();
+    for (k, v) in &spec.extra_specs {
+        if o.extra_specs.get(k) != Some(v) {
+            changes.push(Change {
+                field: format!("extra_specs.{k}"),
+                old: o.extra_specs.get(k).cloned(),
+                new: Some(v.clone()),
+            });
+            set.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in &o.extra_specs {
+        if !spec.extra_specs.contains_key(k) {
+            changes.push(Change {
+                field: format!("extra_specs.{k}"),
+                old: Some(v.clone()),
+                new: None,
+            });
+            unset.push(k.clone());
+        }
+    }
+    (changes, set, unset)
+}
+
+pub(super) fn plan(
+    input: &PlanInput<'_>,
+    drafts: &mut Vec<Draft>,
+    problems: &mut Vec<Problem>,
+    fingerprints: &mut BTreeMap<String, String>,
+    not_pruned: &mut Vec<String>,
+) -> Tally {
+    let observed = input.observed;
+    let owned: Vec<&ObservedFlavor> = observed
+        .flavors
+        .iter()
+        .filter(|f| markers::flavor_is_owned(&f.extra_specs))
+        .collect();
+    let mut tally = Tally {
+        owned: owned.len(),
+        unchanged: 0,
+    };
+    for (name, declared) in &input.desired.flavors {
+        let spec = spec(&declared.spec);
+        fingerprints.insert(format!("flavor_named:{name}"), id_named(observed, name));
+        let needs: Vec<String> = spec
+            .extra_specs
+            .keys()
+            .filter_map(|k| k.split_once(':').map(|(_, n)| n.to_owned()))
+            .collect();
+        let draft = |kind, reason, changes, operation| Draft {
+            phase: 3,
+            kind,
+            object: ObjectType::Flavor,
+            name: name.clone(),
+            reason,
+            changes,
+            operation,
+            needs: needs.clone(),
+            used_by: vec![],
+        };
+        let existing = observed.flavors.iter().find(|f| &f.name == name);
+        let Some(existing) = existing else {
+            if let Some(id) = observed
+                .other_flavors
+                .get(name)
+                .filter(|_| !declared.spec.flavor.adopt)
+            {
+                problems.push(Problem {
+                    message: format!("flavor `{name}` ({}) collides with flavor {id} that fpga-sync does not manage", declared.origin()),
+                    help: "to take it over, add `adopt: true` to the Flavor; or choose another name".into(),
+                });
+            } else if let Some(id) = observed.other_flavors.get(name) {
+                // Adopting a flavor without FPGA extra specs: bring it in line in place where
+                // Nova allows, else replace it.
+                let o = ObservedFlavor {
+                    id: id.clone(),
+                    name: name.clone(),
+                    vcpus: 0,
+                    ram: 0,
+                    disk: 0,
+                    ephemeral: 0,
+                    swap: 0,
+                    is_public: spec.is_public,
+                    description: None,
+                    extra_specs: BTreeMap::new(),
+                };
+                drafts.push(draft(
+                    Kind::Replace,
+                    Some(format!(
+                        "adopt flavor {id}: its sizes are not known, so it is recreated"
+                    )),
+                    fixed_changes(&spec, &o),
+                    Operation::ReplaceFlavor {
+                        old_id: id.clone(),
+                        flavor: spec,
+                    },
+                ));
+            } else {
+                let what = Some(format!(
+                    "{} vCPU, {} MiB RAM, {} GiB disk",
+                    spec.vcpus, spec.ram, spec.disk
+                ));
+                let specs = spec
+                    .extra_specs
+                    .iter()
+                    .filter(|(k, _)| *k != FLAVOR_OWNER_SPEC)
+                    .map(|(k, v)| Change {
+                        field: format!("extra_specs.{k}"),
+                        old: None,
+                        new: Some(v.clone()),
+                    })
+                    .collect();
+                drafts.push(draft(
+                    Kind::Create,
+                    what,
+                    specs,
+                    Operation::CreateFlavor { flavor: spec },
+                ));
+            }
+            continue;
+        };
+        fingerprints.insert(
+            format!("flavor:{}", existing.id),
+            flavor_fingerprint(existing),
+        );
+        if !markers::flavor_is_owned(&existing.extra_specs) && !declared.spec.flavor.adopt {
+            problems.push(Problem {
+                message: format!(
+                    "flavor `{name}` ({}) collides with flavor {} that fpga-sync does not manage",
+                    declared.origin(),
+                    existing.id
+                ),
+                help: "to take it over, add `adopt: true` to the Flavor; or choose another name"
+                    .into(),
+            });
+            continue;
+        }
+        let fixed = fixed_changes(&spec, existing);
+        if !fixed.is_empty() {
+            let why: Vec<String> = fixed
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} → {}",
+                        c.field,
+                        c.old.as_deref().unwrap_or("-"),
+                        c.new.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect();
+            let mut changes = fixed;
+            changes.extend(spec_changes(&spec, existing).0);
+            drafts.push(draft(
+                Kind::Replace,
+                Some(format!("{} forces a new flavor (Nova cannot change it; running servers keep their copy)", why.join(", "))),
+                changes,
+                Operation::ReplaceFlavor { old_id: existing.id.clone(), flavor: spec },
+            ));
+            continue;
+        }
+        let (mut changes, set_specs, unset_specs) = spec_changes(&spec, existing);
+        let description = (existing.description != spec.description).then(|| {
+            changes.insert(
+                0,
+                Change {
+                    field: "description".into(),
+                    old: existing.description.clone(),
+                    new: spec.description.clone(),
+                },
+            );
+            spec.description.clone()
+        });
+        if changes.is_empty() {
+            tally.unchanged += 1;
+        } else {
+            drafts.push(draft(
+                Kind::Update,
+                None,
+                changes,
+                Operation::UpdateFlavor {
+                    id: existing.id.clone(),
+                    description,
+                    set_specs,
+                    unset_specs,
+                },
+            ));
+        }
+    }
+    for f in owned
+        .iter()
+        .filter(|f| !input.desired.flavors.contains_key(&f.name))
+    {
+        fingerprints.insert(format!("flavor:{}", f.id), flavor_fingerprint(f));
+        if input.settings.prune {
+            drafts.push(Draft {
+                phase: 4,
+                kind: Kind::Delete,
+                object: ObjectType::Flavor,
+                name: f.name.clone(),
+                reason: Some(format!("no longer in the repository (flavor {})", f.id)),
+                changes: vec![],
+                operation: Operation::DeleteFlavor { id: f.id.clone() },
+                needs: vec![],
+                used_by: vec![],
+            });
+        } else {
+            not_pruned.push(format!("flavor {} ({})", f.name, f.id));
+        }
+    }
+    tally
+}

@@ -1,0 +1,441 @@
+//! Planning rules for bitstream images. An image is the bitstream's `bs-uuid` plus its
+//! content digest: the same content is never uploaded twice, new content under an
+//! unchanged path is a replace, and what an interrupted run left behind (a `queued` image,
+//! an upload not marked verified, a duplicate) is finished, verified or removed. Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    Change, Draft, ImageSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
+    image_fingerprint,
+};
+use crate::desired::Bitstream;
+use crate::markers::{
+    self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, OWNER,
+    STATE_COMPLETE, STATE_UPLOADING,
+};
+use crate::observed::{Observed, ObservedImage};
+use crate::source::FileDigest;
+
+/// The ids of the images with `bs-uuid` `uuid`, sorted, for fingerprints.
+pub(super) fn ids_of(observed: &Observed, uuid: &str) -> String {
+    let mut ids: Vec<&str> = observed
+        .images
+        .iter()
+        .filter(|i| i.properties.get("bs-uuid").map(String::as_str) == Some(uuid))
+        .map(|i| i.id.as_str())
+        .collect();
+    ids.sort_unstable();
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.join(",")
+    }
+}
+
+/// The image a bitstream becomes, marks included (`uploading`, set to `complete` once
+/// the upload is verified).
+pub(super) fn spec(b: &Bitstream, digest: &FileDigest, commit: Option<&str>) -> ImageSpec {
+    let mut properties: BTreeMap<String, String> = b
+        .metadata_properties()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    properties.extend(b.properties.clone());
+    let source = b.file.clone().unwrap_or_default();
+    properties.insert(IMAGE_OWNER.into(), OWNER.into());
+    properties.insert(IMAGE_SOURCE.into(), source.clone());
+    properties.insert(IMAGE_SHA256.into(), digest.sha256.clone());
+    properties.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+    properties.insert(IMAGE_STATE.into(), STATE_UPLOADING.into());
+    let visibility = serde_json::to_value(b.visibility)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "private".into());
+    ImageSpec {
+        name: b.name.clone(),
+        visibility,
+        tags: b.image_tags(),
+        properties,
+        source,
+        sha256: digest.sha256.clone(),
+        size: digest.size,
+    }
+}
+
+/// Properties compared between the desired and the observed image: all but the marks
+/// that record a run (commit, state).
+fn compared(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    properties
+        .iter()
+        .filter(|(k, _)| *k != IMAGE_COMMIT && *k != IMAGE_STATE)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// What turns `observed` into `spec`, as changes and as patch fields.
+struct ImageDiff {
+    changes: Vec<Change>,
+    set: BTreeMap<String, String>,
+    remove: Vec<String>,
+    add_tags: Vec<String>,
+    remove_tags: Vec<String>,
+    rename: Option<String>,
+    visibility: Option<String>,
+}
+
+fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
+    let mut d = ImageDiff {
+        changes: vec![],
+        set: BTreeMap::new(),
+        remove: vec![],
+        add_tags: vec![],
+        remove_tags: vec![],
+        rename: None,
+        visibility: None,
+    };
+    if observed.name.as_deref() != Some(spec.name.as_str()) {
+        d.changes.push(Change {
+            field: "name".into(),
+            old: observed.name.clone(),
+            new: Some(spec.name.clone()),
+        });
+        d.rename = Some(spec.name.clone());
+    }
+    if observed.visibility.as_deref() != Some(spec.visibility.as_str()) {
+        d.changes.push(Change {
+            field: "visibility".into(),
+            old: observed.visibility.clone(),
+            new: Some(spec.visibility.clone()),
+        });
+        d.visibility = Some(spec.visibility.clone());
+    }
+    let (want, have) = (compared(&spec.properties), compared(&observed.properties));
+    for (k, v) in &want {
+        if have.get(k) != Some(v) {
+            d.changes.push(Change {
+                field: format!("properties.{k}"),
+                old: have.get(k).map(|s| (*s).to_owned()),
+                new: Some((*v).to_owned()),
+            });
+            d.set.insert((*k).to_owned(), (*v).to_owned());
+        }
+    }
+    for (k, v) in &have {
+        if !want.contains_key(k) {
+            d.changes.push(Change {
+                field: format!("properties.{k}"),
+                old: Some((*v).to_owned()),
+                new: None,
+            });
+            d.remove.push((*k).to_owned());
+        }
+    }
+    let want_tags: BTreeSet<&str> = spec.tags.iter().map(String::as_str).collect();
+    let have_tags: BTreeSet<&str> = observed.tags.iter().map(String::as_str).collect();
+    for t in want_tags.difference(&have_tags) {
+        d.changes.push(Change {
+            field: "tags".into(),
+            old: None,
+            new: Some((*t).to_owned()),
+        });
+        d.add_tags.push((*t).to_owned());
+    }
+    for t in have_tags.difference(&want_tags) {
+        d.changes.push(Change {
+            field: "tags".into(),
+            old: Some((*t).to_owned()),
+            new: None,
+        });
+        d.remove_tags.push((*t).to_owned());
+    }
+    d
+}
+
+fn state(i: &ObservedImage) -> Option<&str> {
+    i.properties.get(IMAGE_STATE).map(String::as_str)
+}
+
+fn sha(i: &ObservedImage) -> Option<&str> {
+    i.properties.get(IMAGE_SHA256).map(String::as_str)
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+pub(super) fn plan(
+    input: &PlanInput<'_>,
+    used_by: &BTreeMap<String, Vec<String>>,
+    drafts: &mut Vec<Draft>,
+    problems: &mut Vec<Problem>,
+    fingerprints: &mut BTreeMap<String, String>,
+    not_pruned: &mut Vec<String>,
+) -> Tally {
+    let observed = input.observed;
+    let commit = input.desired.commit.as_deref();
+    let mut tally = Tally {
+        owned: 0,
+        unchanged: 0,
+    };
+    let owned: Vec<&ObservedImage> = observed
+        .images
+        .iter()
+        .filter(|i| markers::image_is_owned(&i.properties))
+        .collect();
+    tally.owned = owned.len();
+    let mut claimed: BTreeSet<&str> = BTreeSet::new();
+
+    for declared in input.desired.bitstreams.values() {
+        let b = &declared.spec;
+        let uuid = b.metadata.bs_uuid.to_string();
+        fingerprints.insert(format!("images_of:{uuid}"), ids_of(observed, &uuid));
+        let Some(digest) = input.digests.get(&b.name) else {
+            problems.push(Problem {
+                message: format!("bitstream `{}` ({}) has no file to upload", b.name, declared.origin()),
+                help: if b.url.is_some() { "fetching bitstreams from `url` is not supported yet; keep the file in the repository with `file:`".into() } else { "check that `file` exists in the commit".into() },
+            });
+            continue;
+        };
+        let spec = spec(b, digest, commit);
+        let users = used_by.get(&b.name).cloned().unwrap_or_default();
+        let mine: Vec<&ObservedImage> = owned
+            .iter()
+            .copied()
+            .filter(|i| i.properties.get("bs-uuid") == Some(&uuid))
+            .collect();
+        for i in &mine {
+            fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
+            claimed.insert(&i.id);
+        }
+        let strangers: Vec<&ObservedImage> = observed
+            .images
+            .iter()
+            .filter(|i| !markers::image_is_owned(&i.properties))
+            .filter(|i| {
+                i.properties.get("bs-uuid") == Some(&uuid)
+                    || i.name.as_deref() == Some(b.name.as_str())
+            })
+            .collect();
+        for i in &strangers {
+            fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
+        }
+        let draft = |kind, reason: Option<String>, changes, operation| Draft {
+            phase: 2,
+            kind,
+            object: ObjectType::Image,
+            name: b.name.clone(),
+            reason,
+            changes,
+            operation,
+            needs: vec![],
+            used_by: users.clone(),
+        };
+        if mine.is_empty() {
+            match (strangers.as_slice(), b.adopt) {
+                ([], _) => {
+                    let what = Some(format!(
+                        "from `{}`, {} bytes, sha256 {}",
+                        spec.source,
+                        spec.size,
+                        short(&spec.sha256)
+                    ));
+                    drafts.push(draft(
+                        Kind::Create,
+                        what,
+                        vec![],
+                        Operation::CreateImage { image: spec },
+                    ));
+                }
+                ([stranger], true) if stranger.status == "active" => {
+                    let d = diff(&spec, stranger);
+                    let mut set = d.set;
+                    set.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
+                    set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+                    drafts.push(draft(
+                        Kind::Update,
+                        Some(format!(
+                            "adopt image {}: its content is checked against `{}` first",
+                            stranger.id, spec.source
+                        )),
+                        d.changes,
+                        Operation::VerifyAndPatchImage {
+                            id: stranger.id.clone(),
+                            source: spec.source.clone(),
+                            sha256: spec.sha256.clone(),
+                            set,
+                            remove: d.remove,
+                            add_tags: d.add_tags,
+                            remove_tags: d.remove_tags,
+                            rename: d.rename,
+                            visibility: d.visibility,
+                        },
+                    ));
+                }
+                (found, _) => {
+                    let ids: Vec<String> = found
+                        .iter()
+                        .map(|i| format!("{} ({})", i.id, i.status))
+                        .collect();
+                    problems.push(Problem {
+                        message: format!("bitstream `{}` ({}) collides with image {} that fpga-sync does not manage", b.name, declared.origin(), ids.join(", ")),
+                        help: if found.len() == 1 {
+                            "to take the image over, add `adopt: true` to the Bitstream (its content is checked against `file` first); or rename the bitstream and give it its own `bs-uuid`".into()
+                        } else {
+                            "several images collide: delete the extra ones by hand, then add `adopt: true`".into()
+                        },
+                    });
+                }
+            }
+            continue;
+        }
+        // The image that stays: verified with this content, else this content, else any.
+        let mut ranked = mine.clone();
+        ranked.sort_by_key(|i| {
+            (
+                sha(i) != Some(&spec.sha256),
+                state(i) != Some(STATE_COMPLETE),
+                i.status != "active",
+                i.id.clone(),
+            )
+        });
+        let primary = ranked[0];
+        for leftover in &ranked[1..] {
+            drafts.push(Draft {
+                phase: 5,
+                kind: Kind::Delete,
+                object: ObjectType::Image,
+                name: b.name.clone(),
+                reason: Some(format!(
+                    "image {} is a leftover of an interrupted upload ({})",
+                    leftover.id, leftover.status
+                )),
+                changes: vec![],
+                operation: Operation::DeleteImage {
+                    id: leftover.id.clone(),
+                },
+                needs: vec![],
+                used_by: vec![],
+            });
+        }
+        let same_content = sha(primary) == Some(spec.sha256.as_str());
+        match (same_content, primary.status.as_str(), state(primary)) {
+            (true, "active", Some(STATE_COMPLETE)) => {
+                let d = diff(&spec, primary);
+                if d.changes.is_empty() {
+                    tally.unchanged += 1;
+                } else {
+                    let mut set = d.set;
+                    set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+                    drafts.push(draft(
+                        Kind::Update,
+                        None,
+                        d.changes,
+                        Operation::PatchImage {
+                            id: primary.id.clone(),
+                            set,
+                            remove: d.remove,
+                            add_tags: d.add_tags,
+                            remove_tags: d.remove_tags,
+                            rename: d.rename,
+                            visibility: d.visibility,
+                        },
+                    ));
+                }
+            }
+            (true, "queued", _) => drafts.push(draft(
+                Kind::Update,
+                Some(format!(
+                    "finish image {}: an interrupted run created it but uploaded nothing",
+                    primary.id
+                )),
+                vec![],
+                Operation::FinishImage {
+                    id: primary.id.clone(),
+                    image: spec,
+                },
+            )),
+            (true, "active", _) => {
+                let d = diff(&spec, primary);
+                let mut set = d.set;
+                set.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
+                set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+                drafts.push(draft(
+                    Kind::Update,
+                    Some(format!(
+                        "verify image {}: an interrupted run uploaded it but did not check it",
+                        primary.id
+                    )),
+                    d.changes,
+                    Operation::VerifyAndPatchImage {
+                        id: primary.id.clone(),
+                        source: spec.source.clone(),
+                        sha256: spec.sha256.clone(),
+                        set,
+                        remove: d.remove,
+                        add_tags: d.add_tags,
+                        remove_tags: d.remove_tags,
+                        rename: d.rename,
+                        visibility: d.visibility,
+                    },
+                ));
+            }
+            (true, status, _) => drafts.push(draft(
+                Kind::Replace,
+                Some(format!(
+                    "an interrupted upload left image {} `{status}`",
+                    primary.id
+                )),
+                vec![],
+                Operation::ReplaceImage {
+                    old_id: primary.id.clone(),
+                    image: spec,
+                },
+            )),
+            (false, _, _) => {
+                let old = sha(primary).unwrap_or("unknown");
+                drafts.push(draft(
+                    Kind::Replace,
+                    Some(format!(
+                        "content changed: sha256 {} → {} (`{}`)",
+                        short(old),
+                        short(&spec.sha256),
+                        spec.source
+                    )),
+                    vec![Change {
+                        field: "sha256".into(),
+                        old: Some(old.to_owned()),
+                        new: Some(spec.sha256.clone()),
+                    }],
+                    Operation::ReplaceImage {
+                        old_id: primary.id.clone(),
+                        image: spec,
+                    },
+                ));
+            }
+        }
+    }
+
+    for image in owned.iter().filter(|i| !claimed.contains(i.id.as_str())) {
+        fingerprints.insert(format!("image:{}", image.id), image_fingerprint(image));
+        let name = image.name.clone().unwrap_or_else(|| image.id.clone());
+        if input.settings.prune {
+            drafts.push(Draft {
+                phase: 5,
+                kind: Kind::Delete,
+                object: ObjectType::Image,
+                name,
+                reason: Some(format!("no longer in the repository (image {})", image.id)),
+                changes: vec![],
+                operation: Operation::DeleteImage {
+                    id: image.id.clone(),
+                },
+                needs: vec![],
+                used_by: vec![],
+            });
+        } else {
+            not_pruned.push(format!("image {name} ({})", image.id));
+        }
+    }
+    tally
+}

@@ -1,0 +1,381 @@
+//! The planner: `plan(input) -> Plan`, a pure, deterministic function from the desired
+//! state, the bitstream files' digests and the observed cloud to an ordered list of
+//! actions. Traits and resource classes come first, then images, then flavors (after the
+//! traits and classes they ask for), then deletions, flavors before images. Nothing it
+//! does not own is changed or deleted; a desired object whose place is taken by an
+//! unowned one is a problem that says how to adopt it. Pure: no I/O, no clock.
+
+pub mod action;
+mod flavors;
+mod images;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use action::{Action, Change, FlavorSpec, ImageSpec, Kind, ObjectType, Operation};
+
+use crate::desired::Desired;
+use crate::observed::Observed;
+use crate::source::FileDigest;
+
+/// The version of saved plans and of `plan --format json`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How the plan may delete.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanSettings {
+    /// Delete owned images and flavors that left the repository.
+    pub prune: bool,
+    /// Above this share of the owned objects, deletions need `allow_mass_delete`.
+    pub max_delete_share: f64,
+    /// Lift that guard.
+    pub allow_mass_delete: bool,
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings {
+            prune: false,
+            max_delete_share: 0.5,
+            allow_mass_delete: false,
+        }
+    }
+}
+
+/// What the planner reads.
+pub struct PlanInput<'a> {
+    /// The desired state.
+    pub desired: &'a Desired,
+    /// Digests of the bitstream files, by bitstream name.
+    pub digests: &'a BTreeMap<String, FileDigest>,
+    /// The cloud.
+    pub observed: &'a Observed,
+    /// Deletion settings.
+    pub settings: PlanSettings,
+}
+
+/// A plan: the ordered actions and what they were computed from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The commit the desired state was read from; `None` for files on disk.
+    pub commit: Option<String>,
+    /// The actions, in the order they run.
+    pub actions: Vec<Action>,
+    /// Objects of the desired state already as they should be.
+    pub unchanged: usize,
+    /// Fingerprints of every observed object the plan depends on: an applied saved plan
+    /// must find them unchanged.
+    pub fingerprints: BTreeMap<String, String>,
+    /// Owned objects that left the repository but stay because pruning is off.
+    pub not_pruned: Vec<String>,
+}
+
+/// Something that keeps a plan from being made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub help: String,
+}
+
+impl Plan {
+    /// Counts by kind: (create, update, replace, delete).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let n = |k: Kind| self.actions.iter().filter(|a| a.kind == k).count();
+        (
+            n(Kind::Create),
+            n(Kind::Update),
+            n(Kind::Replace),
+            n(Kind::Delete),
+        )
+    }
+
+    /// Whether it changes anything.
+    pub fn has_changes(&self) -> bool {
+        !self.actions.is_empty()
+    }
+}
+
+/// An action before it has its place in the plan.
+pub(crate) struct Draft {
+    phase: u8,
+    kind: Kind,
+    object: ObjectType,
+    name: String,
+    reason: Option<String>,
+    changes: Vec<Change>,
+    operation: Operation,
+    /// Trait and resource class names it needs.
+    needs: Vec<String>,
+    used_by: Vec<String>,
+}
+
+/// Plans. Deterministic: the same input gives the same plan.
+pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut drafts = Vec::new();
+    let mut fingerprints = BTreeMap::new();
+    let mut not_pruned = Vec::new();
+    let observed = input.observed;
+    let desired = input.desired;
+
+    let used_by = references(desired);
+    let existing_traits: BTreeSet<&str> = observed.traits.iter().map(String::as_str).collect();
+    for name in desired.traits.keys() {
+        fingerprints.insert(
+            format!("trait:{name}"),
+            presence(existing_traits.contains(name.as_str())),
+        );
+        if !existing_traits.contains(name.as_str()) {
+            drafts.push(Draft {
+                phase: 0,
+                kind: Kind::Create,
+                object: ObjectType::Trait,
+                name: name.clone(),
+                reason: None,
+                changes: vec![],
+                operation: Operation::EnsureTrait { name: name.clone() },
+                needs: vec![],
+                used_by: used_by.get(name).cloned().unwrap_or_default(),
+            });
+        }
+    }
+    let existing_classes: BTreeSet<&str> = observed
+        .resource_classes
+        .iter()
+        .map(String::as_str)
+        .collect();
+    for name in desired.resource_classes.keys() {
+        fingerprints.insert(
+            format!("resource_class:{name}"),
+            presence(existing_classes.contains(name.as_str())),
+        );
+        if !existing_classes.contains(name.as_str()) {
+            drafts.push(Draft {
+                phase: 1,
+                kind: Kind::Create,
+                object: ObjectType::ResourceClass,
+                name: name.clone(),
+                reason: None,
+                changes: vec![],
+                operation: Operation::EnsureResourceClass { name: name.clone() },
+                needs: vec![],
+                used_by: used_by.get(name).cloned().unwrap_or_default(),
+            });
+        }
+    }
+    let unchanged_before = drafts.len();
+    let images = images::plan(
+        input,
+        &used_by,
+        &mut drafts,
+        &mut problems,
+        &mut fingerprints,
+        &mut not_pruned,
+    );
+    let flavors = flavors::plan(
+        input,
+        &mut drafts,
+        &mut problems,
+        &mut fingerprints,
+        &mut not_pruned,
+    );
+    let _ = unchanged_before;
+
+    // The mass-delete guard counts what pruning removes, not leftovers of interrupted runs.
+    let pruned = drafts
+        .iter()
+        .filter(|d| {
+            d.kind == Kind::Delete
+                && d.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("no longer in"))
+        })
+        .count();
+    let owned = images.owned + flavors.owned;
+    if pruned > 0
+        && !input.settings.allow_mass_delete
+        && (pruned == owned || pruned as f64 / owned as f64 > input.settings.max_delete_share)
+    {
+        problems.push(Problem {
+            message: format!(
+                "refusing to delete {pruned} of the {owned} objects fpga-sync manages ({:.0}%, more than the {:.0}% allowed)",
+                100.0 * pruned as f64 / owned as f64,
+                100.0 * input.settings.max_delete_share
+            ),
+            help: "check `--repo`, `--ref` and `--dir` first: a wrong folder looks like an empty repository; if the deletions are meant, add `--allow-mass-delete`".into(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    drafts.sort_by(|a, b| (a.phase, &a.name).cmp(&(b.phase, &b.name)));
+    let created: BTreeMap<String, usize> = drafts
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| {
+            matches!(
+                d.operation,
+                Operation::EnsureTrait { .. } | Operation::EnsureResourceClass { .. }
+            )
+        })
+        .map(|(i, d)| (d.name.clone(), i))
+        .collect();
+    let actions = drafts
+        .into_iter()
+        .enumerate()
+        .map(|(id, d)| {
+            let mut depends_on: Vec<usize> = d
+                .needs
+                .iter()
+                .filter_map(|n| created.get(n).copied())
+                .collect();
+            depends_on.sort_unstable();
+            depends_on.dedup();
+            Action {
+                id,
+                kind: d.kind,
+                object: d.object,
+                name: d.name,
+                reason: d.reason,
+                changes: d.changes,
+                depends_on,
+                used_by: d.used_by,
+                operation: d.operation,
+            }
+        })
+        .collect();
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        commit: desired.commit.clone(),
+        actions,
+        unchanged: images.unchanged + flavors.unchanged,
+        fingerprints,
+        not_pruned,
+    })
+}
+
+fn presence(present: bool) -> String {
+    if present {
+        "present".into()
+    } else {
+        "absent".into()
+    }
+}
+
+/// For each trait, resource class and bitstream name: the desired objects that use it.
+fn references(desired: &Desired) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, f) in &desired.flavors {
+        for key in f.spec.extra_specs.keys() {
+            if let Some((_, target)) = key
+                .split_once(':')
+                .filter(|(g, _)| g.starts_with("trait") || g.starts_with("resources"))
+            {
+                out.entry(target.to_owned())
+                    .or_default()
+                    .insert(format!("flavor {name}"));
+            }
+        }
+    }
+    for (name, g) in &desired.host_groups {
+        let devices = g
+            .spec
+            .devices
+            .iter()
+            .chain(g.spec.overrides.iter().flat_map(|o| o.devices.iter()));
+        for d in devices {
+            let names = d
+                .bitstream
+                .iter()
+                .chain(d.shell.iter())
+                .chain(d.resource_class.iter())
+                .chain(d.traits.iter());
+            for n in names {
+                out.entry(n.clone())
+                    .or_default()
+                    .insert(format!("host group {name}"));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
+}
+
+/// How many owned objects a rule saw and how many needed nothing.
+pub(crate) struct Tally {
+    owned: usize,
+    unchanged: usize,
+}
+
+/// The fingerprint of everything the planner reads of an image.
+pub fn image_fingerprint(i: &crate::observed::ObservedImage) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        i.status,
+        i.updated_at.as_deref().unwrap_or("-"),
+        i.os_hash_value.as_deref().unwrap_or("-"),
+        i.tags.join(",")
+    )
+}
+
+/// The fingerprint of everything the planner reads of a flavor.
+pub fn flavor_fingerprint(f: &crate::observed::ObservedFlavor) -> String {
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        f.name,
+        f.vcpus,
+        f.ram,
+        f.disk,
+        f.ephemeral,
+        f.swap,
+        f.is_public,
+        f.description.as_deref().unwrap_or("-"),
+        serde_json::to_string(&f.extra_specs).unwrap_or_default()
+    )
+}
+
+/// Recomputes the fingerprints `plan` recorded from a fresh observation, for a saved
+/// plan's staleness check: every key of `recorded`, as it is now.
+pub fn current_fingerprints(
+    recorded: &BTreeMap<String, String>,
+    observed: &Observed,
+) -> BTreeMap<String, String> {
+    let traits: BTreeSet<&str> = observed.traits.iter().map(String::as_str).collect();
+    let classes: BTreeSet<&str> = observed
+        .resource_classes
+        .iter()
+        .map(String::as_str)
+        .collect();
+    recorded
+        .keys()
+        .map(|key| {
+            let (kind, name) = key.split_once(':').unwrap_or((key, ""));
+            let now = match kind {
+                "trait" => presence(traits.contains(name)),
+                "resource_class" => presence(classes.contains(name)),
+                "image" => observed
+                    .images
+                    .iter()
+                    .find(|i| i.id == name)
+                    .map_or_else(|| "absent".into(), image_fingerprint),
+                "images_of" => images::ids_of(observed, name),
+                "flavor" => observed
+                    .flavors
+                    .iter()
+                    .find(|f| f.id == name)
+                    .map_or_else(|| "absent".into(), flavor_fingerprint),
+                "flavor_named" => flavors::id_named(observed, name),
+                _ => "unknown".into(),
+            };
+            (key.clone(), now)
+        })
+        .collect()
+}

@@ -1,0 +1,145 @@
+//! Plans for people and machines: the terminal text (`+`/`~`/`-/+`/`-` lines, a word-level
+//! diff of changed values, the summary line), Markdown for a merge-request comment, and
+//! versioned JSON. Colour only when asked. Pure: returns strings.
+
+use similar::{ChangeTag, TextDiff};
+
+use super::{Action, Kind, Plan};
+
+const RESET: &str = "\x1b[0m";
+
+fn color_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Create => "\x1b[32m",
+        Kind::Update => "\x1b[33m",
+        Kind::Replace => "\x1b[35m",
+        Kind::Delete => "\x1b[31m",
+    }
+}
+
+/// `Plan: 3 to add, 1 to change, 0 to replace, 0 to destroy.`
+pub fn summary(plan: &Plan) -> String {
+    let (create, update, replace, delete) = plan.counts();
+    format!("Plan: {create} to add, {update} to change, {replace} to replace, {delete} to destroy.")
+}
+
+/// A word-level diff of `old` → `new`: `[-gone-]{+new+}` around what changed.
+pub fn word_diff(old: &str, new: &str) -> String {
+    let diff = TextDiff::from_words(old, new);
+    diff.iter_all_changes()
+        .map(|c| match c.tag() {
+            ChangeTag::Equal => c.value().to_owned(),
+            ChangeTag::Delete => format!("[-{}-]", c.value()),
+            ChangeTag::Insert => format!("{{+{}+}}", c.value()),
+        })
+        .collect::<String>()
+        .replace("-][-", "")
+        .replace("+}{+", "")
+}
+
+fn value_line(c: &super::Change) -> String {
+    match (&c.old, &c.new) {
+        (None, Some(new)) => format!("+ {}: {new}", c.field),
+        (Some(old), None) => format!("- {}: {old}", c.field),
+        (Some(old), Some(new)) if old.len() + new.len() > 60 => {
+            format!("~ {}: {}", c.field, word_diff(old, new))
+        }
+        (Some(old), Some(new)) => format!("~ {}: {old} → {new}", c.field),
+        (None, None) => format!("~ {}", c.field),
+    }
+}
+
+fn action_lines(a: &Action) -> Vec<String> {
+    let mut head = format!("{} {} {}", a.kind.symbol(), a.object.label(), a.name);
+    if let Some(reason) = &a.reason {
+        head.push_str(&format!(" ({reason})"));
+    }
+    let mut lines = vec![head];
+    lines.extend(a.changes.iter().map(|c| format!("    {}", value_line(c))));
+    if !a.used_by.is_empty() {
+        lines.push(format!("    used by: {}", a.used_by.join(", ")));
+    }
+    lines
+}
+
+/// The plan for a terminal; `color` adds ANSI colours to the action lines.
+pub fn human(plan: &Plan, header: &str, color: bool) -> String {
+    let mut out = format!("{header}\n\n");
+    if plan.actions.is_empty() {
+        out.push_str("No changes: the cloud matches the desired state.\n");
+    }
+    for a in &plan.actions {
+        for (i, line) in action_lines(a).into_iter().enumerate() {
+            if color && i == 0 {
+                out.push_str(&format!("  {}{line}{RESET}\n", color_of(a.kind)));
+            } else {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
+    for kept in &plan.not_pruned {
+        out.push_str(&format!(
+            "  note: {kept} is no longer in the repository; `--prune` deletes it\n"
+        ));
+    }
+    out.push('\n');
+    out.push_str(&summary(plan));
+    out.push('\n');
+    out
+}
+
+/// The plan as Markdown, for a merge-request comment.
+pub fn markdown(plan: &Plan, header: &str) -> String {
+    let mut out = format!(
+        "### fpga-sync plan\n\n{header}\n\n**{}**\n\n",
+        summary(plan)
+    );
+    if plan.actions.is_empty() {
+        out.push_str("No changes.\n");
+        return out;
+    }
+    out.push_str("```diff\n");
+    for a in &plan.actions {
+        for line in action_lines(a) {
+            // `diff` highlighting colours lines by their first character.
+            let first = match a.kind {
+                Kind::Create => "+",
+                Kind::Delete => "-",
+                Kind::Update | Kind::Replace => "!",
+            };
+            if line.starts_with("    ") {
+                out.push_str(&format!(" {line}\n"));
+            } else {
+                out.push_str(&format!("{first} {line}\n"));
+            }
+        }
+    }
+    out.push_str("```\n");
+    for kept in &plan.not_pruned {
+        out.push_str(&format!(
+            "\n> {kept} is no longer in the repository; `--prune` deletes it\n"
+        ));
+    }
+    out
+}
+
+/// The plan as JSON (the saved-plan format too).
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).expect("plans serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_diff;
+
+    #[test]
+    fn word_diff_marks_only_what_changed() {
+        assert_eq!(
+            word_diff(
+                r#"{"pf_num": 2, "vf_num": 2}"#,
+                r#"{"pf_num": 2, "vf_num": 4}"#
+            ),
+            r#"{"pf_num": 2, "vf_num": [-2}-]{+4}+}"#
+        );
+    }
+}
