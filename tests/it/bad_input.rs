@@ -80,7 +80,7 @@ fn unknown_top_level_field_lists_the_fields_when_nothing_is_close() {
     );
     assert_eq!(
         help_of(&outcome, "colour"),
-        "the fields here are: `apiVersion`, `kind`, `name`, `vcpus`, `ram`, `disk`, `ephemeral`, `swap`, `is_public`, `description`, `extra_specs`"
+        "the fields here are: `apiVersion`, `kind`, `name`, `vcpus`, `ram`, `disk`, `ephemeral`, `swap`, `is_public`, `description`, `adopt`, `extra_specs`"
     );
 }
 
