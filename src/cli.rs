@@ -88,9 +88,18 @@ pub struct ValidateArgs {
     pub format: Format,
 }
 
-/// How plans may delete.
+/// Which objects plans own and how they may delete.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
+    /// The site this repository manages: fpga-sync owns only objects marked with it, so
+    /// several repositories can share a cloud.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_SITE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub site: String,
     /// Delete images and flavors fpga-sync created that left the repository.
     #[arg(long)]
     pub prune: bool,

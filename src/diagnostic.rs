@@ -121,7 +121,8 @@ impl Diagnostic {
         };
         let mut out = String::new();
         let handler = GraphicalReportHandler::new_themed(theme)
-            .with_width(100)
+            .with_width(400)
+            .with_wrap_lines(false)
             .with_links(false);
         let _ = handler.render_report(&mut out, &Report::new(self));
         out

@@ -1,11 +1,13 @@
 //! The marks fpga-sync leaves on what it creates, so that ownership needs no state file:
-//! image properties naming the owner, the source file, its content digest, the commit and
-//! the upload's state; an extra spec on flavors. Objects without them are never changed or
-//! deleted. Pure: constants and predicates.
+//! image properties naming the owning site, the source file, its content digest, the
+//! commit and the upload's state; an extra spec on flavors. A *site* is one desired-state
+//! repository (`--site`, default `default`), so several repositories can share a cloud
+//! without touching each other's objects. Objects without the site's mark are never
+//! changed or deleted. Pure: constants and predicates.
 
 use std::collections::BTreeMap;
 
-/// Image property: who manages the image. Value [`OWNER`].
+/// Image property: the fpga-sync site that manages the image.
 pub const IMAGE_OWNER: &str = "fpga_sync_owner";
 /// Image property: the bitstream file's path in the repository.
 pub const IMAGE_SOURCE: &str = "fpga_sync_source";
@@ -16,23 +18,23 @@ pub const IMAGE_COMMIT: &str = "fpga_sync_commit";
 /// Image property: [`STATE_UPLOADING`] from creation until the upload is verified, then
 /// [`STATE_COMPLETE`].
 pub const IMAGE_STATE: &str = "fpga_sync_state";
-/// The owner value.
-pub const OWNER: &str = "fpga-sync";
+/// The site of a repository that names none.
+pub const DEFAULT_SITE: &str = "default";
 /// Upload not verified yet.
 pub const STATE_UPLOADING: &str = "uploading";
 /// Upload verified.
 pub const STATE_COMPLETE: &str = "complete";
 
-/// Flavor extra spec that marks a flavor as fpga-sync's. Nova ignores keys in unknown
-/// namespaces, and no scheduler filter reads this one.
-pub const FLAVOR_OWNER_SPEC: &str = "fpga_sync:managed";
+/// Flavor extra spec naming the fpga-sync site that manages the flavor. Nova ignores keys
+/// in unknown namespaces, and no scheduler filter reads this one.
+pub const FLAVOR_OWNER_SPEC: &str = "fpga_sync:site";
 
-/// Whether image properties carry fpga-sync's owner mark.
-pub fn image_is_owned(properties: &BTreeMap<String, String>) -> bool {
-    properties.get(IMAGE_OWNER).map(String::as_str) == Some(OWNER)
+/// The site whose mark an image carries, if any.
+pub fn image_site(properties: &BTreeMap<String, String>) -> Option<&str> {
+    properties.get(IMAGE_OWNER).map(String::as_str)
 }
 
-/// Whether flavor extra specs carry fpga-sync's owner mark.
-pub fn flavor_is_owned(extra_specs: &BTreeMap<String, String>) -> bool {
-    extra_specs.get(FLAVOR_OWNER_SPEC).map(String::as_str) == Some("true")
+/// The site whose mark a flavor carries, if any.
+pub fn flavor_site(extra_specs: &BTreeMap<String, String>) -> Option<&str> {
+    extra_specs.get(FLAVOR_OWNER_SPEC).map(String::as_str)
 }

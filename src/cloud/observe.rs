@@ -129,7 +129,7 @@ async fn flavors(
         .into_iter()
         .partition(|f| {
             f.extra_specs.keys().any(|k| is_fpga_extra_spec(k))
-                || crate::markers::flavor_is_owned(&f.extra_specs)
+                || crate::markers::flavor_site(&f.extra_specs).is_some()
         });
     let other = other.into_iter().map(|f| (f.name, f.id)).collect();
     let mut out: Vec<ObservedFlavor> = fpga

@@ -12,6 +12,7 @@ use crate::reconcile::{self, Loaded, SavedPlan};
 /// The plan's settings from the command line.
 pub fn settings(args: &PruneArgs) -> PlanSettings {
     PlanSettings {
+        site: args.site.clone(),
         prune: args.prune,
         max_delete_share: args.max_delete_share,
         allow_mass_delete: args.allow_mass_delete,

@@ -24,9 +24,9 @@ pub(super) fn id_named(observed: &Observed, name: &str) -> String {
         .unwrap_or_else(|| "none".into())
 }
 
-fn spec(f: &DesiredFlavor) -> FlavorSpec {
+fn spec(f: &DesiredFlavor, site: &str) -> FlavorSpec {
     let mut extra_specs = f.extra_specs.clone();
-    extra_specs.insert(FLAVOR_OWNER_SPEC.into(), "true".into());
+    extra_specs.insert(FLAVOR_OWNER_SPEC.into(), site.into());
     let d = &f.flavor;
     FlavorSpec {
         name: d.name.clone(),
@@ -111,14 +111,14 @@ pub(super) fn plan(
     let owned: Vec<&ObservedFlavor> = observed
         .flavors
         .iter()
-        .filter(|f| markers::flavor_is_owned(&f.extra_specs))
+        .filter(|f| markers::flavor_site(&f.extra_specs) == Some(input.settings.site.as_str()))
         .collect();
     let mut tally = Tally {
         owned: owned.len(),
         unchanged: 0,
     };
     for (name, declared) in &input.desired.flavors {
-        let spec = spec(&declared.spec);
+        let spec = spec(&declared.spec, &input.settings.site);
         fingerprints.insert(format!("flavor_named:{name}"), id_named(observed, name));
         let needs: Vec<String> = spec
             .extra_specs
@@ -201,7 +201,9 @@ pub(super) fn plan(
             format!("flavor:{}", existing.id),
             flavor_fingerprint(existing),
         );
-        if !markers::flavor_is_owned(&existing.extra_specs) && !declared.spec.flavor.adopt {
+        if markers::flavor_site(&existing.extra_specs) != Some(input.settings.site.as_str())
+            && !declared.spec.flavor.adopt
+        {
             problems.push(Problem {
                 message: format!(
                     "flavor `{name}` ({}) collides with flavor {} that fpga-sync does not manage",
@@ -230,7 +232,7 @@ pub(super) fn plan(
             changes.extend(spec_changes(&spec, existing).0);
             drafts.push(draft(
                 Kind::Replace,
-                Some(format!("{} forces a new flavor (Nova cannot change it; running servers keep their copy)", why.join(", "))),
+                Some(format!("{} forces a new flavor: Nova cannot change it; running servers keep their copy", why.join(", "))),
                 changes,
                 Operation::ReplaceFlavor { old_id: existing.id.clone(), flavor: spec },
             ));
@@ -275,7 +277,7 @@ pub(super) fn plan(
                 kind: Kind::Delete,
                 object: ObjectType::Flavor,
                 name: f.name.clone(),
-                reason: Some(format!("no longer in the repository (flavor {})", f.id)),
+                reason: Some(format!("no longer in the repository; flavor {}", f.id)),
                 changes: vec![],
                 operation: Operation::DeleteFlavor { id: f.id.clone() },
                 needs: vec![],

@@ -11,8 +11,8 @@ use super::{
 };
 use crate::desired::Bitstream;
 use crate::markers::{
-    self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, OWNER,
-    STATE_COMPLETE, STATE_UPLOADING,
+    self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, STATE_COMPLETE,
+    STATE_UPLOADING,
 };
 use crate::observed::{Observed, ObservedImage};
 use crate::source::FileDigest;
@@ -35,7 +35,12 @@ pub(super) fn ids_of(observed: &Observed, uuid: &str) -> String {
 
 /// The image a bitstream becomes, marks included (`uploading`, set to `complete` once
 /// the upload is verified).
-pub(super) fn spec(b: &Bitstream, digest: &FileDigest, commit: Option<&str>) -> ImageSpec {
+pub(super) fn spec(
+    b: &Bitstream,
+    digest: &FileDigest,
+    commit: Option<&str>,
+    site: &str,
+) -> ImageSpec {
     let mut properties: BTreeMap<String, String> = b
         .metadata_properties()
         .into_iter()
@@ -43,7 +48,7 @@ pub(super) fn spec(b: &Bitstream, digest: &FileDigest, commit: Option<&str>) -> 
         .collect();
     properties.extend(b.properties.clone());
     let source = b.file.clone().unwrap_or_default();
-    properties.insert(IMAGE_OWNER.into(), OWNER.into());
+    properties.insert(IMAGE_OWNER.into(), site.into());
     properties.insert(IMAGE_SOURCE.into(), source.clone());
     properties.insert(IMAGE_SHA256.into(), digest.sha256.clone());
     properties.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
@@ -181,7 +186,7 @@ pub(super) fn plan(
     let owned: Vec<&ObservedImage> = observed
         .images
         .iter()
-        .filter(|i| markers::image_is_owned(&i.properties))
+        .filter(|i| markers::image_site(&i.properties) == Some(input.settings.site.as_str()))
         .collect();
     tally.owned = owned.len();
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
@@ -197,7 +202,7 @@ pub(super) fn plan(
             });
             continue;
         };
-        let spec = spec(b, digest, commit);
+        let spec = spec(b, digest, commit, &input.settings.site);
         let users = used_by.get(&b.name).cloned().unwrap_or_default();
         let mine: Vec<&ObservedImage> = owned
             .iter()
@@ -211,7 +216,7 @@ pub(super) fn plan(
         let strangers: Vec<&ObservedImage> = observed
             .images
             .iter()
-            .filter(|i| !markers::image_is_owned(&i.properties))
+            .filter(|i| markers::image_site(&i.properties) != Some(input.settings.site.as_str()))
             .filter(|i| {
                 i.properties.get("bs-uuid") == Some(&uuid)
                     || i.name.as_deref() == Some(b.name.as_str())
@@ -425,7 +430,7 @@ pub(super) fn plan(
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name,
-                reason: Some(format!("no longer in the repository (image {})", image.id)),
+                reason: Some(format!("no longer in the repository; image {}", image.id)),
                 changes: vec![],
                 operation: Operation::DeleteImage {
                     id: image.id.clone(),

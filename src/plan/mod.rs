@@ -23,9 +23,11 @@ use crate::source::FileDigest;
 /// The version of saved plans and of `plan --format json`.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// How the plan may delete.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// Which objects the plan owns and how it may delete.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanSettings {
+    /// The site: fpga-sync owns the objects carrying this name in its marks.
+    pub site: String,
     /// Delete owned images and flavors that left the repository.
     pub prune: bool,
     /// Above this share of the owned objects, deletions need `allow_mass_delete`.
@@ -37,6 +39,7 @@ pub struct PlanSettings {
 impl Default for PlanSettings {
     fn default() -> Self {
         PlanSettings {
+            site: crate::markers::DEFAULT_SITE.into(),
             prune: false,
             max_delete_share: 0.5,
             allow_mass_delete: false,
@@ -317,8 +320,17 @@ pub(crate) struct Tally {
 
 /// The fingerprint of everything the planner reads of an image.
 pub fn image_fingerprint(i: &crate::observed::ObservedImage) -> String {
+    // `updated_at` has one-second resolution: the name, visibility and properties
+    // themselves are part of the fingerprint, digested to keep it short.
+    use sha2::Digest;
+    let content = serde_json::json!([i.name, i.visibility, i.properties]).to_string();
+    let digest: String = sha2::Sha256::digest(content.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!(
-        "{}|{}|{}|{}",
+        "{}|{}|{}|{}|{digest}",
         i.status,
         i.updated_at.as_deref().unwrap_or("-"),
         i.os_hash_value.as_deref().unwrap_or("-"),

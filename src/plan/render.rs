@@ -41,7 +41,8 @@ fn value_line(c: &super::Change) -> String {
     match (&c.old, &c.new) {
         (None, Some(new)) => format!("+ {}: {new}", c.field),
         (Some(old), None) => format!("- {}: {old}", c.field),
-        (Some(old), Some(new)) if old.len() + new.len() > 60 => {
+        // Long values made of words (a description, topology JSON) read best as a word diff.
+        (Some(old), Some(new)) if old.len() + new.len() > 60 && old.contains([' ', ',']) => {
             format!("~ {}: {}", c.field, word_diff(old, new))
         }
         (Some(old), Some(new)) => format!("~ {}: {old} → {new}", c.field),

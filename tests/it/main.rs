@@ -11,4 +11,5 @@ mod cloud_placement;
 mod examples;
 mod git_source;
 mod hostile_input;
+mod plan_apply;
 mod schema_file;
