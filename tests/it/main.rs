@@ -12,4 +12,5 @@ mod examples;
 mod git_source;
 mod hostile_input;
 mod plan_apply;
+mod planner;
 mod schema_file;

@@ -4,6 +4,7 @@
 //! fpga-sync does not own are never touched; an upload killed halfway is finished by the
 //! next apply; the prune guard holds; the `openstack` CLI sees what the repository says.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use git2::Repository;
@@ -576,4 +577,43 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
         ("active", Some(384 * 1024 * 1024))
     );
     assert_eq!(done[0].properties()["fpga_sync_state"], "complete");
+}
+
+#[test]
+fn an_unchanged_bitstream_is_not_read_again_its_digest_comes_from_the_cache() {
+    let repo = Repo::new(NOAUTH);
+    assert_eq!(repo.apply(&[]).0, 0);
+    // In a commit the cache key is the blob id. Poison the cached digest of `aes.gbs`: if
+    // the next plan read the file, it would find nothing to do; it trusts the cache, so it
+    // plans a replace to the poisoned digest, which proves the file was not read.
+    let blob = repo
+        .git
+        .head()
+        .unwrap()
+        .peel_to_tree()
+        .unwrap()
+        .get_path(Path::new("state/files/aes.gbs"))
+        .unwrap()
+        .id();
+    let entry = repo
+        .site
+        .path()
+        .join(".cache/digests")
+        .join(format!("git-{blob}"));
+    let cached: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&entry).expect("the first plan cached the digest"),
+    )
+    .unwrap();
+    assert_eq!(cached["size"], "aes bitstream\n".len());
+    std::fs::write(
+        &entry,
+        serde_json::json!({"sha256": "ab".repeat(32), "size": cached["size"]}).to_string(),
+    )
+    .unwrap();
+    let (code, out, _) = repo.plan(&[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("content changed: sha256 73daf4ba07e2 → abababababab"),
+        "{out}"
+    );
 }

@@ -1,0 +1,232 @@
+//! The pure planner on hand-made observations: deterministic, ordered with its
+//! dependencies, identity by `bs-uuid` plus content, leftovers of interrupted runs
+//! cleaned up, other sites' objects treated as not ours. No cloud.
+
+use std::collections::BTreeMap;
+
+use fpga_sync::desired::Desired;
+use fpga_sync::observed::{Observed, ObservedImage};
+use fpga_sync::plan::{Kind, ObjectType, Operation, PlanInput, PlanSettings, plan};
+use fpga_sync::source::FileDigest;
+
+use crate::support::valid_site;
+
+fn desired() -> Desired {
+    valid_site().load().desired.expect("valid")
+}
+
+fn digests(d: &Desired) -> BTreeMap<String, FileDigest> {
+    d.bitstreams
+        .keys()
+        .map(|n| {
+            (
+                n.clone(),
+                FileDigest {
+                    sha256: format!("{:0>64}", n.len()),
+                    size: 10,
+                },
+            )
+        })
+        .collect()
+}
+
+fn image(
+    id: &str,
+    name: &str,
+    uuid: &str,
+    site: Option<&str>,
+    sha: &str,
+    status: &str,
+    state: &str,
+) -> ObservedImage {
+    let mut properties = BTreeMap::from([("bs-uuid".to_owned(), uuid.to_owned())]);
+    if let Some(site) = site {
+        properties.insert("fpga_sync_owner".into(), site.into());
+        properties.insert("fpga_sync_sha256".into(), sha.into());
+        properties.insert("fpga_sync_state".into(), state.into());
+    }
+    ObservedImage {
+        id: id.into(),
+        name: Some(name.into()),
+        status: status.into(),
+        visibility: Some("private".into()),
+        tags: vec!["FPGA".into()],
+        size: Some(10),
+        os_hash_algo: None,
+        os_hash_value: None,
+        updated_at: None,
+        properties,
+    }
+}
+
+#[test]
+fn a_plan_from_nothing_is_ordered_and_knows_its_dependencies() {
+    let d = desired();
+    let digests = digests(&d);
+    let observed = Observed::default();
+    let input = PlanInput {
+        desired: &d,
+        digests: &digests,
+        observed: &observed,
+        settings: PlanSettings::default(),
+    };
+    let p = plan(&input).unwrap();
+    assert_eq!(p, plan(&input).unwrap(), "deterministic");
+    let order: Vec<(ObjectType, &str)> = p
+        .actions
+        .iter()
+        .map(|a| (a.object, a.name.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (ObjectType::Trait, "CUSTOM_ACCELERATOR_CRYPTO"),
+            (ObjectType::Trait, "CUSTOM_FPGA"),
+            (ObjectType::ResourceClass, "CUSTOM_FPGA_INTEL_PF"),
+            (ObjectType::Image, "aes-128"),
+            (ObjectType::Image, "pac-shell"),
+            (ObjectType::Flavor, "fpga.aes"),
+        ]
+    );
+    let flavor = p.actions.last().unwrap();
+    assert_eq!(
+        flavor.depends_on,
+        [0, 2],
+        "the flavor waits for the trait and the resource class it asks for"
+    );
+    assert_eq!(p.actions[1].used_by, ["host group rack-a"]);
+    assert_eq!(p.counts(), (6, 0, 0, 0));
+}
+
+#[test]
+fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
+    let d = desired();
+    let digests = digests(&d);
+    let aes = &d.bitstreams["aes-128"].spec;
+    let uuid = aes.metadata.bs_uuid.to_string();
+    let sha = digests["aes-128"].sha256.clone();
+    // The verified image, a duplicate an interrupted run left queued, and someone else's.
+    let observed = Observed {
+        images: vec![
+            image(
+                "id-verified",
+                "aes-128",
+                &uuid,
+                Some("default"),
+                &sha,
+                "active",
+                "complete",
+            ),
+            image(
+                "id-leftover",
+                "aes-128",
+                &uuid,
+                Some("default"),
+                &sha,
+                "queued",
+                "uploading",
+            ),
+        ],
+        traits: vec!["CUSTOM_ACCELERATOR_CRYPTO".into(), "CUSTOM_FPGA".into()],
+        resource_classes: vec!["CUSTOM_FPGA_INTEL_PF".into()],
+        ..Observed::default()
+    };
+    let p = plan(&PlanInput {
+        desired: &d,
+        digests: &digests,
+        observed: &observed,
+        settings: PlanSettings::default(),
+    })
+    .unwrap();
+    let aes_actions: Vec<(Kind, &Operation)> = p
+        .actions
+        .iter()
+        .filter(|a| a.name == "aes-128")
+        .map(|a| (a.kind, &a.operation))
+        .collect();
+    assert!(
+        matches!(aes_actions.as_slice(), [(Kind::Update, Operation::PatchImage { id, .. }), (Kind::Delete, Operation::DeleteImage { id: gone })] if id == "id-verified" && gone == "id-leftover"),
+        "{aes_actions:#?}"
+    );
+
+    // New content under the same bs-uuid is a replace, never a second upload beside it.
+    let changed = {
+        let mut digests = digests.clone();
+        digests.get_mut("aes-128").unwrap().sha256 = "f".repeat(64);
+        digests
+    };
+    let p = plan(&PlanInput {
+        desired: &d,
+        digests: &changed,
+        observed: &observed,
+        settings: PlanSettings::default(),
+    })
+    .unwrap();
+    let replace = p
+        .actions
+        .iter()
+        .find(|a| a.name == "aes-128" && a.kind == Kind::Replace)
+        .expect("a replace");
+    assert!(
+        replace
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("content changed: sha256 "),
+        "{:?}",
+        replace.reason
+    );
+}
+
+#[test]
+fn another_site_s_image_is_not_ours() {
+    let d = desired();
+    let digests = digests(&d);
+    let uuid = d.bitstreams["aes-128"].spec.metadata.bs_uuid.to_string();
+    let observed = Observed {
+        images: vec![image(
+            "id-theirs",
+            "aes-128",
+            &uuid,
+            Some("lab"),
+            &digests["aes-128"].sha256,
+            "active",
+            "complete",
+        )],
+        ..Observed::default()
+    };
+    let problems = plan(&PlanInput {
+        desired: &d,
+        digests: &digests,
+        observed: &observed,
+        settings: PlanSettings::default(),
+    })
+    .unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0]
+            .message
+            .contains("collides with image id-theirs (active) that fpga-sync does not manage"),
+        "{}",
+        problems[0].message
+    );
+    // With pruning on, another site's image is never a deletion candidate either.
+    let mut other = d.clone();
+    other.bitstreams.clear();
+    other.host_groups.clear();
+    let p = plan(&PlanInput {
+        desired: &other,
+        digests: &digests,
+        observed: &observed,
+        settings: PlanSettings {
+            prune: true,
+            ..PlanSettings::default()
+        },
+    })
+    .unwrap();
+    assert!(
+        p.actions.iter().all(|a| a.object != ObjectType::Image),
+        "{:#?}",
+        p.actions
+    );
+}
