@@ -256,64 +256,93 @@ impl<'s> Placement<'s> {
         .map(drop)
     }
 
+    /// Reads a generation-guarded part of a provider (`inventories` or `traits`) and the
+    /// provider's generation.
+    async fn read_guarded<T: serde::de::DeserializeOwned>(
+        &self,
+        uuid: &str,
+        part: &str,
+    ) -> Result<(u64, T), CloudError> {
+        let path = format!("/resource_providers/{}/{part}", segment(uuid));
+        let mut body: serde_json::Value = self.call(Method::GET, &path, None).await?;
+        let generation = body["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or_default();
+        let value = serde_json::from_value(body[part].take()).map_err(|e| CloudError::Decode {
+            service: Service::Placement,
+            request: format!("GET {path}"),
+            reason: e.to_string(),
+        })?;
+        Ok((generation, value))
+    }
+
+    /// Replaces a generation-guarded part of a provider; returns the new generation. A
+    /// stale generation is a 409.
+    async fn write_guarded<T: Serialize>(
+        &self,
+        uuid: &str,
+        part: &str,
+        generation: u64,
+        value: &T,
+    ) -> Result<u64, CloudError> {
+        let path = format!("/resource_providers/{}/{part}", segment(uuid));
+        let body = json!({"resource_provider_generation": generation, (part): value});
+        let out: serde_json::Value = self.call(Method::PUT, &path, Some(body)).await?;
+        Ok(out["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or_default())
+    }
+
+    /// Reads a guarded part, computes the wanted value from it with `merge`, and writes it
+    /// when it differs. A generation conflict (another writer got there first) re-reads and
+    /// merges again, at most [`CONFLICT_RETRIES`] times, so that writer's changes survive.
+    async fn merge_guarded<T>(
+        &self,
+        uuid: &str,
+        part: &str,
+        merge: impl Fn(&T) -> T,
+    ) -> Result<(T, u64), CloudError>
+    where
+        T: serde::de::DeserializeOwned + Serialize + PartialEq,
+    {
+        let mut attempt = 0;
+        loop {
+            let (generation, current) = self.read_guarded::<T>(uuid, part).await?;
+            let wanted = merge(&current);
+            if wanted == current {
+                return Ok((current, generation));
+            }
+            match self.write_guarded(uuid, part, generation, &wanted).await {
+                Err(e) if e.status() == Some(409) && attempt < CONFLICT_RETRIES => attempt += 1,
+                Err(e) => return Err(e),
+                Ok(generation) => return Ok((wanted, generation)),
+            }
+        }
+    }
+
     /// A provider's inventories and its generation.
     pub async fn inventories(
         &self,
         uuid: &str,
     ) -> Result<(u64, BTreeMap<String, Inventory>), CloudError> {
-        #[derive(Deserialize)]
-        struct Inventories {
-            resource_provider_generation: u64,
-            inventories: BTreeMap<String, Inventory>,
-        }
-        let i: Inventories = self
-            .call(
-                Method::GET,
-                &format!("/resource_providers/{}/inventories", segment(uuid)),
-                None,
-            )
-            .await?;
-        Ok((i.resource_provider_generation, i.inventories))
+        self.read_guarded(uuid, "inventories").await
     }
 
     /// Replaces a provider's inventories, guarded by `generation`; returns the new
-    /// generation. A stale generation is a 409.
+    /// generation.
     pub async fn set_inventories(
         &self,
         uuid: &str,
         generation: u64,
         inventories: &BTreeMap<String, Inventory>,
     ) -> Result<u64, CloudError> {
-        #[derive(Deserialize)]
-        struct Out {
-            resource_provider_generation: u64,
-        }
-        let body = json!({"resource_provider_generation": generation, "inventories": inventories});
-        let out: Out = self
-            .call(
-                Method::PUT,
-                &format!("/resource_providers/{}/inventories", segment(uuid)),
-                Some(body),
-            )
-            .await?;
-        Ok(out.resource_provider_generation)
+        self.write_guarded(uuid, "inventories", generation, inventories)
+            .await
     }
 
     /// A provider's traits and its generation.
     pub async fn provider_traits(&self, uuid: &str) -> Result<(u64, BTreeSet<String>), CloudError> {
-        #[derive(Deserialize)]
-        struct Traits {
-            resource_provider_generation: u64,
-            traits: BTreeSet<String>,
-        }
-        let t: Traits = self
-            .call(
-                Method::GET,
-                &format!("/resource_providers/{}/traits", segment(uuid)),
-                None,
-            )
-            .await?;
-        Ok((t.resource_provider_generation, t.traits))
+        self.read_guarded(uuid, "traits").await
     }
 
     /// Replaces a provider's traits, guarded by `generation`; returns the new generation.
@@ -323,72 +352,43 @@ impl<'s> Placement<'s> {
         generation: u64,
         traits: &BTreeSet<String>,
     ) -> Result<u64, CloudError> {
-        #[derive(Deserialize)]
-        struct Out {
-            resource_provider_generation: u64,
-        }
-        let body = json!({"resource_provider_generation": generation, "traits": traits});
-        let out: Out = self
-            .call(
-                Method::PUT,
-                &format!("/resource_providers/{}/traits", segment(uuid)),
-                Some(body),
-            )
-            .await?;
-        Ok(out.resource_provider_generation)
+        self.write_guarded(uuid, "traits", generation, traits).await
     }
 
     /// Adds `add` and removes `remove` from a provider's traits, keeping every other trait
-    /// (another writer's). On a generation conflict it re-reads and merges again, at most
-    /// [`CONFLICT_RETRIES`] times. Returns the traits written and the new generation.
+    /// (another writer's), merging again after a generation conflict. Returns the traits
+    /// written and the new generation.
     pub async fn update_provider_traits(
         &self,
         uuid: &str,
         add: &BTreeSet<String>,
         remove: &BTreeSet<String>,
     ) -> Result<(BTreeSet<String>, u64), CloudError> {
-        let mut attempt = 0;
-        loop {
-            let (generation, current) = self.provider_traits(uuid).await?;
-            let wanted: BTreeSet<String> = current
+        self.merge_guarded(uuid, "traits", |current: &BTreeSet<String>| {
+            current
                 .difference(remove)
                 .chain(add.iter())
                 .cloned()
-                .collect();
-            if wanted == current {
-                return Ok((current, generation));
-            }
-            match self.set_provider_traits(uuid, generation, &wanted).await {
-                Err(e) if e.status() == Some(409) && attempt < CONFLICT_RETRIES => attempt += 1,
-                Err(e) => return Err(e),
-                Ok(generation) => return Ok((wanted, generation)),
-            }
-        }
+                .collect()
+        })
+        .await
     }
 
     /// Sets the inventory of each given resource class (others stay), removing those in
-    /// `remove`; merges and retries on a generation conflict like
-    /// [`Placement::update_provider_traits`]. Returns the new generation.
+    /// `remove`, merging again after a generation conflict. Returns the new generation.
     pub async fn update_inventories(
         &self,
         uuid: &str,
         set: &BTreeMap<String, Inventory>,
         remove: &BTreeSet<String>,
     ) -> Result<u64, CloudError> {
-        let mut attempt = 0;
-        loop {
-            let (generation, current) = self.inventories(uuid).await?;
+        let merge = |current: &BTreeMap<String, Inventory>| {
             let mut wanted = current.clone();
             wanted.retain(|rc, _| !remove.contains(rc));
             wanted.extend(set.iter().map(|(k, v)| (k.clone(), *v)));
-            if wanted == current {
-                return Ok(generation);
-            }
-            match self.set_inventories(uuid, generation, &wanted).await {
-                Err(e) if e.status() == Some(409) && attempt < CONFLICT_RETRIES => attempt += 1,
-                other => return other,
-            }
-        }
+            wanted
+        };
+        Ok(self.merge_guarded(uuid, "inventories", merge).await?.1)
     }
 
     /// How much of each resource class is in use on a provider.
