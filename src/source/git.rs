@@ -153,37 +153,19 @@ impl TreeReader {
     }
 
     fn resolve(&self, path: &str) -> Option<git2::Oid> {
-        let tree = self.repository.find_tree(self.tree).ok()?;
-        let mut current = path.to_owned();
-        for _ in 0..8 {
-            let full = if self.dir.is_empty() {
-                current.clone()
-            } else {
-                format!("{}/{current}", self.dir)
-            };
-            let entry = tree.get_path(std::path::Path::new(&full)).ok()?;
-            if entry.kind() != Some(ObjectType::Blob) {
-                return None;
-            }
-            if entry.filemode() != LINK_MODE {
-                return Some(entry.id());
-            }
-            let blob = self.repository.find_blob(entry.id()).ok()?;
-            let target = String::from_utf8_lossy(blob.content()).into_owned();
-            let base = current.rsplit_once('/').map_or("", |(b, _)| b);
-            current = resolve_link(base, &target)?;
-        }
-        None
+        self.follow(path).ok()
     }
 
-    /// Facts about `path` (relative to the state folder) in the commit's tree. Symlinks are
-    /// followed inside the state folder, at most 8 deep.
-    pub(super) fn inspect(&self, path: &str, want_sha256: bool) -> FileFact {
-        let Ok(tree) = self.repository.find_tree(self.tree) else {
-            return FileFact::Unreadable {
-                reason: "the commit's tree is gone".into(),
-            };
+    /// Follows `path` (relative to the state folder) through symlinks that stay inside
+    /// the state folder, at most 8 deep, to a blob's id; or what stands in the way.
+    fn follow(&self, path: &str) -> Result<git2::Oid, FileFact> {
+        let unreadable = |reason: &str| FileFact::Unreadable {
+            reason: reason.into(),
         };
+        let tree = self
+            .repository
+            .find_tree(self.tree)
+            .map_err(|_| unreadable("the commit's tree is gone"))?;
         let mut current = path.to_owned();
         for _ in 0..8 {
             let full = if self.dir.is_empty() {
@@ -191,42 +173,43 @@ impl TreeReader {
             } else {
                 format!("{}/{current}", self.dir)
             };
-            let Ok(entry) = tree.get_path(std::path::Path::new(&full)) else {
-                return FileFact::Missing;
-            };
-            match entry.kind() {
-                Some(ObjectType::Blob) if entry.filemode() == LINK_MODE => {
-                    let Ok(blob) = self.repository.find_blob(entry.id()) else {
-                        return FileFact::Unreadable {
-                            reason: "cannot read the symlink".into(),
-                        };
-                    };
-                    let target = String::from_utf8_lossy(blob.content()).into_owned();
-                    let base = current.rsplit_once('/').map_or("", |(b, _)| b);
-                    match resolve_link(base, &target) {
-                        Some(next) => current = next,
-                        None => return FileFact::LeavesRepository { target },
-                    }
-                }
-                Some(ObjectType::Blob) => {
-                    let Ok(blob) = self.repository.find_blob(entry.id()) else {
-                        return FileFact::Unreadable {
-                            reason: "cannot read the blob".into(),
-                        };
-                    };
-                    // libgit2 cannot stream packed objects, so the blob is in memory here;
-                    // bitstreams too big for that belong behind `url:`.
-                    let sha256 = want_sha256.then(|| hex(&Sha256::digest(blob.content())));
-                    return FileFact::Present {
-                        size: blob.size() as u64,
-                        sha256,
-                    };
-                }
-                _ => return FileFact::NotAFile,
+            let entry = tree
+                .get_path(std::path::Path::new(&full))
+                .map_err(|_| FileFact::Missing)?;
+            if entry.kind() != Some(ObjectType::Blob) {
+                return Err(FileFact::NotAFile);
             }
+            if entry.filemode() != LINK_MODE {
+                return Ok(entry.id());
+            }
+            let blob = self
+                .repository
+                .find_blob(entry.id())
+                .map_err(|_| unreadable("cannot read the symlink"))?;
+            let target = String::from_utf8_lossy(blob.content()).into_owned();
+            let base = current.rsplit_once('/').map_or("", |(b, _)| b);
+            current = resolve_link(base, &target).ok_or(FileFact::LeavesRepository { target })?;
         }
-        FileFact::Unreadable {
-            reason: "symlinks nest more than 8 deep".into(),
+        Err(unreadable("symlinks nest more than 8 deep"))
+    }
+
+    /// Facts about `path` (relative to the state folder) in the commit's tree.
+    pub(super) fn inspect(&self, path: &str, want_sha256: bool) -> FileFact {
+        let id = match self.follow(path) {
+            Ok(id) => id,
+            Err(fact) => return fact,
+        };
+        let Ok(blob) = self.repository.find_blob(id) else {
+            return FileFact::Unreadable {
+                reason: "cannot read the blob".into(),
+            };
+        };
+        // libgit2 cannot stream packed objects, so the blob is in memory here; bitstreams
+        // too big for that belong behind `url:`.
+        let sha256 = want_sha256.then(|| hex(&Sha256::digest(blob.content())));
+        FileFact::Present {
+            size: blob.size() as u64,
+            sha256,
         }
     }
 }
