@@ -42,7 +42,7 @@ pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
             snapshot: &loaded.snapshot,
             scratch: scratch.path().to_owned(),
         };
-        let reporter = CliReporter::new(&plan);
+        let reporter = CliReporter::new();
         let applied = apply::apply(&plan, &session, &files, &reporter, args.parallel).await;
         reporter.finish();
         Ok(summarise(&plan, &applied, color))
@@ -167,7 +167,7 @@ struct CliReporter {
 }
 
 impl CliReporter {
-    fn new(_plan: &Plan) -> Self {
+    fn new() -> Self {
         let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
         CliReporter {
             bars,

@@ -157,6 +157,31 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
     d
 }
 
+/// Checks an existing image's content against the file, then patches it to `spec` and
+/// marks it verified: for an adopted image and for an upload whose last step was lost.
+fn verify_and_patch(
+    spec: &ImageSpec,
+    observed: &ObservedImage,
+    commit: Option<&str>,
+) -> (Vec<Change>, Operation) {
+    let d = diff(spec, observed);
+    let mut set = d.set;
+    set.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
+    set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+    let operation = Operation::VerifyAndPatchImage {
+        id: observed.id.clone(),
+        source: spec.source.clone(),
+        sha256: spec.sha256.clone(),
+        set,
+        remove: d.remove,
+        add_tags: d.add_tags,
+        remove_tags: d.remove_tags,
+        rename: d.rename,
+        visibility: d.visibility,
+    };
+    (d.changes, operation)
+}
+
 fn state(i: &ObservedImage) -> Option<&str> {
     i.properties.get(IMAGE_STATE).map(String::as_str)
 }
@@ -253,29 +278,12 @@ pub(super) fn plan(
                     ));
                 }
                 ([stranger], true) if stranger.status == "active" => {
-                    let d = diff(&spec, stranger);
-                    let mut set = d.set;
-                    set.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
-                    set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
-                    drafts.push(draft(
-                        Kind::Update,
-                        Some(format!(
-                            "adopt image {}: its content is checked against `{}` first",
-                            stranger.id, spec.source
-                        )),
-                        d.changes,
-                        Operation::VerifyAndPatchImage {
-                            id: stranger.id.clone(),
-                            source: spec.source.clone(),
-                            sha256: spec.sha256.clone(),
-                            set,
-                            remove: d.remove,
-                            add_tags: d.add_tags,
-                            remove_tags: d.remove_tags,
-                            rename: d.rename,
-                            visibility: d.visibility,
-                        },
-                    ));
+                    let (changes, operation) = verify_and_patch(&spec, stranger, commit);
+                    let reason = format!(
+                        "adopt image {}: its content is checked against `{}` first",
+                        stranger.id, spec.source
+                    );
+                    drafts.push(draft(Kind::Update, Some(reason), changes, operation));
                 }
                 (found, _) => {
                     let ids: Vec<String> = found
@@ -361,29 +369,12 @@ pub(super) fn plan(
                 },
             )),
             (true, "active", _) => {
-                let d = diff(&spec, primary);
-                let mut set = d.set;
-                set.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
-                set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
-                drafts.push(draft(
-                    Kind::Update,
-                    Some(format!(
-                        "verify image {}: an interrupted run uploaded it but did not check it",
-                        primary.id
-                    )),
-                    d.changes,
-                    Operation::VerifyAndPatchImage {
-                        id: primary.id.clone(),
-                        source: spec.source.clone(),
-                        sha256: spec.sha256.clone(),
-                        set,
-                        remove: d.remove,
-                        add_tags: d.add_tags,
-                        remove_tags: d.remove_tags,
-                        rename: d.rename,
-                        visibility: d.visibility,
-                    },
-                ));
+                let (changes, operation) = verify_and_patch(&spec, primary, commit);
+                let reason = format!(
+                    "verify image {}: an interrupted run uploaded it but did not check it",
+                    primary.id
+                );
+                drafts.push(draft(Kind::Update, Some(reason), changes, operation));
             }
             (true, status, _) => drafts.push(draft(
                 Kind::Replace,

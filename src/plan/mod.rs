@@ -172,7 +172,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
             });
         }
     }
-    let unchanged_before = drafts.len();
     let images = images::plan(
         input,
         &used_by,
@@ -188,7 +187,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         &mut fingerprints,
         &mut not_pruned,
     );
-    let _ = unchanged_before;
 
     // The mass-delete guard counts what pruning removes, not leftovers of interrupted runs.
     let pruned = drafts
