@@ -9,6 +9,7 @@ mod cloud_glance_nova;
 mod cloud_observe;
 mod cloud_placement;
 mod examples;
+mod executor;
 mod git_source;
 mod hostile_input;
 mod plan_apply;
