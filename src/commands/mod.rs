@@ -15,13 +15,16 @@ use crate::source::RepoSpec;
 
 /// Whether to colour what goes to stderr.
 pub fn use_color(choice: Color) -> bool {
+    use_color_on(choice, std::io::stderr().is_terminal())
+}
+
+/// Whether to colour a stream that is (or is not) a terminal: `auto` colours terminals
+/// unless `NO_COLOR` is set.
+pub fn use_color_on(choice: Color, terminal: bool) -> bool {
     match choice {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => {
-            std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        Color::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 

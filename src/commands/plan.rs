@@ -59,8 +59,12 @@ pub fn report(diagnostics: &[Diagnostic], color: bool) {
     }
 }
 
-/// Runs `plan`; returns the exit code.
-pub fn run(args: &PlanArgs, color: bool) -> std::io::Result<u8> {
+/// Runs `plan`; returns the exit code. Diagnostics are coloured for stderr, the plan for
+/// stdout, each when that stream is a terminal (or `--color always`).
+pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
+    use std::io::IsTerminal;
+    let color = super::use_color(choice);
+    let color_out = super::use_color_on(choice, std::io::stdout().is_terminal());
     let spec = super::repo_spec(&args.source);
     let loaded = match reconcile::load(&spec) {
         Ok(l) => l,
@@ -89,7 +93,9 @@ pub fn run(args: &PlanArgs, color: bool) -> std::io::Result<u8> {
     let head = header(&loaded, session.cloud_name());
     let mut out = std::io::stdout().lock();
     match args.format {
-        PlanFormat::Human => out.write_all(render::human(&saved.plan, &head, color).as_bytes())?,
+        PlanFormat::Human => {
+            out.write_all(render::human(&saved.plan, &head, color_out).as_bytes())?
+        }
         PlanFormat::Markdown => out.write_all(render::markdown(&saved.plan, &head).as_bytes())?,
         PlanFormat::Json => writeln!(
             out,

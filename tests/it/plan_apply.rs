@@ -617,3 +617,24 @@ fn an_unchanged_bitstream_is_not_read_again_its_digest_comes_from_the_cache() {
         "{out}"
     );
 }
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let repo = Repo::new(NOAUTH);
+    let (_, plain, _) = repo.plan(&[]);
+    assert!(
+        !plain.contains('\x1b'),
+        "not a terminal, NO_COLOR set: no colour"
+    );
+    let out = repo.run(&["--color", "always", "plan", "--dir", "state"]);
+    let coloured = text(&out.stdout);
+    assert!(coloured.contains("\x1b[32m+ trait CUSTOM_"), "{coloured:?}");
+    let markdown = repo.run(&["plan", "--dir", "state", "--format", "markdown"]);
+    let md = text(&markdown.stdout);
+    assert!(
+        md.starts_with("### fpga-sync plan\n")
+            && md.contains("**Plan: 6 to add, 0 to change, 0 to replace, 0 to destroy.**")
+            && md.contains("```diff\n+ + trait CUSTOM_"),
+        "{md}"
+    );
+}
