@@ -49,6 +49,16 @@ pub enum Command {
     /// specs ask for FPGA resources. The cloud comes from clouds.yaml (`--os-cloud` or
     /// `OS_CLOUD`) or the `OS_*` variables, as for the `openstack` CLI.
     Observe(ObserveArgs),
+    /// Write desired-state YAML for what a cloud already holds, to move it to fpga-sync.
+    ///
+    /// Observes the cloud and writes into `--to DIR`: `bitstreams.yaml`, one Bitstream per
+    /// active FPGA-tagged image, its data downloaded and verified into `bitstreams/files/`,
+    /// sha256 pinned, `adopt: true`; `placement.yaml`, the custom traits and resource
+    /// classes; `flavors.yaml`, the flavors with FPGA requests, `adopt: true`; and
+    /// `fpga-sync.schema.json` for editors. Metadata an image lacks is never made up: its
+    /// document gets `# TODO` comments and a warning, and `validate` points at the gaps.
+    /// Existing files are not overwritten without `--force`. Exits 0 when written.
+    Import(ImportArgs),
     /// Print the JSON Schema of desired-state documents, for editors and other tools.
     ///
     /// The same schema is committed as `schema/fpga-sync.schema.json`; point
@@ -174,6 +184,24 @@ pub struct CloudArgs {
     /// The cloud of clouds.yaml to use (default: `OS_CLOUD`, else the `OS_*` variables).
     #[arg(long = "os-cloud", value_name = "NAME")]
     pub os_cloud: Option<String>,
+}
+
+/// Options of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// The folder to write the desired state into (made when missing).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Overwrite files of an earlier import (or any others of the same names) in DIR.
+    #[arg(long)]
+    pub force: bool,
+    /// Import only the images, traits, resource classes and flavors whose name matches
+    /// this glob (e.g. `'*crypto*'`); repeat for several. Default: everything.
+    #[arg(long = "match", value_name = "GLOB")]
+    pub matching: Vec<String>,
 }
 
 /// Options of `observe`.

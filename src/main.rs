@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Validate(args) => commands::validate::run(args, color).map(status),
         Command::Observe(args) => commands::observe::run(args, color).map(status),
+        Command::Import(args) => commands::import::run(args, color),
         Command::Plan(args) => commands::plan::run(args, cli.color),
         Command::Apply(args) => commands::apply::run(args, color).map(status),
         Command::Schema => commands::schema::run().map(|()| 0),

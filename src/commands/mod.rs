@@ -2,6 +2,7 @@
 //! `source` and the terminal.
 
 pub mod apply;
+pub mod import;
 pub mod observe;
 pub mod plan;
 pub mod schema;

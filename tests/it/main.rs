@@ -12,6 +12,7 @@ mod examples;
 mod executor;
 mod git_source;
 mod hostile_input;
+mod import;
 mod plan_apply;
 mod planner;
 mod schema_file;
