@@ -1,7 +1,6 @@
 //! One operation each: the exact API calls, in the order that keeps the cloud
 //! convergeable if the process dies between any two of them. I/O: the cloud, files.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -14,7 +13,7 @@ use crate::cloud::nova::{NewFlavor, Nova};
 use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
 use crate::markers::{IMAGE_STATE, STATE_COMPLETE};
-use crate::plan::{Action, FlavorSpec, ImageSpec, Operation};
+use crate::plan::{Action, FlavorSpec, ImagePatch, ImageSpec, Operation};
 
 fn io(source: &str) -> impl Fn(std::io::Error) -> CloudError + '_ {
     move |e| CloudError::Io {
@@ -49,12 +48,7 @@ pub(super) async fn run(
             id,
             source,
             sha256,
-            set,
-            remove,
-            add_tags,
-            remove_tags,
-            rename,
-            visibility,
+            patch,
         } => {
             let path = files.path_for(source).map_err(io(source))?;
             let current = glance.image(id).await?;
@@ -78,39 +72,9 @@ pub(super) async fn run(
                     actual: current.os_hash_value.unwrap_or_else(|| "no hash".into()),
                 });
             }
-            patch_image(
-                &glance,
-                id,
-                set,
-                remove,
-                add_tags,
-                remove_tags,
-                rename.as_deref(),
-                visibility.as_deref(),
-            )
-            .await
+            patch_image(&glance, id, patch).await
         }
-        Operation::PatchImage {
-            id,
-            set,
-            remove,
-            add_tags,
-            remove_tags,
-            rename,
-            visibility,
-        } => {
-            patch_image(
-                &glance,
-                id,
-                set,
-                remove,
-                add_tags,
-                remove_tags,
-                rename.as_deref(),
-                visibility.as_deref(),
-            )
-            .await
-        }
+        Operation::PatchImage { id, patch } => patch_image(&glance, id, patch).await,
         Operation::ReplaceImage { old_id, image } => {
             create_image(&glance, image, action, files, reporter).await?;
             glance.delete(old_id).await
@@ -231,20 +195,17 @@ async fn upload_and_mark(
         .map(drop)
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the fields of one patch operation"
-)]
-async fn patch_image(
-    glance: &Glance<'_>,
-    id: &str,
-    set: &BTreeMap<String, String>,
-    remove: &[String],
-    add_tags: &[String],
-    remove_tags: &[String],
-    rename: Option<&str>,
-    visibility: Option<&str>,
-) -> Result<(), CloudError> {
+/// Properties, name and visibility in one JSON patch; tags one by one, so that tags set by
+/// others stay.
+async fn patch_image(glance: &Glance<'_>, id: &str, patch: &ImagePatch) -> Result<(), CloudError> {
+    let ImagePatch {
+        set,
+        remove,
+        add_tags,
+        remove_tags,
+        rename,
+        visibility,
+    } = patch;
     let mut ops: Vec<PatchOp> = set
         .iter()
         .map(|(k, v)| PatchOp::Add {

@@ -111,6 +111,23 @@ pub struct FlavorSpec {
     pub extra_specs: BTreeMap<String, String>,
 }
 
+/// Changes to an existing image's record (its data stays).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePatch {
+    /// Properties added or changed.
+    pub set: BTreeMap<String, String>,
+    /// Properties removed.
+    pub remove: Vec<String>,
+    /// Tags added.
+    pub add_tags: Vec<String>,
+    /// Tags removed.
+    pub remove_tags: Vec<String>,
+    /// The new name, when it changes.
+    pub rename: Option<String>,
+    /// The new visibility, when it changes.
+    pub visibility: Option<String>,
+}
+
 /// Exactly what the executor does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -148,35 +165,15 @@ pub enum Operation {
         source: String,
         /// Its sha256.
         sha256: String,
-        /// Property changes.
-        set: BTreeMap<String, String>,
-        /// Properties removed.
-        remove: Vec<String>,
-        /// Tags added.
-        add_tags: Vec<String>,
-        /// Tags removed.
-        remove_tags: Vec<String>,
-        /// New name and visibility, when they change.
-        rename: Option<String>,
-        /// New visibility.
-        visibility: Option<String>,
+        /// The changes.
+        patch: ImagePatch,
     },
     /// Patch properties and tags in place.
     PatchImage {
         /// The image's id.
         id: String,
-        /// Property changes.
-        set: BTreeMap<String, String>,
-        /// Properties removed.
-        remove: Vec<String>,
-        /// Tags added.
-        add_tags: Vec<String>,
-        /// Tags removed.
-        remove_tags: Vec<String>,
-        /// New name.
-        rename: Option<String>,
-        /// New visibility.
-        visibility: Option<String>,
+        /// The changes.
+        patch: ImagePatch,
     },
     /// Create the new image first (as [`Operation::CreateImage`]), then delete the old
     /// one, so a bitstream is always in Glance.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Change, Draft, ImageSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
+    Change, Draft, ImagePatch, ImageSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
     image_fingerprint,
 };
 use crate::desired::Bitstream;
@@ -78,26 +78,16 @@ fn compared(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// What turns `observed` into `spec`, as changes and as patch fields.
+/// What turns `observed` into `spec`, as changes to show and as the patch to apply.
 struct ImageDiff {
     changes: Vec<Change>,
-    set: BTreeMap<String, String>,
-    remove: Vec<String>,
-    add_tags: Vec<String>,
-    remove_tags: Vec<String>,
-    rename: Option<String>,
-    visibility: Option<String>,
+    patch: ImagePatch,
 }
 
 fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
     let mut d = ImageDiff {
         changes: vec![],
-        set: BTreeMap::new(),
-        remove: vec![],
-        add_tags: vec![],
-        remove_tags: vec![],
-        rename: None,
-        visibility: None,
+        patch: ImagePatch::default(),
     };
     if observed.name.as_deref() != Some(spec.name.as_str()) {
         d.changes.push(Change {
@@ -105,7 +95,7 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
             old: observed.name.clone(),
             new: Some(spec.name.clone()),
         });
-        d.rename = Some(spec.name.clone());
+        d.patch.rename = Some(spec.name.clone());
     }
     if observed.visibility.as_deref() != Some(spec.visibility.as_str()) {
         d.changes.push(Change {
@@ -113,7 +103,7 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
             old: observed.visibility.clone(),
             new: Some(spec.visibility.clone()),
         });
-        d.visibility = Some(spec.visibility.clone());
+        d.patch.visibility = Some(spec.visibility.clone());
     }
     let (want, have) = (compared(&spec.properties), compared(&observed.properties));
     for (k, v) in &want {
@@ -123,7 +113,7 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
                 old: have.get(k).map(|s| (*s).to_owned()),
                 new: Some((*v).to_owned()),
             });
-            d.set.insert((*k).to_owned(), (*v).to_owned());
+            d.patch.set.insert((*k).to_owned(), (*v).to_owned());
         }
     }
     for (k, v) in &have {
@@ -133,7 +123,7 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
                 old: Some((*v).to_owned()),
                 new: None,
             });
-            d.remove.push((*k).to_owned());
+            d.patch.remove.push((*k).to_owned());
         }
     }
     let want_tags: BTreeSet<&str> = spec.tags.iter().map(String::as_str).collect();
@@ -144,7 +134,7 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
             old: None,
             new: Some((*t).to_owned()),
         });
-        d.add_tags.push((*t).to_owned());
+        d.patch.add_tags.push((*t).to_owned());
     }
     for t in have_tags.difference(&want_tags) {
         d.changes.push(Change {
@@ -152,7 +142,7 @@ fn diff(spec: &ImageSpec, observed: &ObservedImage) -> ImageDiff {
             old: Some((*t).to_owned()),
             new: None,
         });
-        d.remove_tags.push((*t).to_owned());
+        d.patch.remove_tags.push((*t).to_owned());
     }
     d
 }
@@ -164,20 +154,18 @@ fn verify_and_patch(
     observed: &ObservedImage,
     commit: Option<&str>,
 ) -> (Vec<Change>, Operation) {
-    let d = diff(spec, observed);
-    let mut set = d.set;
-    set.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
-    set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+    let mut d = diff(spec, observed);
+    d.patch
+        .set
+        .insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
+    d.patch
+        .set
+        .insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
     let operation = Operation::VerifyAndPatchImage {
         id: observed.id.clone(),
         source: spec.source.clone(),
         sha256: spec.sha256.clone(),
-        set,
-        remove: d.remove,
-        add_tags: d.add_tags,
-        remove_tags: d.remove_tags,
-        rename: d.rename,
-        visibility: d.visibility,
+        patch: d.patch,
     };
     (d.changes, operation)
 }
@@ -334,26 +322,18 @@ pub(super) fn plan(
         let same_content = sha(primary) == Some(spec.sha256.as_str());
         match (same_content, primary.status.as_str(), state(primary)) {
             (true, "active", Some(STATE_COMPLETE)) => {
-                let d = diff(&spec, primary);
+                let mut d = diff(&spec, primary);
                 if d.changes.is_empty() {
                     tally.unchanged += 1;
                 } else {
-                    let mut set = d.set;
-                    set.insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
-                    drafts.push(draft(
-                        Kind::Update,
-                        None,
-                        d.changes,
-                        Operation::PatchImage {
-                            id: primary.id.clone(),
-                            set,
-                            remove: d.remove,
-                            add_tags: d.add_tags,
-                            remove_tags: d.remove_tags,
-                            rename: d.rename,
-                            visibility: d.visibility,
-                        },
-                    ));
+                    d.patch
+                        .set
+                        .insert(IMAGE_COMMIT.into(), commit.unwrap_or("worktree").into());
+                    let operation = Operation::PatchImage {
+                        id: primary.id.clone(),
+                        patch: d.patch,
+                    };
+                    drafts.push(draft(Kind::Update, None, d.changes, operation));
                 }
             }
             (true, "queued", _) => drafts.push(draft(

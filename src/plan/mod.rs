@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use action::{Action, Change, FlavorSpec, ImageSpec, Kind, ObjectType, Operation};
+pub use action::{Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation};
 
 use crate::desired::Desired;
 use crate::observed::Observed;

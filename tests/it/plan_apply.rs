@@ -475,6 +475,12 @@ fn the_prune_guard_refuses_mass_deletion() {
 async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
     // A plain folder with a big sparse bitstream, so the upload takes long enough to kill.
     let repo = Repo::new(NOAUTH);
+    // A tag of its own, so the test finds its image without listing everyone else's.
+    repo.edit(
+        "bitstreams.yaml",
+        "tags: [crypto]",
+        &format!("tags: [crypto, {}]", repo.token),
+    );
     let big = repo.site.path().join("state/files/aes.gbs");
     std::fs::File::options()
         .append(true)
@@ -498,25 +504,29 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
         .env("FPGA_SYNC_SITE", &repo.token)
         .env("FPGA_SYNC_CACHE_DIR", repo.site.path().join(".cache"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(repo.site.path().join("killed-apply.log")).unwrap())
         .spawn()
         .unwrap();
     let session = local_cloud().session(NOAUTH).await;
     let glance = fpga_sync::cloud::glance::Glance::new(&session);
     let name = format!("aes-{}", repo.lower());
     let mut seen = None;
-    for _ in 0..600 {
-        let images = glance.images(&["FPGA"]).await.unwrap();
-        if let Some(i) = images
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while seen.is_none() && std::time::Instant::now() < deadline {
+        let images = glance.images(&[repo.token.as_str()]).await.unwrap();
+        seen = images
             .into_iter()
-            .find(|i| i.name.as_deref() == Some(&name) && i.status != "active")
-        {
-            seen = Some(i);
-            break;
-        }
+            .find(|i| i.name.as_deref() == Some(&name) && i.status != "active");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let half = seen.expect("the upload started");
+    let log =
+        || std::fs::read_to_string(repo.site.path().join("killed-apply.log")).unwrap_or_default();
+    let half = seen.unwrap_or_else(|| {
+        panic!(
+            "the upload never showed in Glance; the apply said:\n{}",
+            log()
+        )
+    });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     child.kill().unwrap();
     child.wait().unwrap();
