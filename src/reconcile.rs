@@ -1,4 +1,4 @@
-//! The steps `plan` and `apply` share: read and check the desired state, digest its
+//! The steps `validate`, `plan` and `apply` share: read and check the desired state, digest its
 //! bitstream files (cached), connect to the cloud, observe it, and plan. I/O: the source,
 //! the digest cache and the cloud; the planning itself is the pure `plan::plan`.
 
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::BitstreamFiles;
-use crate::desired::Desired;
+use crate::desired::{self, Desired, Outcome};
 use crate::diagnostic::Diagnostic;
 use crate::source::{self, DigestCache, FileDigest, RepoSpec, Snapshot};
 
@@ -22,10 +22,22 @@ pub struct Loaded {
     pub digests: BTreeMap<String, FileDigest>,
 }
 
+/// Checks the desired state of `snapshot`: the pure parse, the file facts from the source,
+/// then the pure checks. The commit travels with the result.
+pub fn check(snapshot: &Snapshot) -> Outcome {
+    let parsed = desired::parse(snapshot.files.clone());
+    let facts = snapshot.inspect(&parsed.file_requests());
+    let mut outcome = desired::finish(parsed, &facts);
+    if let Some(desired) = &mut outcome.desired {
+        desired.commit.clone_from(&snapshot.commit);
+    }
+    outcome
+}
+
 /// Reads, validates and digests the desired state. Errors are every diagnostic found.
 pub fn load(spec: &RepoSpec) -> Result<Loaded, Vec<Diagnostic>> {
     let snapshot = source::read(spec).map_err(|d| vec![d])?;
-    let outcome = crate::commands::validate::load(&snapshot);
+    let outcome = check(&snapshot);
     let Some(desired) = outcome.desired else {
         return Err(outcome.diagnostics);
     };

@@ -44,7 +44,7 @@ pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
             return Ok(false);
         }
     };
-    let outcome = load(&snapshot);
+    let outcome = crate::reconcile::check(&snapshot);
     let valid = outcome.desired.is_some();
     report(
         args.format,
@@ -54,18 +54,6 @@ pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
         color,
     )?;
     Ok(valid)
-}
-
-/// Reads and checks the desired state of `snapshot`: the pure parse, the file facts from
-/// the source, then the pure checks.
-pub fn load(snapshot: &Snapshot) -> Outcome {
-    let parsed = desired::parse(snapshot.files.clone());
-    let facts = snapshot.inspect(&parsed.file_requests());
-    let mut outcome = desired::finish(parsed, &facts);
-    if let Some(desired) = &mut outcome.desired {
-        desired.commit.clone_from(&snapshot.commit);
-    }
-    outcome
 }
 
 fn counts(outcome: &Outcome) -> BTreeMap<&'static str, usize> {

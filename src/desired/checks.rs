@@ -195,12 +195,7 @@ impl<'a> Names<'a> {
             ),
             None => "custom traits start with `CUSTOM_`; standard ones come from os-traits (`HW_`, `COMPUTE_`, ...)".to_owned(),
         };
-        let d = if at_key {
-            ctx.error_at_key(pointer, "fpga_sync::unresolved", message)
-        } else {
-            ctx.error_at(pointer, "fpga_sync::unresolved", message)
-        };
-        out.push(d.help(help));
+        out.push(unresolved(ctx, pointer, at_key, message, help));
     }
 
     fn check_resource_class(
@@ -233,12 +228,7 @@ impl<'a> Names<'a> {
                 "declare it:\n  apiVersion: fpga-sync/v1\n  kind: ResourceClass\n  name: {name}"
             ),
         };
-        let d = if at_key {
-            ctx.error_at_key(pointer, "fpga_sync::unresolved", message)
-        } else {
-            ctx.error_at(pointer, "fpga_sync::unresolved", message)
-        };
-        out.push(d.help(help));
+        out.push(unresolved(ctx, pointer, at_key, message, help));
     }
 
     fn check_bitstream_ref(
@@ -268,6 +258,23 @@ impl<'a> Names<'a> {
         );
         None
     }
+}
+
+/// A reference that resolves to nothing, underlined at the key (an extra spec names it
+/// there) or at the value.
+fn unresolved(
+    ctx: &DocContext,
+    pointer: &str,
+    at_key: bool,
+    message: String,
+    help: String,
+) -> Diagnostic {
+    let d = if at_key {
+        ctx.error_at_key(pointer, "fpga_sync::unresolved", message)
+    } else {
+        ctx.error_at(pointer, "fpga_sync::unresolved", message)
+    };
+    d.help(help)
 }
 
 fn check_bitstream(b: &Declared<Bitstream>, names: &Names<'_>, out: &mut Vec<Diagnostic>) {

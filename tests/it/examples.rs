@@ -10,7 +10,7 @@ fn load_examples() -> fpga_sync::desired::Desired {
     let mut spec = crate::support::Site::new().spec();
     spec.repo = examples_dir().to_string_lossy().into_owned();
     spec.worktree = true;
-    let outcome = fpga_sync::commands::validate::load(&source::read(&spec).unwrap());
+    let outcome = fpga_sync::reconcile::check(&source::read(&spec).unwrap());
     let findings = crate::support::findings(&outcome);
     outcome.desired.unwrap_or_else(|| panic!("{findings:#?}"))
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use fpga_sync::commands::validate::load;
+use fpga_sync::reconcile::check as load;
 use fpga_sync::source::{self, RepoSpec};
 use git2::{Oid, Repository, Signature};
 

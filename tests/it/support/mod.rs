@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fpga_sync::commands::validate::load;
 use fpga_sync::desired::Outcome;
+use fpga_sync::reconcile::check as load;
 use fpga_sync::source::{self, RepoSpec};
 use tempfile::TempDir;
 
