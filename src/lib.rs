@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod commands;
 pub mod desired;
 pub mod diagnostic;
+pub mod host;
 pub mod markers;
 pub mod observed;
 pub mod plan;

@@ -26,6 +26,44 @@ pub struct HostGroup {
     /// same device and region; other entries are added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<HostOverride>,
+    /// The commands of the `exec` backend. Required when a host of the group uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecCommands>,
+}
+
+/// The commands the `exec` backend runs, each an argv list run without a shell. In
+/// `program` and `read_back`, `{address}`, `{region}` (empty for a whole device),
+/// `{image}` (the verified local file), `{expected}` (the id the slot reports once
+/// loaded, 32 hex digits) and `{force}` (`force` or empty) are replaced inside each
+/// argument.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCommands {
+    /// Prints the devices as JSON on stdout: a list of `{address, pci_id, description,
+    /// loaded, busy, regions: [{name, accepts, loaded, busy}]}` (see docs/format.md).
+    #[schemars(length(min = 1), inner(length(min = 1)))]
+    pub discover: Vec<String>,
+    /// Programs `{image}` into the slot; exit code 0 means it did.
+    #[schemars(length(min = 1), inner(length(min = 1)))]
+    pub program: Vec<String>,
+    /// Prints the id the slot carries (any case, dashes allowed), or nothing when empty.
+    #[schemars(length(min = 1), inner(length(min = 1)))]
+    pub read_back: Vec<String>,
+    /// Seconds each command may run before it is killed (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Which functions of the loaded bitstream a device offers to Placement.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Offer {
+    /// The physical functions: `pf_num` of the topology (1 without a topology).
+    #[default]
+    Pf,
+    /// The virtual functions: `vf_num` of the topology.
+    Vf,
 }
 
 /// A host driver backend.
@@ -94,9 +132,17 @@ pub struct DeviceAssignment {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(regex(pattern = r"^[A-Z0-9_]+$"), length(max = 255)))]
     pub traits: Vec<String>,
+    /// Which functions of the bitstream's topology the device offers to Placement: `pf`
+    /// (the default) reports `pf_num` units of `resource_class`, `vf` reports `vf_num`.
+    #[serde(default, skip_serializing_if = "is_default_offer")]
+    pub offer: Offer,
     /// `managed` (the default) or `manual`.
     #[serde(default)]
     pub policy: Policy,
+}
+
+fn is_default_offer(offer: &Offer) -> bool {
+    *offer == Offer::Pf
 }
 
 /// Changes to a group for some of its hosts.

@@ -1,0 +1,1 @@
+//! sysfs attribute helpers (being written).

@@ -1,0 +1,1 @@
+//! Running vendor tools (being written).

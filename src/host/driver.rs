@@ -1,0 +1,266 @@
+//! The one small interface every FPGA driver backend implements (discover devices and
+//! regions; read what a slot carries, what interface it accepts and whether it is busy;
+//! program a slot from a local file; read back), and the plain data it returns. Backends
+//! are mechanism only: the host planner decides what to program and when. They still
+//! refuse an image whose interface id the region does not accept, forced or not, as a
+//! second line of defence. Pure: types only; the I/O lives in `backends/`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::id::Id128;
+use crate::desired::host_group::Backend;
+
+/// A device (`region: None`, where a shell or full bitstream goes) or one reconfigurable
+/// region of it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Slot {
+    /// PCI address, `dddd:bb:dd.f`, lower case.
+    pub address: String,
+    /// The region (port) name, e.g. `"0"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+impl Slot {
+    /// The whole device at `address`.
+    pub fn device(address: &str) -> Self {
+        Slot {
+            address: address.to_ascii_lowercase(),
+            region: None,
+        }
+    }
+
+    /// Region `region` of the device at `address`.
+    pub fn region(address: &str, region: &str) -> Self {
+        Slot {
+            address: address.to_ascii_lowercase(),
+            region: Some(region.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.region {
+            Some(r) => write!(f, "{} region {r}", self.address),
+            None => f.write_str(&self.address),
+        }
+    }
+}
+
+/// What a slot carries, as the hardware reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "lowercase")]
+pub enum Loaded {
+    /// Nothing (an all-zero or empty id).
+    Empty,
+    /// This id: the accelerator id (`afu_id`), xclbin uuid, or the identity of a full image.
+    Id(Id128),
+    /// The driver cannot tell, and why (e.g. an fpga-manager after a reboot).
+    Unknown(String),
+}
+
+/// Whether something uses a slot right now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "lowercase")]
+pub enum Busy {
+    /// Nothing holds it.
+    Free,
+    /// In use, and by what (e.g. `2 open contexts`, `SR-IOV: 4 VFs enabled`).
+    InUse(String),
+    /// The driver cannot tell, and why.
+    Unknown(String),
+}
+
+/// One reconfigurable region of a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionInfo {
+    /// Its name, e.g. `"0"` for DFL port 0 or the XRT user region.
+    pub name: String,
+    /// The interface id the region accepts (DFL `compat_id`, XRT `interface_uuids`).
+    pub accepts: Option<Id128>,
+    /// What it carries.
+    pub loaded: Loaded,
+    /// Whether it is in use.
+    pub busy: Busy,
+}
+
+/// One FPGA device as a backend sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// PCI address, `dddd:bb:dd.f`, lower case.
+    pub address: String,
+    /// PCI `vendor:device` id, lower-case hex without `0x`, e.g. `8086:09c4`.
+    pub pci_id: Option<String>,
+    /// The backend that sees it.
+    pub backend: Backend,
+    /// What it is, for people: e.g. `DFL FME FPGA Manager`, the XRT platform name.
+    pub description: String,
+    /// What the whole device reports carrying (a full image, or the shell's id), when the
+    /// backend can read one.
+    pub loaded: Loaded,
+    /// Whether the whole device is in use.
+    pub busy: Busy,
+    /// Its reconfigurable regions.
+    pub regions: Vec<RegionInfo>,
+}
+
+impl DeviceInfo {
+    /// The region named `name`.
+    pub fn region(&self, name: &str) -> Option<&RegionInfo> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// What `slot` (of this device) carries, accepts and whether it is busy.
+    pub fn slot_state(&self, slot: &Slot) -> Option<(Loaded, Option<Id128>, Busy)> {
+        match &slot.region {
+            None => Some((self.loaded.clone(), None, self.busy.clone())),
+            Some(r) => self
+                .region(r)
+                .map(|r| (r.loaded.clone(), r.accepts, r.busy.clone())),
+        }
+    }
+}
+
+/// A request to program a slot.
+#[derive(Clone, Debug)]
+pub struct ProgramRequest<'a> {
+    /// What to program.
+    pub slot: &'a Slot,
+    /// The verified, read-only image in the local cache.
+    pub image: &'a Path,
+    /// The id the slot reports once the image is loaded.
+    pub expected: Id128,
+    /// The interface id the image needs, for partial images.
+    pub requires: Option<Id128>,
+    /// Program although the backend sees the slot in use (never skips the interface check).
+    pub force: bool,
+    /// How long the tool may take before it is killed.
+    pub timeout: Duration,
+}
+
+/// What a program call did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramReport {
+    /// The command that ran (argv), or a description of the sysfs writes.
+    pub command: Vec<String>,
+    /// Its output, trimmed.
+    pub output: String,
+}
+
+/// Why a driver call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DriverError {
+    /// No such device or region.
+    NotFound(Slot),
+    /// The image needs an interface the region does not accept.
+    Incompatible {
+        /// The slot.
+        slot: Slot,
+        /// What the image needs.
+        requires: Id128,
+        /// What the region accepts, if it says.
+        accepts: Option<Id128>,
+    },
+    /// The slot is in use.
+    Busy {
+        /// The slot.
+        slot: Slot,
+        /// By what.
+        holder: String,
+    },
+    /// A tool exited non-zero.
+    ToolFailed {
+        /// Its argv.
+        command: Vec<String>,
+        /// Its exit code (None: killed by a signal).
+        code: Option<i32>,
+        /// What it said (stderr, else stdout), trimmed.
+        output: String,
+    },
+    /// A tool ran past its timeout and was killed.
+    Timeout {
+        /// Its argv.
+        command: Vec<String>,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The backend cannot do this (e.g. flash a DFL FIM, which needs a power cycle).
+    Unsupported(String),
+    /// A file or attribute could not be read or written.
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        error: String,
+    },
+    /// Output or an attribute that does not parse.
+    Parse {
+        /// Where it came from (a path, or a command).
+        source: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::NotFound(slot) => {
+                write!(f, "no FPGA device or region {slot} on this host")
+            }
+            DriverError::Incompatible {
+                slot,
+                requires,
+                accepts,
+            } => match accepts {
+                Some(a) => write!(
+                    f,
+                    "{slot} accepts interface {a}, but the image needs interface {requires}"
+                ),
+                None => write!(
+                    f,
+                    "{slot} reports no interface id, and the image needs interface {requires}"
+                ),
+            },
+            DriverError::Busy { slot, holder } => write!(f, "{slot} is in use ({holder})"),
+            DriverError::ToolFailed {
+                command,
+                code,
+                output,
+            } => {
+                let code = code.map_or("a signal".to_owned(), |c| format!("exit code {c}"));
+                write!(f, "`{}` failed with {code}: {output}", command.join(" "))
+            }
+            DriverError::Timeout { command, after } => write!(
+                f,
+                "`{}` did not finish within {} s and was killed",
+                command.join(" "),
+                after.as_secs()
+            ),
+            DriverError::Unsupported(what) => f.write_str(what),
+            DriverError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            DriverError::Parse { source, reason } => write!(f, "{source}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// An FPGA driver backend.
+pub trait Driver: Send + Sync {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Every FPGA device it sees, with its regions, what they carry, accept and whether
+    /// they are busy.
+    fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError>;
+    /// Programs a slot. Refuses (without running any tool) an image whose `requires` the
+    /// region does not accept, and a busy slot unless `force`.
+    fn program(&self, request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError>;
+    /// What the slot carries now, read from the hardware (not from any record of ours).
+    fn read_back(&self, slot: &Slot) -> Result<Loaded, DriverError>;
+}
