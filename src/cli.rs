@@ -59,6 +59,26 @@ pub enum Command {
     /// document gets `# TODO` comments and a warning, and `validate` points at the gaps.
     /// Existing files are not overwritten without `--force`. Exits 0 when written.
     Import(ImportArgs),
+    /// List the FPGA devices and regions this host's driver backends see.
+    ///
+    /// For each device: its PCI address and id, what the whole device and each region
+    /// carries, the interface id each region accepts, and whether it is busy. The backends
+    /// are those the repository assigns to `--host`, or the ones given with `--backend`.
+    Devices(DevicesArgs),
+    /// Program one device or region by hand: the seed's program API for FPGA developers.
+    ///
+    /// Loads a bitstream of the repository (fetched from Glance and verified) or a local
+    /// FILE, then reads it back. It works on `policy: manual` devices; a managed device is
+    /// refused unless `--force` (the next reconcile puts its assigned bitstream back). The
+    /// interface check is never skipped.
+    Program(ProgramArgs),
+    /// Keep this host's FPGAs and their Placement records converged, as a service.
+    ///
+    /// Reconciles `--host` when the repository changes (a local checkout is watched; a
+    /// remote branch is fetched every `--poll` with jitter), when the hardware drifts (read
+    /// back every `--verify-every`), and every `--resync-every`. Failing devices back off
+    /// exponentially. SIGTERM or Ctrl-C stops it after the device being programmed.
+    Watch(WatchArgs),
     /// Print the JSON Schema of desired-state documents, for editors and other tools.
     ///
     /// The same schema is committed as `schema/fpga-sync.schema.json`; point
@@ -121,6 +141,225 @@ pub struct PruneArgs {
     pub allow_mass_delete: bool,
 }
 
+/// Where the host agent finds the hardware and the vendor tools.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Host agent")]
+pub struct DriverArgs {
+    /// The sysfs root.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_SYSFS_ROOT",
+        default_value = "/sys",
+        value_name = "DIR"
+    )]
+    pub sysfs_root: PathBuf,
+    /// The device node root.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_DEV_ROOT",
+        default_value = "/dev",
+        value_name = "DIR"
+    )]
+    pub dev_root: PathBuf,
+    /// The procfs root (for the boot id).
+    #[arg(
+        long,
+        env = "FPGA_SYNC_PROC_ROOT",
+        default_value = "/proc",
+        value_name = "DIR"
+    )]
+    pub proc_root: PathBuf,
+    /// The firmware directory the fpga-manager backend loads images from.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_FIRMWARE_DIR",
+        default_value = "/lib/firmware",
+        value_name = "DIR"
+    )]
+    pub firmware_dir: PathBuf,
+    /// Where the agent keeps fetched bitstreams, its ledger and its status file.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_STATE_DIR",
+        default_value = "/var/lib/fpga-sync",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+    /// The `sim` backend's device tree.
+    #[arg(long, env = "FPGA_SYNC_SIM_ROOT", value_name = "DIR")]
+    pub sim_root: Option<PathBuf>,
+    /// OPAE `fpgaconf`.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_FPGACONF",
+        default_value = "/usr/bin/fpgaconf",
+        value_name = "PATH"
+    )]
+    pub fpgaconf: PathBuf,
+    /// XRT `xrt-smi` (`xbutil` is used when it is missing).
+    #[arg(
+        long,
+        env = "FPGA_SYNC_XRT_SMI",
+        default_value = "/opt/xilinx/xrt/bin/xrt-smi",
+        value_name = "PATH"
+    )]
+    pub xrt_smi: PathBuf,
+    /// XRT `xbutil`, for XRT before 2.18.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_XBUTIL",
+        default_value = "/opt/xilinx/xrt/bin/xbutil",
+        value_name = "PATH"
+    )]
+    pub xbutil: PathBuf,
+    /// Seconds a program call may take before the tool is killed.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub program_timeout: u64,
+}
+
+/// One host's part (`plan --host`, `apply --host`).
+#[derive(Debug, Args, Clone)]
+pub struct HostArgs {
+    /// Plan or apply this compute host's part: its devices' programming and Placement
+    /// records, instead of the cloud-wide objects. The name the repository's host groups
+    /// use (the compute node's provider is found by it, FQDN or short).
+    #[arg(long, env = "FPGA_SYNC_HOST", value_name = "NAME")]
+    pub host: Option<String>,
+    /// With `--host`: program devices that are in use (Placement allocations, or busy as
+    /// the driver sees it). Never skips the interface check.
+    #[arg(long, requires = "host")]
+    pub force: bool,
+    /// With `--host`: also write the result as JSON to FILE.
+    #[arg(long, value_name = "FILE", requires = "host")]
+    pub status_file: Option<PathBuf>,
+    /// The hardware and tools.
+    #[command(flatten)]
+    pub driver: DriverArgs,
+}
+
+/// Options of `devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Use the backends the repository assigns to this host.
+    #[arg(long, env = "FPGA_SYNC_HOST", value_name = "NAME")]
+    pub host: Option<String>,
+    /// Use these backends (repeat, or comma-separate).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub backend: Vec<crate::desired::host_group::Backend>,
+    /// Where to read the desired state from (with `--host`).
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// `table` or `json`.
+    #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+    pub format: TableFormat,
+    /// The hardware and tools.
+    #[command(flatten)]
+    pub driver: DriverArgs,
+}
+
+/// Options of `program`.
+#[derive(Debug, Args)]
+pub struct ProgramArgs {
+    /// The device's PCI address, e.g. `0000:5e:00.0`.
+    #[arg(long, value_name = "ADDRESS")]
+    pub device: String,
+    /// The region (port) to program; without it, the whole device.
+    #[arg(long, value_name = "NAME")]
+    pub region: Option<String>,
+    /// A Bitstream of the repository (by name), or a local bitstream FILE.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub bitstream: String,
+    /// The backend that drives the device (default: the one the repository assigns to
+    /// `--host`).
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::desired::host_group::Backend>,
+    /// This host, as the repository names it.
+    #[arg(long, env = "FPGA_SYNC_HOST", value_name = "NAME")]
+    pub host: Option<String>,
+    /// Program a device fpga-sync manages, or one in use.
+    #[arg(long)]
+    pub force: bool,
+    /// Where to read the desired state from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cloud (to fetch a repository bitstream from Glance).
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// The site whose images are used.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_SITE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub site: String,
+    /// The hardware and tools.
+    #[command(flatten)]
+    pub driver: DriverArgs,
+}
+
+/// Log line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line (for journald/Loki/Elasticsearch).
+    Json,
+}
+
+/// Options of `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// This host, as the repository names it.
+    #[arg(long, env = "FPGA_SYNC_HOST", value_name = "NAME")]
+    pub host: String,
+    /// Where to read the desired state from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// The site whose images are used.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_SITE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    pub site: String,
+    /// How often a remote repository is fetched, in seconds (plus up to 20% jitter).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub poll: u64,
+    /// How long a local checkout must be quiet after a change before reconciling, in ms.
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub debounce: u64,
+    /// How often the cards are read back to catch drift (power cycle, driver reload), in
+    /// seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub verify_every: u64,
+    /// A full reconcile at least this often, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub resync_every: u64,
+    /// The longest backoff of a failing device, in seconds.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub max_backoff: u64,
+    /// Program devices that are in use.
+    #[arg(long)]
+    pub force: bool,
+    /// Log lines as `text` or `json`.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The status file (default: `<state-dir>/status.json`).
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
+    /// Stop after this many reconciles (for tests and benchmarks).
+    #[arg(long, hide = true)]
+    pub max_runs: Option<u64>,
+    /// The hardware and tools.
+    #[command(flatten)]
+    pub driver: DriverArgs,
+}
+
 /// Options of `plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -142,6 +381,9 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// One host's part instead of the cloud's.
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 /// Options of `apply`.
@@ -165,6 +407,9 @@ pub struct ApplyArgs {
     /// How many actions of one phase run at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel: usize,
+    /// One host's part instead of the cloud's.
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 /// Plan output formats.

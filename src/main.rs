@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::import::run(args, color),
         Command::Plan(args) => commands::plan::run(args, cli.color),
         Command::Apply(args) => commands::apply::run(args, color).map(status),
+        Command::Devices(args) => commands::devices::run(args, color),
+        Command::Program(args) => commands::program::run(args, color),
+        Command::Watch(args) => commands::watch::run(args),
         Command::Schema => commands::schema::run().map(|()| 0),
     };
     match result {

@@ -19,6 +19,20 @@ use crate::reconcile::{self, SavedPlan, SnapshotFiles};
 
 /// Runs `apply`; returns whether everything was applied.
 pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
+    if args.host.host.is_some() {
+        super::host::init_logging(crate::cli::LogFormat::Text);
+        return super::host::run(
+            &args.source,
+            &args.cloud,
+            &args.prune.site,
+            &args.host,
+            true,
+            args.auto_approve,
+            false,
+            color,
+        )
+        .map(|code| code == 0);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let prepared = match &args.plan {
@@ -54,7 +68,7 @@ type Prepared = Option<(reconcile::Loaded, crate::cloud::session::Session, Plan)
 /// Plans now, shows the plan and asks.
 async fn fresh(args: &ApplyArgs, color: bool) -> Result<Prepared, Vec<Diagnostic>> {
     let loaded = reconcile::load(&super::repo_spec(&args.source))?;
-    let (session, plan) = make(&loaded, &args.cloud, settings(&args.prune)).await?;
+    let (session, plan, _) = make(&loaded, &args.cloud, settings(&args.prune)).await?;
     eprint!(
         "{}",
         render::human(&plan, &header(&loaded, session.cloud_name()), color)

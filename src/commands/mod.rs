@@ -2,11 +2,15 @@
 //! `source` and the terminal.
 
 pub mod apply;
+pub mod devices;
+pub mod host;
 pub mod import;
 pub mod observe;
 pub mod plan;
+pub mod program;
 pub mod schema;
 pub mod validate;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -24,7 +24,14 @@ pub async fn make(
     loaded: &Loaded,
     cloud: &crate::cli::CloudArgs,
     settings: PlanSettings,
-) -> Result<(crate::cloud::session::Session, Plan), Vec<Diagnostic>> {
+) -> Result<
+    (
+        crate::cloud::session::Session,
+        Plan,
+        crate::observed::Observed,
+    ),
+    Vec<Diagnostic>,
+> {
     let session = super::connect(cloud).await.map_err(|d| vec![d])?;
     let observed = crate::cloud::observe::observe(&session)
         .await
@@ -41,7 +48,7 @@ pub async fn make(
             .map(|p| Diagnostic::error("fpga_sync::plan", p.message).help(p.help))
             .collect::<Vec<_>>()
     })?;
-    Ok((session, plan))
+    Ok((session, plan, observed))
 }
 
 /// The line above a plan: what was read, and which cloud.
@@ -65,6 +72,18 @@ pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
     use std::io::IsTerminal;
     let color = super::use_color(choice);
     let color_out = super::use_color_on(choice, std::io::stdout().is_terminal());
+    if args.host.host.is_some() {
+        return super::host::run(
+            &args.source,
+            &args.cloud,
+            &args.prune.site,
+            &args.host,
+            false,
+            false,
+            args.detailed_exitcode,
+            color,
+        );
+    }
     let spec = super::repo_spec(&args.source);
     let loaded = match reconcile::load(&spec) {
         Ok(l) => l,
@@ -74,14 +93,14 @@ pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
         }
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let (session, plan) = match runtime.block_on(make(&loaded, &args.cloud, settings(&args.prune)))
-    {
-        Ok(p) => p,
-        Err(d) => {
-            report(&d, color);
-            return Ok(1);
-        }
-    };
+    let (session, plan, observed) =
+        match runtime.block_on(make(&loaded, &args.cloud, settings(&args.prune))) {
+            Ok(p) => p,
+            Err(d) => {
+                report(&d, color);
+                return Ok(1);
+            }
+        };
     let saved = SavedPlan {
         format_version: plan::FORMAT_VERSION,
         repo: args.source.repo.clone(),
@@ -102,6 +121,14 @@ pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
             "{}",
             serde_json::to_string_pretty(&saved).expect("plans serialise")
         )?,
+    }
+    if !loaded.desired.host_groups.is_empty() && args.format != PlanFormat::Json {
+        let cache = spec.cache_dir.clone();
+        let targets = crate::host::agent::targets_of(&loaded, &cache);
+        let slots = crate::host::fleet::fleet(&loaded.desired, &targets, &observed.providers);
+        out.write_all(
+            crate::host::fleet::render(&slots, args.format == PlanFormat::Markdown).as_bytes(),
+        )?;
     }
     if let Some(path) = &args.out {
         std::fs::write(

@@ -15,7 +15,7 @@ use super::bitstream::{
 use super::document::{Declared, DocContext};
 use super::extra_specs;
 use super::host_group::{
-    DeviceAssignment, DeviceKey, HostGroup, Policy, is_pattern, resolve_for_host,
+    Backend, DeviceAssignment, DeviceKey, HostGroup, Policy, is_pattern, resolve_for_host,
 };
 use super::kind::Kind;
 use super::parse::{Broken, Documents};
@@ -436,6 +436,20 @@ fn check_host_group(g: &Declared<HostGroup>, names: &Names<'_>, out: &mut Vec<Di
         }
     }
     check_devices(ctx, "/devices", &spec.devices, &spec.devices, names, out);
+    let uses_exec = std::iter::once((String::from("/backend"), Some(spec.backend)))
+        .chain(
+            spec.overrides
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (format!("/overrides/{i}/backend"), o.backend)),
+        )
+        .find(|(_, b)| *b == Some(Backend::Exec));
+    if let (Some((pointer, _)), None) = (uses_exec, &spec.exec) {
+        out.push(
+            ctx.error_at(&pointer, "fpga_sync::missing_field", "the `exec` backend needs an `exec:` section with its commands")
+                .help("add `exec: {discover: [...], program: [...], read_back: [...]}` to the group (see docs/format.md)"),
+        );
+    }
     let group_hosts = HostMatcher::new(&spec.hosts);
     for (i, o) in spec.overrides.iter().enumerate() {
         for (j, host) in o.hosts.iter().enumerate() {

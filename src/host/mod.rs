@@ -4,7 +4,18 @@
 //! hardware); `image` reads bitstream headers; the rest plans and carries out one host's
 //! part.
 
+pub mod agent;
+pub mod assignment;
 pub mod backends;
 pub mod driver;
+pub mod execute;
+pub mod fetch;
+pub mod fleet;
 pub mod id;
 pub mod image;
+pub mod placement_sync;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod status;
+pub mod targets;

@@ -94,6 +94,27 @@ impl Snapshot {
         }
     }
 
+    /// The first `max` bytes of the bitstream file at `path`, for its header.
+    pub fn header(&self, path: &str, max: usize) -> Option<Vec<u8>> {
+        match &self.reader {
+            Reader::Git(tree) => {
+                let mut content = tree.blob_content(path)?;
+                content.truncate(max);
+                Some(content)
+            }
+            Reader::Folder(root) => {
+                use std::io::Read;
+                let mut out = Vec::new();
+                std::fs::File::open(root.join(path))
+                    .ok()?
+                    .take(max as u64)
+                    .read_to_end(&mut out)
+                    .ok()?;
+                Some(out)
+            }
+        }
+    }
+
     /// Writes the bitstream file at `path` to `dest` (for an upload from a git commit), or
     /// returns the file's own path in a folder.
     pub fn materialise(&self, path: &str, scratch: &Path) -> std::io::Result<PathBuf> {

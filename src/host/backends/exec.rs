@@ -1,32 +1,277 @@
-//! The `exec` backend (being written).
+//! The `exec` backend: operator-supplied commands for any other tool (dfx-mgr, a vendor
+//! CLI, a site script). Each command is an argv run without a shell, with the timeout
+//! `timeout_seconds` (default 600) and its process group killed past it. I/O: runs the
+//! commands, nothing else.
+//!
+//! `discover` prints on stdout a JSON list of devices:
+//!
+//! ```json
+//! [{"address": "0000:5e:00.0", "pci_id": "8086:0b2b", "description": "my card",
+//!   "loaded": null, "busy": false,
+//!   "regions": [{"name": "0", "accepts": "a5d72a3c-…", "loaded": "9aeffe5f…",
+//!                "busy": "2 open contexts"}]}]
+//! ```
+//!
+//! `address` is required; `pci_id`, `description`, `accepts` may be null or absent;
+//! `loaded` is null, `""` or an all-zero id for nothing, else an id in any written form;
+//! `busy` is `false`/`true` or a string naming the holder (`""` = free); `regions` may be
+//! absent.
+//!
+//! `program` gets `{address}`, `{region}` (empty for a whole device), `{image}`,
+//! `{expected}` (32 hex digits) and `{force}` (`force` or empty) replaced inside each
+//! argument (an argument that is just an empty `{force}` or `{region}` is left out); exit
+//! 0 means it programmed. Before running it the backend runs `discover`
+//! and refuses an image the region does not accept (forced or not) and a busy slot unless
+//! forced. `read_back` gets `{address}` and `{region}` and prints the id the slot carries,
+//! or nothing when it carries nothing.
 
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::tool;
 use crate::desired::host_group::Backend;
 pub use crate::desired::host_group::ExecCommands;
 use crate::host::driver::{
-    DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, Slot,
+    Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
 };
+use crate::host::id::Id128;
 
 /// The `exec` backend.
-pub struct Exec;
+pub struct Exec {
+    commands: ExecCommands,
+}
+
+#[derive(Deserialize)]
+struct ExecDevice {
+    address: String,
+    #[serde(default)]
+    pci_id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    loaded: Option<String>,
+    #[serde(default)]
+    busy: ExecBusy,
+    #[serde(default)]
+    regions: Vec<ExecRegion>,
+}
+
+#[derive(Deserialize)]
+struct ExecRegion {
+    name: String,
+    #[serde(default)]
+    accepts: Option<String>,
+    #[serde(default)]
+    loaded: Option<String>,
+    #[serde(default)]
+    busy: ExecBusy,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExecBusy {
+    Flag(bool),
+    Holder(String),
+}
+
+impl Default for ExecBusy {
+    fn default() -> Self {
+        ExecBusy::Flag(false)
+    }
+}
+
+impl ExecBusy {
+    fn busy(self) -> Busy {
+        match self {
+            ExecBusy::Flag(false) => Busy::Free,
+            ExecBusy::Flag(true) => Busy::InUse("the discover command says so".into()),
+            ExecBusy::Holder(h) if h.trim().is_empty() => Busy::Free,
+            ExecBusy::Holder(h) => Busy::InUse(h),
+        }
+    }
+}
 
 impl Exec {
     /// A backend running `commands`.
-    pub fn new(_commands: ExecCommands) -> Self {
-        Exec
+    pub fn new(commands: ExecCommands) -> Self {
+        Exec { commands }
     }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.commands.timeout_seconds.unwrap_or(600))
+    }
+
+    fn source(&self) -> String {
+        self.commands.discover.join(" ")
+    }
+
+    fn parse_id(&self, text: Option<&str>) -> Result<Option<Id128>, DriverError> {
+        match text.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => t.parse().map(Some).map_err(|e| DriverError::Parse {
+                source: self.source(),
+                reason: format!("{e}"),
+            }),
+        }
+    }
+
+    fn loaded(&self, text: Option<&str>) -> Result<Loaded, DriverError> {
+        Ok(match self.parse_id(text)? {
+            Some(id) if !id.is_zero() => Loaded::Id(id),
+            _ => Loaded::Empty,
+        })
+    }
+
+    fn device_of(&self, slot: &Slot) -> Result<DeviceInfo, DriverError> {
+        self.discover()?
+            .into_iter()
+            .find(|d| d.address == slot.address)
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))
+    }
+}
+
+/// `template` with the placeholders of `values` replaced, argument by argument. An
+/// argument that is only a placeholder with an empty value (`{force}` unforced, `{region}`
+/// of a whole device) is left out rather than passed as `""`.
+fn substitute(template: &[String], values: &[(&str, &str)]) -> Vec<String> {
+    template
+        .iter()
+        .filter(|arg| {
+            !values
+                .iter()
+                .any(|(k, v)| v.is_empty() && **arg == format!("{{{k}}}"))
+        })
+        .map(|arg| {
+            values
+                .iter()
+                .fold(arg.clone(), |a, (k, v)| a.replace(&format!("{{{k}}}"), v))
+        })
+        .collect()
 }
 
 impl Driver for Exec {
     fn backend(&self) -> Backend {
         Backend::Exec
     }
+
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
-        Err(DriverError::Unsupported("not written yet".into()))
+        let out = tool::run(&self.commands.discover, self.timeout())?;
+        let devices: Vec<ExecDevice> =
+            serde_json::from_str(out.stdout.trim()).map_err(|e| DriverError::Parse {
+                source: self.source(),
+                reason: format!("not the JSON device list: {e}"),
+            })?;
+        devices
+            .into_iter()
+            .map(|d| {
+                let regions = d
+                    .regions
+                    .into_iter()
+                    .map(|r| {
+                        Ok(RegionInfo {
+                            accepts: self.parse_id(r.accepts.as_deref())?,
+                            loaded: self.loaded(r.loaded.as_deref())?,
+                            busy: r.busy.busy(),
+                            name: r.name,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DriverError>>()?;
+                Ok(DeviceInfo {
+                    address: d.address.to_ascii_lowercase(),
+                    pci_id: d.pci_id.map(|p| p.to_ascii_lowercase()),
+                    backend: Backend::Exec,
+                    description: d.description.unwrap_or_else(|| "exec device".into()),
+                    loaded: self.loaded(d.loaded.as_deref())?,
+                    busy: d.busy.busy(),
+                    regions,
+                })
+            })
+            .collect()
     }
-    fn program(&self, _request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError> {
-        Err(DriverError::Unsupported("not written yet".into()))
+
+    fn program(&self, request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError> {
+        let slot = request.slot;
+        let device = self.device_of(slot)?;
+        let (_, accepts, busy) = device
+            .slot_state(slot)
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        if slot.region.is_some()
+            && let Some(requires) = request.requires
+            && accepts != Some(requires)
+        {
+            return Err(DriverError::Incompatible {
+                slot: slot.clone(),
+                requires,
+                accepts,
+            });
+        }
+        if let Busy::InUse(holder) = busy
+            && !request.force
+        {
+            return Err(DriverError::Busy {
+                slot: slot.clone(),
+                holder,
+            });
+        }
+        let image = request.image.display().to_string();
+        let expected = request.expected.to_string();
+        let argv = substitute(
+            &self.commands.program,
+            &[
+                ("address", &slot.address),
+                ("region", slot.region.as_deref().unwrap_or("")),
+                ("image", &image),
+                ("expected", &expected),
+                ("force", if request.force { "force" } else { "" }),
+            ],
+        );
+        let timeout = request.timeout.min(self.timeout());
+        let out = tool::run(&argv, timeout)?;
+        Ok(ProgramReport {
+            command: argv,
+            output: out.combined(),
+        })
     }
-    fn read_back(&self, _slot: &Slot) -> Result<Loaded, DriverError> {
-        Err(DriverError::Unsupported("not written yet".into()))
+
+    fn read_back(&self, slot: &Slot) -> Result<Loaded, DriverError> {
+        let argv = substitute(
+            &self.commands.read_back,
+            &[
+                ("address", &slot.address),
+                ("region", slot.region.as_deref().unwrap_or("")),
+            ],
+        );
+        let out = tool::run(&argv, self.timeout())?;
+        let text = out.stdout.trim();
+        match text.parse::<Id128>() {
+            _ if text.is_empty() => Ok(Loaded::Empty),
+            Ok(id) if id.is_zero() => Ok(Loaded::Empty),
+            Ok(id) => Ok(Loaded::Id(id)),
+            Err(e) => Err(DriverError::Parse {
+                source: argv.join(" "),
+                reason: format!("{e}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_inside_arguments() {
+        let t: Vec<String> = ["tool", "--dev={address}/{region}", "{force}"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            substitute(
+                &t,
+                &[("address", "0000:5e:00.0"), ("region", "0"), ("force", "")]
+            ),
+            ["tool", "--dev=0000:5e:00.0/0"]
+        );
     }
 }

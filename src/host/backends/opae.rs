@@ -1,32 +1,327 @@
-//! The `opae` backend (being written).
+//! The `opae` backend: Intel FPGA cards under the upstream DFL driver, read from sysfs and
+//! programmed with OPAE `fpgaconf`. I/O: reads below `sysfs_root`, opens
+//! `<dev_root>/dfl-port.M` (an `O_EXCL` probe, closed at once) and runs `fpgaconf`.
+//!
+//! A card is a base region `<sysfs>/class/fpga_region/region*` holding a `dfl-fme.N`; its
+//! address is the PCI device the region sits below. Each `dfl-port.M` of it is a region
+//! named by the port's `id` attribute. A region accepts the `compat_id` of
+//! `dfl-fme.N/dfl-fme-region.*/fpga_region/region*` and carries the port's `afu_id`. A
+//! region is busy when the PCI function has SR-IOV virtual functions enabled (the ports
+//! belong to VMs) or when the port's character device cannot be opened exclusively.
+//!
+//! The whole-device slot (the FIM) is only reported (`bitstream_id`, 64 bits, so
+//! `Loaded::Unknown`): it is flashed with `fpgasupdate` and loaded by an `rsu` power
+//! cycle, which fpga-sync does not do. The legacy out-of-tree `intel-fpga` layout is not
+//! read.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::DriverConfig;
+use super::sysfs::{attr, file_name, list_prefix, pci_device_dir, pci_id, read_attr, read_id};
+use super::tool;
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
-    DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, Slot,
+    Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
 };
+use crate::host::id::Id128;
 
 /// The `opae` backend.
-pub struct Opae;
+pub struct Opae {
+    sysfs: PathBuf,
+    dev: PathBuf,
+    fpgaconf: PathBuf,
+}
+
+/// One DFL card as found in sysfs.
+struct Card {
+    address: String,
+    pci_dir: PathBuf,
+    fme: PathBuf,
+    ports: Vec<(String, PathBuf)>,
+}
 
 impl Opae {
-    /// A backend configured by `config`.
-    pub fn new(_config: &DriverConfig) -> Self {
-        Opae
+    /// A backend configured by `config` (uses `sysfs_root`, `dev_root`, `fpgaconf`).
+    pub fn new(config: &DriverConfig) -> Self {
+        Opae {
+            sysfs: config.sysfs_root.clone(),
+            dev: config.dev_root.clone(),
+            fpgaconf: config.fpgaconf.clone(),
+        }
     }
+
+    fn cards(&self) -> Vec<Card> {
+        let mut cards: Vec<Card> = Vec::new();
+        for region in list_prefix(&self.sysfs.join("class/fpga_region"), "region") {
+            let Some(fme) = list_prefix(&region, "dfl-fme.").into_iter().next() else {
+                continue;
+            };
+            let Some(pci_dir) = pci_device_dir(&region) else {
+                continue;
+            };
+            let address = file_name(&pci_dir).to_ascii_lowercase();
+            if cards.iter().any(|c| c.address == address) {
+                continue;
+            }
+            let ports = list_prefix(&region, "dfl-port.")
+                .into_iter()
+                .map(|p| {
+                    let name = attr(&p.join("id")).unwrap_or_else(|| {
+                        file_name(&p).trim_start_matches("dfl-port.").to_owned()
+                    });
+                    (name, p)
+                })
+                .collect();
+            cards.push(Card {
+                address,
+                pci_dir,
+                fme,
+                ports,
+            });
+        }
+        cards
+    }
+
+    fn card(&self, address: &str) -> Option<Card> {
+        let address = address.to_ascii_lowercase();
+        self.cards().into_iter().find(|c| c.address == address)
+    }
+
+    fn accepts(&self, card: &Card) -> Result<Option<Id128>, DriverError> {
+        for region in list_prefix(&card.fme, "dfl-fme-region.") {
+            for r in list_prefix(&region.join("fpga_region"), "region") {
+                if let Some(id) = read_id(&r.join("compat_id"))? {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn sriov(&self, card: &Card) -> Option<String> {
+        let n: u32 = attr(&card.pci_dir.join("sriov_numvfs"))?.parse().ok()?;
+        (n > 0).then(|| format!("SR-IOV: {n} virtual functions enabled"))
+    }
+
+    fn port_busy(&self, card: &Card, port: &Path) -> Busy {
+        if let Some(holder) = self.sriov(card) {
+            return Busy::InUse(holder);
+        }
+        let node = self.dev.join(file_name(port));
+        probe_exclusive(&node)
+    }
+
+    fn port_loaded(port: &Path) -> Loaded {
+        let path = port.join("afu_id");
+        // afu_id answers EBUSY while the port is disabled during a reconfiguration.
+        let mut last = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            match read_id(&path) {
+                Ok(Some(id)) if id.is_zero() => return Loaded::Empty,
+                Ok(Some(id)) => return Loaded::Id(id),
+                Ok(None) if path.exists() => return Loaded::Empty,
+                Ok(None) => {
+                    return Loaded::Unknown(format!("{} has no afu_id attribute", file_name(port)));
+                }
+                Err(e @ DriverError::Parse { .. }) => return Loaded::Unknown(e.to_string()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Loaded::Unknown(last.map(|e| e.to_string()).unwrap_or_default())
+    }
+
+    fn fim(card: &Card) -> Loaded {
+        match attr(&card.fme.join("bitstream_id")) {
+            Some(id) => Loaded::Unknown(format!("FIM bitstream_id {id}")),
+            None => Loaded::Unknown("the FME reports no bitstream_id".into()),
+        }
+    }
+
+    fn info(&self, card: &Card) -> Result<DeviceInfo, DriverError> {
+        let accepts = self.accepts(card)?;
+        let regions = card
+            .ports
+            .iter()
+            .map(|(name, port)| RegionInfo {
+                name: name.clone(),
+                accepts,
+                loaded: Self::port_loaded(port),
+                busy: self.port_busy(card, port),
+            })
+            .collect();
+        let manager = list_prefix(&card.fme, "dfl-fme-mgr.")
+            .into_iter()
+            .map(|m| m.join("fpga_manager"))
+            .chain([card.fme.join("fpga_manager")])
+            .flat_map(|d| list_prefix(&d, "fpga"))
+            .find_map(|m| attr(&m.join("name")));
+        Ok(DeviceInfo {
+            address: card.address.clone(),
+            pci_id: pci_id(&card.pci_dir),
+            backend: Backend::Opae,
+            description: manager.unwrap_or_else(|| "Intel FPGA (DFL)".into()),
+            loaded: Self::fim(card),
+            busy: self.sriov(card).map_or(Busy::Free, Busy::InUse),
+            regions,
+        })
+    }
+}
+
+/// Whether the character device at `node` can be opened exclusively (OPAE's own "in use"
+/// test). Not a character device (or missing) → `Free`: nothing to probe.
+fn probe_exclusive(node: &Path) -> Busy {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let Ok(meta) = std::fs::metadata(node) else {
+        return Busy::Free;
+    };
+    if !meta.file_type().is_char_device() {
+        return Busy::Free;
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(node)
+    {
+        Ok(_) => Busy::Free,
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            Busy::InUse(format!("{} is open", node.display()))
+        }
+        Err(e) => Busy::Unknown(format!("cannot probe {}: {e}", node.display())),
+    }
+}
+
+/// `dddd:bb:dd.f` → the `-S -B -D -F` arguments, hex with `0x` (fpgaconf parses numbers
+/// with C base-0 rules, so bare `5e` is refused).
+fn bdf_args(address: &str) -> Option<Vec<String>> {
+    let (seg, rest) = address.split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (dev, func) = rest.split_once('.')?;
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let (seg, bus, dev, func) = (hex(seg)?, hex(bus)?, hex(dev)?, hex(func)?);
+    Some(vec![
+        "-S".into(),
+        format!("0x{seg:04x}"),
+        "-B".into(),
+        format!("0x{bus:02x}"),
+        "-D".into(),
+        format!("0x{dev:02x}"),
+        "-F".into(),
+        format!("0x{func:x}"),
+    ])
 }
 
 impl Driver for Opae {
     fn backend(&self) -> Backend {
         Backend::Opae
     }
+
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
-        Err(DriverError::Unsupported("not written yet".into()))
+        self.cards().iter().map(|c| self.info(c)).collect()
     }
-    fn program(&self, _request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError> {
-        Err(DriverError::Unsupported("not written yet".into()))
+
+    fn program(&self, request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError> {
+        let slot = request.slot;
+        let card = self
+            .card(&slot.address)
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        let Some(region) = &slot.region else {
+            return Err(DriverError::Unsupported(format!(
+                "{slot}: the FIM of a DFL card is flashed with fpgasupdate and loaded by an rsu \
+                 power cycle; fpga-sync only checks it"
+            )));
+        };
+        let port = card
+            .ports
+            .iter()
+            .find(|(name, _)| name == region)
+            .map(|(_, p)| p.clone())
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        let accepts = self.accepts(&card)?;
+        if let Some(requires) = request.requires
+            && accepts != Some(requires)
+        {
+            return Err(DriverError::Incompatible {
+                slot: slot.clone(),
+                requires,
+                accepts,
+            });
+        }
+        if let Busy::InUse(holder) = self.port_busy(&card, &port)
+            && !request.force
+        {
+            return Err(DriverError::Busy {
+                slot: slot.clone(),
+                holder,
+            });
+        }
+        let mut argv = vec![self.fpgaconf.display().to_string()];
+        if request.force {
+            argv.push("--force".into());
+        }
+        argv.extend(bdf_args(&card.address).ok_or_else(|| DriverError::Parse {
+            source: slot.to_string(),
+            reason: format!("`{}` is not a PCI address", card.address),
+        })?);
+        argv.push(request.image.display().to_string());
+        let out = tool::run(&argv, request.timeout)?;
+        Ok(ProgramReport {
+            command: argv,
+            output: out.combined(),
+        })
     }
-    fn read_back(&self, _slot: &Slot) -> Result<Loaded, DriverError> {
-        Err(DriverError::Unsupported("not written yet".into()))
+
+    fn read_back(&self, slot: &Slot) -> Result<Loaded, DriverError> {
+        let card = self
+            .card(&slot.address)
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        let Some(region) = &slot.region else {
+            return Ok(Self::fim(&card));
+        };
+        let port = card
+            .ports
+            .iter()
+            .find(|(name, _)| name == region)
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        match Self::port_loaded(&port.1) {
+            Loaded::Unknown(why) if port.1.join("afu_id").exists() => {
+                // A read error that outlived the retries: report it as such.
+                match read_attr(&port.1.join("afu_id")) {
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(Loaded::Unknown(why)),
+                }
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bdf_arguments_are_hex_with_0x() {
+        assert_eq!(
+            bdf_args("0000:5e:00.0").unwrap().join(" "),
+            "-S 0x0000 -B 0x5e -D 0x00 -F 0x0"
+        );
+        assert_eq!(
+            bdf_args("0001:B3:1f.7").unwrap().join(" "),
+            "-S 0x0001 -B 0xb3 -D 0x1f -F 0x7"
+        );
+        assert!(bdf_args("5e:00.0").is_none());
+    }
+
+    #[test]
+    fn a_regular_file_is_not_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("dfl-port.0");
+        std::fs::write(&node, "").unwrap();
+        assert_eq!(probe_exclusive(&node), Busy::Free);
     }
 }

@@ -12,6 +12,7 @@ use fpga_sync::source::{self, RepoSpec};
 use tempfile::TempDir;
 
 pub mod cloud;
+pub mod fake_host;
 pub mod faulty;
 
 /// A temporary site repository.

@@ -1,0 +1,144 @@
+//! `fpga-sync devices`: what this host's driver backends see — each device's PCI address
+//! and id, what it and each region carries, the interface each region accepts and whether
+//! it is busy — as a table or JSON. I/O: the drivers (sysfs, vendor tools), stdout.
+
+use std::collections::BTreeMap;
+
+use crate::cli::{DevicesArgs, TableFormat};
+use crate::desired::host_group::Backend;
+use crate::host::agent;
+use crate::host::backends;
+use crate::host::driver::{Busy, Loaded};
+use crate::reconcile;
+
+fn loaded(l: &Loaded) -> String {
+    match l {
+        Loaded::Empty => "-".into(),
+        Loaded::Id(id) => id.to_string(),
+        Loaded::Unknown(why) => format!("unknown: {why}"),
+    }
+}
+
+fn busy(b: &Busy) -> String {
+    match b {
+        Busy::Free => "free".into(),
+        Busy::InUse(who) => format!("in use: {who}"),
+        Busy::Unknown(why) => format!("unknown: {why}"),
+    }
+}
+
+/// Runs `devices`; returns the exit code.
+pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
+    let config = super::host::driver_config(&args.driver);
+    let drivers: BTreeMap<Backend, Box<dyn crate::host::driver::Driver>> = if !args
+        .backend
+        .is_empty()
+    {
+        let mut out = BTreeMap::new();
+        for b in &args.backend {
+            match backends::driver(*b, &config) {
+                Ok(d) => {
+                    out.insert(*b, d);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(1);
+                }
+            }
+        }
+        out
+    } else if let Some(host) = &args.host {
+        let loaded = match reconcile::load(&super::repo_spec(&args.source)) {
+            Ok(l) => l,
+            Err(d) => {
+                super::plan::report(&d, color);
+                return Ok(1);
+            }
+        };
+        match agent::host_drivers(&loaded.desired, host, &config) {
+            Ok(d) if !d.is_empty() => d,
+            Ok(_) => {
+                eprintln!(
+                    "error: no host group of the repository names host `{host}`\n  help: give `--backend` to list what a backend sees anyway"
+                );
+                return Ok(1);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
+            }
+        }
+    } else {
+        eprintln!(
+            "error: name the backends with `--backend opae,xrt,...`, or the host with `--host` to use the repository's"
+        );
+        return Ok(2);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let seen = runtime.block_on(async { agent::discover(&drivers) });
+    let mut failed = false;
+    if args.format == TableFormat::Json {
+        let json: serde_json::Map<String, serde_json::Value> = seen
+            .iter()
+            .map(|(b, r)| {
+                let v = match r {
+                    Ok(devices) => serde_json::json!({"devices": devices}),
+                    Err(e) => {
+                        failed = true;
+                        serde_json::json!({"error": e})
+                    }
+                };
+                (
+                    serde_json::to_value(b)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    v,
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).map_err(std::io::Error::other)?
+        );
+        return Ok(u8::from(failed));
+    }
+    for (backend, result) in &seen {
+        let name = serde_json::to_value(backend)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        match result {
+            Err(e) => {
+                failed = true;
+                println!("{name}: error: {e}");
+            }
+            Ok(devices) if devices.is_empty() => println!("{name}: no FPGA devices"),
+            Ok(devices) => {
+                println!("{name}:");
+                for d in devices {
+                    println!(
+                        "  {}  {}  {}  carries {}  {}",
+                        d.address,
+                        d.pci_id.as_deref().unwrap_or("-"),
+                        d.description,
+                        loaded(&d.loaded),
+                        busy(&d.busy)
+                    );
+                    for r in &d.regions {
+                        println!(
+                            "    region {:<4} accepts {}  carries {}  {}",
+                            r.name,
+                            r.accepts.map_or("-".into(), |a| a.to_string()),
+                            loaded(&r.loaded),
+                            busy(&r.busy)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}

@@ -1,0 +1,378 @@
+//! Carries out a host plan, slot by slot in the plan's order: for a slot to program, fetch
+//! the image into the verified cache, check its header is what the repository said, drain
+//! its provider (everything reserved, function traits withdrawn), program, read back, and
+//! only then report the bitstream to Placement; a failure leaves the provider reserved and
+//! marked failed. It decides nothing: what to do comes from the plan; it only refuses to
+//! go on when a check it was told to make fails. A stop request is honoured between slots,
+//! never during programming. I/O: the drivers, Glance, Placement, the bitstream cache.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::assignment::Target;
+use super::driver::{Driver, Loaded, ProgramRequest};
+use super::fetch::{self, BitstreamCache};
+use super::image;
+use super::placement_sync::{self, DeviceProvider, Removal as Removed};
+use super::plan::{HostPlan, SlotAction, SlotPlan};
+use super::report::{self, ProviderTarget};
+use super::status::{SlotState, SlotStatus};
+use crate::cloud::glance::Glance;
+use crate::cloud::placement::Placement;
+use crate::desired::host_group::Backend;
+
+/// Everything the executor talks to.
+pub struct HostExecutor<'a> {
+    /// A driver for each backend the plan uses.
+    pub drivers: &'a BTreeMap<Backend, Box<dyn Driver>>,
+    /// Placement.
+    pub placement: &'a Placement<'a>,
+    /// Glance.
+    pub glance: &'a Glance<'a>,
+    /// The verified bitstream cache.
+    pub cache: &'a BitstreamCache,
+    /// The fpga-sync site whose images are used.
+    pub site: &'a str,
+    /// The host's compute-node provider.
+    pub compute_node: &'a str,
+    /// Traits the desired state names (removable from fpga-sync's providers).
+    pub named_traits: &'a BTreeSet<String>,
+    /// How long a program call may take.
+    pub timeout: Duration,
+    /// Set to stop after the current slot.
+    pub stop: &'a AtomicBool,
+}
+
+fn status(plan: &SlotPlan, state: SlotState, message: impl Into<String>) -> SlotStatus {
+    SlotStatus {
+        slot: plan.assignment.slot.clone(),
+        bitstream: plan.assignment.bitstream.as_ref().map(|t| t.name.clone()),
+        state,
+        message: message.into(),
+        provider: plan.provider_name.clone(),
+        programmed: false,
+        failures: 0,
+    }
+}
+
+impl HostExecutor<'_> {
+    /// Carries out `plan`; returns each slot's result and what happened to providers of
+    /// devices that are gone.
+    pub async fn run(&self, plan: &HostPlan) -> (Vec<SlotStatus>, Vec<String>) {
+        let mut out = Vec::new();
+        // Devices whose whole-device image (shell) failed to load: their regions wait.
+        let mut failed_devices = BTreeSet::new();
+        for slot in &plan.slots {
+            let address = &slot.assignment.slot.address;
+            if self.stop.load(Ordering::SeqCst) {
+                out.push(status(slot, SlotState::Pending, "stopped before its turn"));
+                continue;
+            }
+            if slot.assignment.slot.region.is_some() && failed_devices.contains(address) {
+                out.push(status(
+                    slot,
+                    SlotState::Blocked,
+                    "its device's whole-device image did not load, so its regions wait",
+                ));
+                continue;
+            }
+            let result = self.slot(slot).await;
+            if slot.assignment.slot.region.is_none() && result.state == SlotState::Failed {
+                failed_devices.insert(address.clone());
+            }
+            tracing::info!(
+                slot = %slot.assignment.slot,
+                bitstream = result.bitstream.as_deref().unwrap_or(""),
+                state = ?result.state,
+                programmed = result.programmed,
+                "{}",
+                result.message
+            );
+            out.push(result);
+        }
+        let mut removals = Vec::new();
+        for r in &plan.removals {
+            let p = &r.provider;
+            let provider = DeviceProvider {
+                uuid: p.uuid.clone(),
+                name: p.name.clone(),
+                generation: 0,
+                traits: p.traits.clone(),
+                inventories: p.inventories.clone(),
+                allocations: p.allocations,
+            };
+            let line = match placement_sync::remove_device_provider(self.placement, &provider).await
+            {
+                Ok(Removed::Removed) => format!(
+                    "removed provider `{}`: its device is gone or no longer assigned",
+                    p.name
+                ),
+                Ok(Removed::InUse { consumers }) => {
+                    match placement_sync::reserve_all(self.placement, &p.uuid).await {
+                        Ok(()) => format!(
+                            "kept provider `{}` (device gone or unassigned): {consumers} consumer(s) hold allocations; everything reserved",
+                            p.name
+                        ),
+                        Err(e) => format!(
+                            "kept provider `{}`: {consumers} consumer(s) hold allocations; reserving failed: {e}",
+                            p.name
+                        ),
+                    }
+                }
+                Err(e) => format!("could not remove provider `{}`: {e}", p.name),
+            };
+            tracing::info!(provider = %p.name, "{line}");
+            removals.push(line);
+        }
+        (out, removals)
+    }
+
+    async fn slot(&self, plan: &SlotPlan) -> SlotStatus {
+        let name = plan
+            .assignment
+            .bitstream
+            .as_ref()
+            .map_or(String::new(), |t| format!("`{}`", t.name));
+        match &plan.action {
+            SlotAction::Manual => status(plan, SlotState::Manual, "policy: manual; left alone"),
+            SlotAction::ShellChecked { proven: true } => status(
+                plan,
+                SlotState::Verified,
+                format!("shell {name} is on the card"),
+            ),
+            SlotAction::ShellChecked { proven: false } => status(
+                plan,
+                SlotState::Verified,
+                format!(
+                    "shell {name} cannot be read back by this backend; its regions' interface checks guard them"
+                ),
+            ),
+            SlotAction::InSync { report } => {
+                if *report && let Some(want) = &plan.on_success {
+                    if let Err(e) = self.write(plan, want).await {
+                        return status(
+                            plan,
+                            SlotState::Failed,
+                            format!("carries {name}, but reporting it to Placement failed: {e}"),
+                        );
+                    }
+                    return status(
+                        plan,
+                        SlotState::Verified,
+                        format!("carries {name} (read back); Placement updated"),
+                    );
+                }
+                status(
+                    plan,
+                    SlotState::Verified,
+                    format!("carries {name} (read back)"),
+                )
+            }
+            SlotAction::Blocked {
+                reason,
+                help,
+                withdraw,
+            } => {
+                let mut message = format!("{reason}; {help}");
+                if *withdraw && let Some(want) = &plan.on_failure {
+                    message = match self.write(plan, want).await {
+                        Ok(_) => format!(
+                            "{message} (its provider claimed {name}: reserved, function traits withdrawn)"
+                        ),
+                        Err(e) => {
+                            format!("{message} (withdrawing its provider's traits failed: {e})")
+                        }
+                    };
+                }
+                status(plan, SlotState::Blocked, message)
+            }
+            SlotAction::Program { drain, forced } => {
+                let target = plan
+                    .assignment
+                    .bitstream
+                    .as_ref()
+                    .expect("the planner programs assigned slots");
+                self.program(plan, target, *drain, *forced).await
+            }
+        }
+    }
+
+    async fn program(
+        &self,
+        plan: &SlotPlan,
+        target: &Target,
+        drain: bool,
+        forced: bool,
+    ) -> SlotStatus {
+        let name = &target.name;
+        let failed = |message: String| status(plan, SlotState::Failed, message);
+        let file = match self.fetch(target).await {
+            Ok(file) => file,
+            Err(e) => return failed(format!("`{name}` was not programmed: {e}")),
+        };
+        match image::identify_file(&file, &target.sha256) {
+            Ok(Ok(identity)) if identity == target.identity => {}
+            Ok(Ok(identity)) => {
+                return failed(format!(
+                    "`{name}` was not programmed: the fetched file says id {} / interface {:?}, the repository's says {} / {:?}",
+                    identity.id,
+                    identity.requires.map(|i| i.to_string()),
+                    target.identity.id,
+                    target.identity.requires.map(|i| i.to_string())
+                ));
+            }
+            Ok(Err(e)) => return failed(format!("`{name}` was not programmed: its header: {e}")),
+            Err(e) => {
+                return failed(format!(
+                    "`{name}` was not programmed: reading {}: {e}",
+                    file.display()
+                ));
+            }
+        }
+        if drain && let (Some(name_), Some(draining)) = (&plan.provider_name, &plan.on_failure) {
+            let draining = ProviderTarget {
+                name: name_.clone(),
+                traits: draining
+                    .traits
+                    .iter()
+                    .filter(|t| *t != report::FAILED_TRAIT)
+                    .cloned()
+                    .collect(),
+                inventories: draining.inventories.clone(),
+            };
+            if let Err(e) = self.write(plan, &draining).await {
+                return failed(format!(
+                    "`{name}` was not programmed: draining its provider failed: {e}"
+                ));
+            }
+            if !forced && let Some(p) = &plan.provider {
+                match self.placement.allocations(&p.uuid).await {
+                    Ok(a) if !a.is_empty() => {
+                        return status(
+                            plan,
+                            SlotState::Blocked,
+                            format!(
+                                "`{name}` was not programmed: {} consumer(s) took allocations while it was being drained; it stays reserved until they leave",
+                                a.len()
+                            ),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return failed(format!(
+                            "`{name}` was not programmed: reading allocations: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+        let Some(driver) = self.drivers.get(&plan.assignment.backend) else {
+            return failed(format!(
+                "no driver for the {:?} backend",
+                plan.assignment.backend
+            ));
+        };
+        let request = ProgramRequest {
+            slot: &plan.assignment.slot,
+            image: &file,
+            expected: target.identity.id,
+            requires: target.requires(),
+            force: forced,
+            timeout: self.timeout,
+        };
+        let programmed = tokio::task::block_in_place(|| driver.program(&request));
+        let verdict = match programmed {
+            Err(e) => Err(format!("programming `{name}` failed: {e}")),
+            Ok(_) => {
+                match tokio::task::block_in_place(|| driver.read_back(&plan.assignment.slot)) {
+                    Ok(Loaded::Id(id)) if id == target.identity.id => Ok(()),
+                    Ok(Loaded::Id(id)) => Err(format!(
+                        "programmed `{name}`, but the card reads back {id}, not {}",
+                        target.identity.id
+                    )),
+                    Ok(other) => Err(format!(
+                        "programmed `{name}`, but the card reads back {other:?}, not {}",
+                        target.identity.id
+                    )),
+                    Err(e) => Err(format!(
+                        "programmed `{name}`, but reading it back failed: {e}"
+                    )),
+                }
+            }
+        };
+        match verdict {
+            Ok(()) => {
+                let mut done = status(
+                    plan,
+                    SlotState::Verified,
+                    format!("programmed `{name}` and read it back"),
+                );
+                done.programmed = true;
+                if let Some(want) = &plan.on_success
+                    && let Err(e) = self.write(plan, want).await
+                {
+                    done.state = SlotState::Failed;
+                    done.message = format!(
+                        "programmed `{name}` and read it back, but reporting it to Placement failed: {e}"
+                    );
+                }
+                done
+            }
+            Err(message) => {
+                let mut done = failed(message);
+                done.programmed = true;
+                if let Some(want) = &plan.on_failure
+                    && let Err(e) = self.write(plan, want).await
+                {
+                    done.message = format!(
+                        "{}; marking its provider failed also failed: {e}",
+                        done.message
+                    );
+                }
+                done
+            }
+        }
+    }
+
+    async fn fetch(&self, target: &Target) -> Result<PathBuf, String> {
+        if let Some(path) = self.cache.cached(&target.sha256).await {
+            return Ok(path);
+        }
+        let image = fetch::find_image(
+            self.glance,
+            self.site,
+            &target.bs_uuid.to_string(),
+            &target.sha256,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.cache
+            .fetch(self.glance, &image, &target.sha256)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn write(&self, plan: &SlotPlan, want: &ProviderTarget) -> Result<String, String> {
+        let existing = plan.provider.as_ref().map(|p| DeviceProvider {
+            uuid: p.uuid.clone(),
+            name: p.name.clone(),
+            generation: 0,
+            traits: p.traits.clone(),
+            inventories: p.inventories.clone(),
+            allocations: p.allocations,
+        });
+        placement_sync::write_device_provider(
+            self.placement,
+            self.compute_node,
+            existing.as_ref(),
+            &want.name,
+            &want.traits,
+            &want.inventories,
+            report::owned_traits(self.named_traits),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+}

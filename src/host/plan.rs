@@ -1,0 +1,536 @@
+//! The host planner: what to do with each slot of one host, from what the repository
+//! assigns, what the card reports and what Placement holds. Ordered by device, the whole
+//! device (its shell) before its regions. A slot is programmed only when it does not carry
+//! its bitstream, its shell is there (or goes first), the image's interface matches the
+//! region (forced or not), and nothing uses it (unless forced). Pure and deterministic:
+//! no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::assignment::{SlotAssignment, Target, interfaces_of_shell};
+use super::driver::{Busy, DeviceInfo, Loaded, Slot};
+use super::id::Id128;
+use super::report::{self, ProviderTarget};
+use crate::cloud::placement::Inventory;
+use crate::desired::host_group::{Backend, Policy};
+
+/// A device provider as Placement holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderState {
+    /// Its uuid.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Its traits.
+    pub traits: BTreeSet<String>,
+    /// Its inventories.
+    pub inventories: BTreeMap<String, Inventory>,
+    /// How many consumers hold allocations against it.
+    pub allocations: usize,
+}
+
+/// What the planner works from.
+pub struct HostPlanInput<'a> {
+    /// The host, as the repository names it.
+    pub host: &'a str,
+    /// Its slots, in order.
+    pub assignments: &'a [SlotAssignment],
+    /// Every bitstream by name, for the interfaces a shell offers.
+    pub targets: &'a BTreeMap<String, Target>,
+    /// What each backend found, or why it could not look.
+    pub devices: &'a BTreeMap<Backend, Result<Vec<DeviceInfo>, String>>,
+    /// The device providers under the host's compute node; `None` when Placement is not
+    /// consulted (`--no-placement`).
+    pub providers: Option<&'a [ProviderState]>,
+    /// Traits the desired state names (removable from fpga-sync's providers).
+    pub named_traits: &'a BTreeSet<String>,
+    /// Program slots that are in use.
+    pub force: bool,
+    /// Slots not to program this time, and why (`watch` backing off a failing device).
+    pub deferred: &'a BTreeMap<Slot, String>,
+}
+
+/// What happens to one slot.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum SlotAction {
+    /// `policy: manual`: nothing is read, programmed or reported.
+    Manual,
+    /// It carries its bitstream; Placement is rewritten only when it differs.
+    InSync {
+        /// Whether Placement must be rewritten.
+        report: bool,
+    },
+    /// The shell is on the device (or cannot be told); nothing to do.
+    ShellChecked {
+        /// Whether the card proved it (false: the backend reports no id for it).
+        proven: bool,
+    },
+    /// Fetch, drain, program, read back, report.
+    Program {
+        /// Whether the provider is drained (all reserved, function traits withdrawn)
+        /// first.
+        drain: bool,
+        /// Programming although something uses the slot.
+        forced: bool,
+    },
+    /// Cannot proceed; nothing on the card changes.
+    Blocked {
+        /// Why.
+        reason: String,
+        /// What to do about it.
+        help: String,
+        /// Whether the provider's function traits are withdrawn because it claims a
+        /// bitstream the card does not carry.
+        withdraw: bool,
+    },
+}
+
+/// One slot's plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotPlan {
+    /// The assignment.
+    pub assignment: SlotAssignment,
+    /// What the card carries now.
+    pub current: Loaded,
+    /// The provider it reports to, when it reports.
+    pub provider_name: Option<String>,
+    /// That provider in Placement, when it exists.
+    pub provider: Option<ProviderState>,
+    /// What to do.
+    pub action: SlotAction,
+    /// Whether the backend found the device (a provider of a device that is gone is
+    /// removed).
+    pub device_found: bool,
+    /// What Placement should hold once the bitstream is verified.
+    pub on_success: Option<ProviderTarget>,
+    /// What Placement holds while programming (`failed: false`) and after a failed program
+    /// or read-back.
+    pub on_failure: Option<ProviderTarget>,
+}
+
+/// A provider fpga-sync made for a device that is no longer assigned or present.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Removal {
+    /// The provider.
+    pub provider: ProviderState,
+}
+
+/// One host's plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostPlan {
+    /// The host.
+    pub host: String,
+    /// Each slot, in the order they are carried out.
+    pub slots: Vec<SlotPlan>,
+    /// Providers to remove (only when nothing is allocated; else they are reserved).
+    pub removals: Vec<Removal>,
+}
+
+impl HostPlan {
+    /// Whether carrying it out changes anything.
+    pub fn has_changes(&self) -> bool {
+        !self.removals.is_empty()
+            || self.slots.iter().any(|s| match &s.action {
+                SlotAction::InSync { report } => *report,
+                SlotAction::Program { .. } => true,
+                SlotAction::Blocked { withdraw, .. } => *withdraw,
+                SlotAction::Manual | SlotAction::ShellChecked { .. } => false,
+            })
+    }
+
+    /// Whether some slot cannot reach its assignment.
+    pub fn has_blocked(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.action, SlotAction::Blocked { .. }))
+    }
+}
+
+fn blocked(reason: impl Into<String>, help: impl Into<String>) -> SlotAction {
+    SlotAction::Blocked {
+        reason: reason.into(),
+        help: help.into(),
+        withdraw: false,
+    }
+}
+
+/// Whether a backend can load a whole-device image (a full bitstream or a shell). DFL
+/// FIMs and XRT shells are flashed by vendor tools and loaded by a power cycle.
+pub fn programs_whole_device(backend: Backend) -> bool {
+    matches!(backend, Backend::FpgaManager | Backend::Exec | Backend::Sim)
+}
+
+/// The shell verdict for a device, which its regions depend on.
+#[derive(Clone, Debug, PartialEq)]
+enum ShellVerdict {
+    /// On the card, or not knowable: regions go ahead.
+    Present,
+    /// Will be programmed first; regions will accept these interfaces.
+    Pending(Vec<Id128>),
+    /// Not there, and not going to be.
+    Missing(String),
+}
+
+/// Plans one host.
+pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
+    let providers = input.providers.unwrap_or_default();
+    let owned = report::owned_traits(input.named_traits);
+    // Devices reporting more than one slot name their providers per region.
+    let mut reporting: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in input.assignments.iter().filter(|a| reports(a)) {
+        *reporting.entry(&a.slot.address).or_default() += 1;
+    }
+    let mut shells: BTreeMap<String, ShellVerdict> = BTreeMap::new();
+    let mut slots = Vec::new();
+    for a in input.assignments {
+        let device = input.devices.get(&a.backend).map(|r| {
+            r.as_ref()
+                .map(|ds| ds.iter().find(|d| d.address == a.slot.address))
+        });
+        let provider_name = reports(a).then(|| {
+            report::provider_name(
+                input.host,
+                a,
+                reporting.get(a.slot.address.as_str()).copied().unwrap_or(0) > 1,
+            )
+        });
+        let provider = provider_name
+            .as_ref()
+            .and_then(|n| providers.iter().find(|p| &p.name == n).cloned());
+        let target = a.bitstream.as_ref();
+        let on_success = provider_name
+            .as_ref()
+            .zip(target)
+            .map(|(n, t)| report::verified(n, a, t));
+        let on_failure = provider_name
+            .as_ref()
+            .zip(target)
+            .map(|(n, t)| report::withdrawn(n, a, t, true));
+        let mut plan = SlotPlan {
+            assignment: a.clone(),
+            current: Loaded::Unknown("not read".into()),
+            provider_name,
+            provider,
+            action: SlotAction::Manual,
+            device_found: true,
+            on_success,
+            on_failure,
+        };
+        if a.policy == Policy::Manual {
+            slots.push(plan);
+            continue;
+        }
+        if let Some(p) = plan
+            .provider
+            .as_ref()
+            .filter(|p| !p.traits.contains(report::OWNER_TRAIT))
+        {
+            plan.action = blocked(
+                format!(
+                    "provider `{}` exists, but fpga-sync did not create it (Cyborg's, or made by hand)",
+                    p.name
+                ),
+                format!(
+                    "to let fpga-sync manage it, add the trait: `openstack --os-placement-api-version 1.6 resource provider trait set --trait {} ...` with its current traits, or remove the provider",
+                    report::OWNER_TRAIT
+                ),
+            );
+            slots.push(plan);
+            continue;
+        }
+        let Some(target) = target else {
+            plan.action = blocked(
+                "no usable bitstream is assigned",
+                "give the entry a `bitstream` whose file is in the repository",
+            );
+            slots.push(plan);
+            continue;
+        };
+        let device = match device {
+            None => {
+                plan.action = blocked(
+                    format!("no `{:?}` backend runs on this host", a.backend),
+                    "check the host group's `backend`",
+                );
+                slots.push(plan);
+                continue;
+            }
+            Some(Err(e)) => {
+                plan.action = blocked(
+                    format!(
+                        "the {} backend could not list devices: {e}",
+                        backend_name(a.backend)
+                    ),
+                    "fix the driver or its tools on the host; the next run retries",
+                );
+                slots.push(plan);
+                continue;
+            }
+            Some(Ok(None)) => {
+                plan.device_found = false;
+                plan.action = blocked(
+                    format!(
+                        "the {} backend sees no FPGA at {}",
+                        backend_name(a.backend),
+                        a.slot.address
+                    ),
+                    "check the address with `fpga-sync devices`, or remove the entry",
+                );
+                slots.push(plan);
+                continue;
+            }
+            Some(Ok(Some(d))) => d,
+        };
+        let Some((loaded, accepts, busy)) = device.slot_state(&a.slot) else {
+            plan.action = blocked(
+                format!(
+                    "{} has no region `{}`",
+                    a.slot.address,
+                    a.slot.region.as_deref().unwrap_or("")
+                ),
+                "check the region names with `fpga-sync devices`",
+            );
+            slots.push(plan);
+            continue;
+        };
+        plan.current = loaded.clone();
+        let carries = loaded == Loaded::Id(target.identity.id);
+        plan.action = if a.slot.region.is_none() && target.is_shell() {
+            let (verdict, action) = check_shell(a, target, device, input, &plan, carries, &busy);
+            shells.insert(a.slot.address.clone(), verdict);
+            action
+        } else {
+            decide(a, target, &plan, carries, accepts, &busy, &shells, input)
+        };
+        if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, input.deferred.get(&a.slot))
+        {
+            plan.action = blocked(
+                why.clone(),
+                "it is retried when the backoff ends, or at once when the repository changes",
+            );
+        }
+        if let SlotAction::Blocked { withdraw, .. } = &mut plan.action {
+            // A provider that claims this bitstream while the card does not carry it.
+            *withdraw = !carries
+                && plan.provider.as_ref().is_some_and(|p| {
+                    p.traits.contains(&format!(
+                        "{}{:032X}",
+                        report::BITSTREAM_TRAIT_PREFIX,
+                        target.bs_uuid.as_u128()
+                    ))
+                });
+        }
+        if let SlotAction::InSync { report } = &mut plan.action {
+            *report = input.providers.is_some()
+                && plan.on_success.as_ref().is_some_and(|want| {
+                    plan.provider
+                        .as_ref()
+                        .is_none_or(|p| !provider_matches(p, want, &owned))
+                });
+        }
+        slots.push(plan);
+    }
+    let kept: BTreeSet<&str> = slots
+        .iter()
+        .filter(|s| s.device_found)
+        .filter_map(|s| s.provider_name.as_deref())
+        .collect();
+    let removals = providers
+        .iter()
+        .filter(|p| p.traits.contains(report::OWNER_TRAIT) && !kept.contains(p.name.as_str()))
+        .filter(|p| p.name.starts_with(&format!("{}_", input.host)))
+        .map(|p| Removal {
+            provider: p.clone(),
+        })
+        .collect();
+    HostPlan {
+        host: input.host.to_owned(),
+        slots,
+        removals,
+    }
+}
+
+/// Whether a slot reports a provider: managed, carrying a bitstream that is not a shell.
+fn reports(a: &SlotAssignment) -> bool {
+    a.policy == Policy::Managed && a.bitstream.as_ref().is_some_and(|t| !t.is_shell())
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Opae => "opae",
+        Backend::Xrt => "xrt",
+        Backend::FpgaManager => "fpga-manager",
+        Backend::Exec => "exec",
+        Backend::Sim => "sim",
+    }
+}
+
+/// Whether Placement already holds `want`: every wanted trait there, no other trait of
+/// ours, the inventories equal.
+fn provider_matches(
+    p: &ProviderState,
+    want: &ProviderTarget,
+    owned: &impl Fn(&str) -> bool,
+) -> bool {
+    want.traits.is_subset(&p.traits)
+        && p.traits
+            .iter()
+            .all(|t| !owned(t) || want.traits.contains(t))
+        && p.inventories == want.inventories
+}
+
+fn check_shell(
+    a: &SlotAssignment,
+    target: &Target,
+    device: &DeviceInfo,
+    input: &HostPlanInput<'_>,
+    plan: &SlotPlan,
+    carries: bool,
+    busy: &Busy,
+) -> (ShellVerdict, SlotAction) {
+    let offers = interfaces_of_shell(target, input.targets);
+    let accepted: Vec<Id128> = device.regions.iter().filter_map(|r| r.accepts).collect();
+    let proven_by_regions = !offers.is_empty() && accepted.iter().any(|i| offers.contains(i));
+    if carries || proven_by_regions {
+        return (
+            ShellVerdict::Present,
+            SlotAction::ShellChecked { proven: true },
+        );
+    }
+    if accepted.is_empty() || offers.is_empty() {
+        // Nothing to tell it by: the regions' own interface checks still guard them.
+        if !matches!(plan.current, Loaded::Id(_)) || !programs_whole_device(a.backend) {
+            return (
+                ShellVerdict::Present,
+                SlotAction::ShellChecked { proven: false },
+            );
+        }
+    }
+    let found = match (&plan.current, accepted.first()) {
+        (Loaded::Id(id), _) => format!("carries {id}"),
+        (_, Some(i)) => format!("offers interface {i}"),
+        _ => "carries another image".to_owned(),
+    };
+    if !programs_whole_device(a.backend) {
+        let reason = format!(
+            "the device {found}, not the shell `{}` (whose bitstreams need {})",
+            target.name,
+            offers
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return (
+            ShellVerdict::Missing(reason.clone()),
+            blocked(
+                reason,
+                "flash the shell with the vendor's tool (fpgasupdate + rsu, or xbmgmt) and power-cycle the card; fpga-sync checks shells, it does not flash them",
+            ),
+        );
+    }
+    match gate(a, plan, busy, input.force) {
+        Some(action) => (
+            ShellVerdict::Missing(format!("the shell `{}` is not loaded", target.name)),
+            action,
+        ),
+        None => (
+            ShellVerdict::Pending(offers),
+            SlotAction::Program {
+                drain: false,
+                forced: input.force && in_use(plan, busy),
+            },
+        ),
+    }
+}
+
+fn in_use(plan: &SlotPlan, busy: &Busy) -> bool {
+    matches!(busy, Busy::InUse(_)) || plan.provider.as_ref().is_some_and(|p| p.allocations > 0)
+}
+
+/// Refuses a slot in use, unless forced.
+fn gate(a: &SlotAssignment, plan: &SlotPlan, busy: &Busy, force: bool) -> Option<SlotAction> {
+    if force {
+        return None;
+    }
+    if let Some(p) = plan.provider.as_ref().filter(|p| p.allocations > 0) {
+        return Some(blocked(
+            format!(
+                "{} is in use: {} consumer(s) hold allocations on provider `{}`",
+                a.slot, p.allocations, p.name
+            ),
+            "move or delete the instances using it, or run again with `--force` to program it anyway",
+        ));
+    }
+    if let Busy::InUse(holder) = busy {
+        return Some(blocked(
+            format!("{} is busy ({holder})", a.slot),
+            "stop what uses it, or run again with `--force` to program it anyway",
+        ));
+    }
+    None
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one decision over the slot's whole state"
+)]
+fn decide(
+    a: &SlotAssignment,
+    target: &Target,
+    plan: &SlotPlan,
+    carries: bool,
+    accepts: Option<Id128>,
+    busy: &Busy,
+    shells: &BTreeMap<String, ShellVerdict>,
+    input: &HostPlanInput<'_>,
+) -> SlotAction {
+    let shell = shells.get(&a.slot.address);
+    if let Some(ShellVerdict::Missing(why)) = shell {
+        return blocked(
+            format!("its shell is not on the device: {why}"),
+            "the shell goes first; fix it, then this region follows",
+        );
+    }
+    if carries {
+        return SlotAction::InSync { report: false };
+    }
+    if a.slot.region.is_none() && !programs_whole_device(a.backend) {
+        return blocked(
+            format!(
+                "the {} backend cannot load a whole-device image",
+                backend_name(a.backend)
+            ),
+            "assign the bitstream to a region, or use a backend that loads full images",
+        );
+    }
+    // The region will accept what the shell that goes first offers.
+    let accepts = match shell {
+        Some(ShellVerdict::Pending(offers)) if !offers.is_empty() => target
+            .requires()
+            .filter(|r| offers.contains(r))
+            .or(offers.first().copied()),
+        _ => accepts,
+    };
+    if let (Some(requires), Some(accepts)) = (target.requires(), accepts)
+        && requires != accepts
+    {
+        return blocked(
+            format!(
+                "`{}` needs interface {requires}, but {} accepts {accepts}",
+                target.name, a.slot
+            ),
+            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this",
+        );
+    }
+    if let Some(action) = gate(a, plan, busy, input.force) {
+        return action;
+    }
+    SlotAction::Program {
+        drain: plan.provider.is_some(),
+        forced: input.force && in_use(plan, busy),
+    }
+}

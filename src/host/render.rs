@@ -1,0 +1,174 @@
+//! Host plans and results for people: one line per slot in the order they are carried
+//! out, with what the card carries, what happens and what Placement will hold, and a
+//! summary line. Pure: strings only.
+
+use std::fmt::Write;
+
+use super::driver::Loaded;
+use super::plan::{HostPlan, SlotAction, SlotPlan};
+use super::status::{HostStatus, SlotState, SlotStatus};
+
+fn loaded(l: &Loaded) -> String {
+    match l {
+        Loaded::Empty => "nothing".into(),
+        Loaded::Id(id) => id.to_string(),
+        Loaded::Unknown(why) => format!("unknown ({why})"),
+    }
+}
+
+fn bitstream(s: &SlotPlan) -> String {
+    s.assignment
+        .bitstream
+        .as_ref()
+        .map_or("-".into(), |t| format!("`{}`", t.name))
+}
+
+/// The plan, with the problems found on the way.
+pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
+    let mut out = format!("{head}\n\n");
+    for p in problems {
+        let _ = writeln!(out, "warning: {p}");
+    }
+    let (mut program, mut report, mut blocked, mut in_sync) = (0, 0, 0, 0);
+    for s in &plan.slots {
+        let slot = s.assignment.slot.to_string();
+        let line = match &s.action {
+            SlotAction::Manual => "  manual: left alone".to_owned(),
+            SlotAction::ShellChecked { proven } => {
+                in_sync += 1;
+                if *proven {
+                    format!("= shell {} is on the card", bitstream(s))
+                } else {
+                    format!(
+                        "= shell {}: this backend cannot read it back; the regions' interface checks guard them",
+                        bitstream(s)
+                    )
+                }
+            }
+            SlotAction::InSync { report: false } => {
+                in_sync += 1;
+                format!("= carries {}", bitstream(s))
+            }
+            SlotAction::InSync { report: true } => {
+                report += 1;
+                format!(
+                    "~ carries {}; report it: provider `{}`",
+                    bitstream(s),
+                    s.provider_name.as_deref().unwrap_or("")
+                )
+            }
+            SlotAction::Program { drain, forced } => {
+                program += 1;
+                let mut steps = vec!["fetch + verify"];
+                if *drain {
+                    steps.push("drain provider");
+                }
+                steps.extend(["program", "read back"]);
+                if s.provider_name.is_some() {
+                    steps.push("report");
+                }
+                format!(
+                    "+ program {} (carries {}): {}{}",
+                    bitstream(s),
+                    loaded(&s.current),
+                    steps.join(" → "),
+                    if *forced { " [forced: in use]" } else { "" }
+                )
+            }
+            SlotAction::Blocked {
+                reason,
+                help,
+                withdraw,
+            } => {
+                blocked += 1;
+                let mut text = format!("! blocked {}: {reason}\n      help: {help}", bitstream(s));
+                if *withdraw {
+                    text.push_str("\n      its provider claims it: reserve it and withdraw its function traits");
+                }
+                text
+            }
+        };
+        let _ = writeln!(out, "  {slot:<24} {line}");
+    }
+    for r in &plan.removals {
+        let p = &r.provider;
+        let what = if p.allocations > 0 {
+            format!(
+                "keep and reserve: {} consumer(s) hold allocations",
+                p.allocations
+            )
+        } else {
+            "remove".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "  - provider `{}` (device gone or unassigned): {what}",
+            p.name
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nHost {}: {program} to program, {report} to report, {} provider(s) to remove, {blocked} blocked, {in_sync} in sync.",
+        plan.host,
+        plan.removals.len()
+    );
+    out
+}
+
+/// The statuses of a plan that needs no change.
+pub fn statuses(plan: &HostPlan) -> Vec<SlotStatus> {
+    plan.slots
+        .iter()
+        .map(|s| {
+            let (state, message) = match &s.action {
+                SlotAction::Manual => (SlotState::Manual, "policy: manual; left alone".to_owned()),
+                SlotAction::ShellChecked { .. } | SlotAction::InSync { .. } => {
+                    (SlotState::Verified, format!("carries {}", bitstream(s)))
+                }
+                SlotAction::Program { .. } => (SlotState::Pending, "to program".to_owned()),
+                SlotAction::Blocked { reason, help, .. } => {
+                    (SlotState::Blocked, format!("{reason}; {help}"))
+                }
+            };
+            SlotStatus {
+                slot: s.assignment.slot.clone(),
+                bitstream: s.assignment.bitstream.as_ref().map(|t| t.name.clone()),
+                state,
+                message,
+                provider: s.provider_name.clone(),
+                programmed: false,
+                failures: 0,
+            }
+        })
+        .collect()
+}
+
+/// What an apply did.
+pub fn results(status: &HostStatus, _color: bool) -> String {
+    let mut out = String::from("\n");
+    for s in &status.slots {
+        let mark = match s.state {
+            SlotState::Verified => "ok     ",
+            SlotState::Manual => "manual ",
+            SlotState::Pending => "pending",
+            SlotState::Blocked => "BLOCKED",
+            SlotState::Failed => "FAILED ",
+        };
+        let _ = writeln!(out, "{mark} {:<24} {}", s.slot.to_string(), s.message);
+    }
+    for r in &status.removals {
+        let _ = writeln!(out, "        {r}");
+    }
+    let programmed = status.slots.iter().filter(|s| s.programmed).count();
+    let bad = status
+        .slots
+        .iter()
+        .filter(|s| matches!(s.state, SlotState::Failed | SlotState::Blocked))
+        .count();
+    let _ = writeln!(
+        out,
+        "\nHost {}: {programmed} programmed, {bad} failed or blocked.",
+        status.host
+    );
+    out
+}

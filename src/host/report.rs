@@ -1,0 +1,161 @@
+//! What Placement should hold for one FPGA device provider: its name, traits and
+//! inventory, derived from the assignment and the bitstream verified on the card. Trait
+//! names follow Cyborg's (`CUSTOM_FPGA_<VENDOR>`, `CUSTOM_FPGA_REGION_<VENDOR>_<id>`,
+//! `CUSTOM_FPGA_FUNCTION_ID_<VENDOR>_<id>`) so existing device profiles and flavors
+//! match, made valid for Placement (`^CUSTOM_[A-Z0-9_]+$`, which Cyborg's own names are
+//! not). fpga-sync adds its ownership and state traits. Pure: no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::assignment::{SlotAssignment, Target};
+use crate::cloud::placement::Inventory;
+use crate::desired::host_group::Offer;
+
+/// On every provider fpga-sync manages; providers without it are never touched.
+pub const OWNER_TRAIT: &str = "CUSTOM_FPGA_SYNC_MANAGED";
+/// The assigned bitstream was programmed (or found) and read back from the card.
+pub const VERIFIED_TRAIT: &str = "CUSTOM_FPGA_SYNC_VERIFIED";
+/// The last program or read-back failed: the device is reserved, its function withdrawn.
+pub const FAILED_TRAIT: &str = "CUSTOM_FPGA_SYNC_FAILED";
+/// Prefix of the trait naming the verified bitstream's `bs-uuid`.
+pub const BITSTREAM_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_BS_";
+/// The resource class reported when an assignment names none (Cyborg's).
+pub const DEFAULT_RESOURCE_CLASS: &str = "FPGA";
+
+/// What a device provider should hold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderTarget {
+    /// Provider name, `<host>_<pci address>` (plus `_<region>` when a device reports
+    /// several regions).
+    pub name: String,
+    /// Every trait fpga-sync sets on it.
+    pub traits: BTreeSet<String>,
+    /// Its inventories, all six fields.
+    pub inventories: BTreeMap<String, Inventory>,
+}
+
+/// A Placement trait name from free text: upper case, every other character `_`.
+pub fn trait_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The vendor trait, e.g. `CUSTOM_FPGA_INTEL`.
+pub fn vendor_trait(vendor: &str) -> String {
+    format!("CUSTOM_FPGA_{}", trait_part(vendor))
+}
+
+/// The traits a verified `target` brings: vendor, region (the interface it needs),
+/// function id and bitstream id.
+pub fn bitstream_traits(target: &Target) -> BTreeSet<String> {
+    let vendor = trait_part(&target.vendor);
+    let mut out = BTreeSet::from([
+        vendor_trait(&target.vendor),
+        format!(
+            "CUSTOM_FPGA_FUNCTION_ID_{vendor}_{:032X}",
+            target.function_uuid.as_u128()
+        ),
+        format!("{BITSTREAM_TRAIT_PREFIX}{:032X}", target.bs_uuid.as_u128()),
+    ]);
+    if let Some(requires) = target.requires() {
+        out.insert(format!("CUSTOM_FPGA_REGION_{vendor}_{}", requires.upper()));
+    }
+    out
+}
+
+/// Whether fpga-sync owns `name` on a provider it manages: its own traits and the ones it
+/// derives from bitstreams. Traits of the assignment are owned too, but only the ones a
+/// desired state names (see [`owned_traits`]); anything else is another writer's.
+pub fn is_derived_trait(name: &str) -> bool {
+    name.starts_with("CUSTOM_FPGA_SYNC_")
+        || name.starts_with("CUSTOM_FPGA_FUNCTION_ID_")
+        || name.starts_with("CUSTOM_FPGA_REGION_")
+}
+
+/// The provider name of a slot: `<host>_<address>` as Cyborg names deployables, with
+/// `_<region>` when the device reports more than one slot.
+pub fn provider_name(host: &str, assignment: &SlotAssignment, several: bool) -> String {
+    match (&assignment.slot.region, several) {
+        (Some(region), true) => format!("{host}_{}_{region}", assignment.slot.address),
+        _ => format!("{host}_{}", assignment.slot.address),
+    }
+}
+
+/// How many units the slot offers: `pf_num` or `vf_num` of the topology, 1 without one.
+pub fn units(assignment: &SlotAssignment, target: &Target) -> u64 {
+    match (target.topology, assignment.offer) {
+        (Some((pf, _)), Offer::Pf) => u64::from(pf.max(1)),
+        (Some((_, vf)), Offer::Vf) => u64::from(vf),
+        (None, _) => 1,
+    }
+}
+
+fn inventory(rc: &str, total: u64, reserved: u64) -> BTreeMap<String, Inventory> {
+    BTreeMap::from([(
+        rc.to_owned(),
+        Inventory {
+            total,
+            reserved,
+            min_unit: 1,
+            max_unit: total.max(1),
+            step_size: 1,
+            allocation_ratio: 1.0,
+        },
+    )])
+}
+
+fn resource_class(assignment: &SlotAssignment) -> &str {
+    assignment
+        .resource_class
+        .as_deref()
+        .unwrap_or(DEFAULT_RESOURCE_CLASS)
+}
+
+/// The provider of a slot whose assigned bitstream is verified on the card: schedulable,
+/// with the assignment's traits and the bitstream's.
+pub fn verified(name: &str, assignment: &SlotAssignment, target: &Target) -> ProviderTarget {
+    let mut traits = bitstream_traits(target);
+    traits.extend(assignment.traits.iter().cloned());
+    traits.extend([OWNER_TRAIT.to_owned(), VERIFIED_TRAIT.to_owned()]);
+    let total = units(assignment, target);
+    ProviderTarget {
+        name: name.to_owned(),
+        traits,
+        inventories: inventory(resource_class(assignment), total, 0),
+    }
+}
+
+/// The provider of a slot that is being programmed (`failed: false`) or whose program or
+/// read-back failed (`failed: true`): everything reserved, every function trait withdrawn,
+/// so nothing is scheduled onto a card that does not carry what its traits would say.
+pub fn withdrawn(
+    name: &str,
+    assignment: &SlotAssignment,
+    target: &Target,
+    failed: bool,
+) -> ProviderTarget {
+    let mut traits = BTreeSet::from([OWNER_TRAIT.to_owned(), vendor_trait(&target.vendor)]);
+    if failed {
+        traits.insert(FAILED_TRAIT.to_owned());
+    }
+    let total = units(assignment, target);
+    ProviderTarget {
+        name: name.to_owned(),
+        traits,
+        inventories: inventory(resource_class(assignment), total, total),
+    }
+}
+
+/// Every trait fpga-sync may remove from its providers: its own and derived traits, and
+/// `named`: the traits the desired state's assignments name and the vendor traits of its
+/// bitstreams. Any other trait on a provider is another writer's and stays.
+pub fn owned_traits(named: &BTreeSet<String>) -> impl Fn(&str) -> bool + '_ {
+    move |name| is_derived_trait(name) || named.contains(name)
+}

@@ -1,0 +1,85 @@
+//! The bitstreams of the desired state as hosts need them: each file's sha256 and what its
+//! header says (the id a slot reports once loaded, the interface it needs). Headers are
+//! read from the repository once per content and cached by sha256, so a reconcile with
+//! nothing to do reads no bitstream file. I/O: the repository and `<cache>/identities/`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::assignment::Target;
+use super::id::Id128;
+use super::image::{self, ImageFormat, ImageIdentity};
+use crate::reconcile::Loaded;
+
+/// Every bitstream with a file, by name, and the problems of those whose header is
+/// broken.
+pub fn targets(loaded: &Loaded, cache_dir: &Path) -> (BTreeMap<String, Target>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for b in loaded.desired.bitstreams.values().map(|b| &b.spec) {
+        let (Some(file), Some(digest)) = (b.file.as_deref(), loaded.digests.get(&b.name)) else {
+            continue;
+        };
+        match identity(loaded, file, &digest.sha256, cache_dir) {
+            Ok(identity) => {
+                out.insert(b.name.clone(), Target::new(b, &digest.sha256, identity));
+            }
+            Err(e) => problems.push(format!("bitstream `{}` ({file}): {e}", b.name)),
+        }
+    }
+    (out, problems)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    format: String,
+    id: Id128,
+    requires: Option<Id128>,
+}
+
+fn identity(
+    loaded: &Loaded,
+    file: &str,
+    sha256: &str,
+    cache_dir: &Path,
+) -> Result<ImageIdentity, String> {
+    let path = cache_dir.join("identities").join(sha256);
+    if let Some(c) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Cached>(&t).ok())
+    {
+        let format = match c.format.as_str() {
+            "gbs" => ImageFormat::Gbs,
+            "xclbin" => ImageFormat::Xclbin,
+            _ => ImageFormat::Opaque,
+        };
+        return Ok(ImageIdentity {
+            format,
+            id: c.id,
+            requires: c.requires,
+        });
+    }
+    let header = loaded
+        .snapshot
+        .header(file, image::MAX_HEADER)
+        .ok_or("the file cannot be read")?;
+    let identity = image::identify(&header, sha256)?;
+    let cached = Cached {
+        format: match identity.format {
+            ImageFormat::Gbs => "gbs",
+            ImageFormat::Xclbin => "xclbin",
+            ImageFormat::Opaque => "opaque",
+        }
+        .into(),
+        id: identity.id,
+        requires: identity.requires,
+    };
+    // A cache that cannot be written only costs a header read next time.
+    if std::fs::create_dir_all(path.parent().unwrap_or(cache_dir)).is_ok() {
+        let temp = path.with_extension(format!("{}.tmp", std::process::id()));
+        if std::fs::write(&temp, serde_json::to_string(&cached).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&temp, &path);
+        }
+    }
+    Ok(identity)
+}

@@ -1,0 +1,742 @@
+//! The driver backends against fake sysfs trees and fake vendor tools (`FakeHost`), and
+//! the simulated backend: discovery, argv fidelity, the compatibility and busy gates,
+//! tool failures and timeouts, read-back.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fpga_sync::desired::host_group::{Backend, ExecCommands};
+use fpga_sync::host::backends::{self, sim};
+use fpga_sync::host::driver::{Busy, Driver, DriverError, Loaded, ProgramRequest, Slot};
+use fpga_sync::host::id::Id128;
+use sha2::Digest;
+
+use crate::support::fake_host::FakeHost;
+
+const IFACE: Id128 = Id128(0xa5d72a3c_c8b04939_912cf715_e5dc10ca);
+const OTHER_IFACE: Id128 = Id128(0x9346116d_a52d5ca8_b06aa9a3_89ef7c8d);
+const AFU: Id128 = Id128(0x9aeffe5f_84570612_c000c966_0d824272);
+const NEW_AFU: Id128 = Id128(0xf7df405c_bd7acf72_22f144b0_b93acd18);
+const DFL: &str = "0000:5e:00.0";
+const XRT: &str = "0000:b3:00.1";
+
+fn driver(backend: Backend, host: &FakeHost) -> Box<dyn Driver> {
+    backends::driver(backend, &host.config()).expect("driver")
+}
+
+fn request<'a>(
+    slot: &'a Slot,
+    image: &'a Path,
+    expected: Id128,
+    requires: Option<Id128>,
+    force: bool,
+) -> ProgramRequest<'a> {
+    ProgramRequest {
+        slot,
+        image,
+        expected,
+        requires,
+        force,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+// ---------------------------------------------------------------- opae
+
+#[test]
+fn opae_discovers_dfl_cards_through_the_class_symlinks() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    host.add_dfl_card("0000:86:00.0", "8086:09c4", OTHER_IFACE, None);
+    let devices = driver(Backend::Opae, &host).discover().unwrap();
+    assert_eq!(devices.len(), 2, "{devices:#?}");
+    let d = &devices[0];
+    assert_eq!(d.address, DFL);
+    assert_eq!(d.pci_id.as_deref(), Some("8086:0b2b"));
+    assert_eq!(d.description, "DFL FME FPGA Manager");
+    assert_eq!(
+        d.loaded,
+        Loaded::Unknown("FIM bitstream_id 0x202000200000237".into())
+    );
+    assert_eq!(d.regions.len(), 1);
+    let r = &d.regions[0];
+    assert_eq!(
+        (r.name.as_str(), r.accepts, &r.loaded, &r.busy),
+        ("0", Some(IFACE), &Loaded::Id(AFU), &Busy::Free)
+    );
+    let e = &devices[1];
+    assert_eq!(e.address, "0000:86:00.0");
+    assert_eq!(e.regions[0].loaded, Loaded::Empty);
+    assert_eq!(e.regions[0].accepts, Some(OTHER_IFACE));
+}
+
+#[test]
+fn opae_reports_sriov_as_busy_and_a_missing_afu_id_as_unknown() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    host.set_sriov(DFL, 4);
+    std::fs::remove_file(host.dfl_port(DFL).join("afu_id")).unwrap();
+    let devices = driver(Backend::Opae, &host).discover().unwrap();
+    let r = &devices[0].regions[0];
+    assert_eq!(
+        r.busy,
+        Busy::InUse("SR-IOV: 4 virtual functions enabled".into())
+    );
+    assert!(matches!(&r.loaded, Loaded::Unknown(why) if why.contains("afu_id")));
+}
+
+#[test]
+fn opae_programs_with_hex_bdf_arguments_and_reads_back_the_afu() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(DFL, "0");
+    let report = d
+        .program(&request(&slot, &gbs, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(
+        host.call_lines(),
+        [format!(
+            "fpgaconf -S 0x0000 -B 0x5e -D 0x00 -F 0x0 {}",
+            gbs.display()
+        )]
+    );
+    assert_eq!(report.command[1..5], ["-S", "0x0000", "-B", "0x5e"]);
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+}
+
+#[test]
+fn opae_refuses_an_incompatible_image_without_running_fpgaconf_even_forced() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    let gbs = host.gbs("other.gbs", OTHER_IFACE, NEW_AFU);
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(DFL, "0");
+    for force in [false, true] {
+        let err = d
+            .program(&request(&slot, &gbs, NEW_AFU, Some(OTHER_IFACE), force))
+            .unwrap_err();
+        assert!(
+            matches!(err, DriverError::Incompatible { accepts: Some(a), requires, .. }
+                if a == IFACE && requires == OTHER_IFACE),
+            "{err:?}"
+        );
+    }
+    assert!(host.calls().is_empty(), "{:?}", host.call_lines());
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(AFU));
+}
+
+#[test]
+fn opae_refuses_a_busy_port_unless_forced_and_then_passes_force() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    host.set_sriov(DFL, 2);
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(DFL, "0");
+    let err = d
+        .program(&request(&slot, &gbs, NEW_AFU, Some(IFACE), false))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Busy { holder, .. } if holder.contains("SR-IOV")),
+        "{err:?}"
+    );
+    assert!(host.calls().is_empty());
+    d.program(&request(&slot, &gbs, NEW_AFU, Some(IFACE), true))
+        .unwrap();
+    assert_eq!(
+        host.call_lines(),
+        [format!(
+            "fpgaconf --force -S 0x0000 -B 0x5e -D 0x00 -F 0x0 {}",
+            gbs.display()
+        )]
+    );
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+}
+
+#[test]
+fn opae_surfaces_fpgaconf_exit_code_4_with_its_message() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    // The image claims nothing about its interface (requires None), so the backend lets
+    // fpgaconf decide, which compares the GBS interface with compat_id itself.
+    let gbs = host.gbs("other.gbs", OTHER_IFACE, NEW_AFU);
+    let err = driver(Backend::Opae, &host)
+        .program(&request(
+            &Slot::region(DFL, "0"),
+            &gbs,
+            NEW_AFU,
+            None,
+            false,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::ToolFailed { code: Some(4), output, .. }
+            if output == "No suitable slots found."),
+        "{err:?}"
+    );
+    assert_eq!(host.calls().len(), 1);
+}
+
+#[test]
+fn opae_read_back_shows_the_old_id_when_fpgaconf_succeeds_without_loading() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    host.fault("noop", "");
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(DFL, "0");
+    d.program(&request(&slot, &gbs, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(AFU));
+}
+
+#[test]
+fn opae_kills_a_hung_fpgaconf_at_the_timeout() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    host.fault("hang", "");
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let slot = Slot::region(DFL, "0");
+    let mut req = request(&slot, &gbs, NEW_AFU, Some(IFACE), false);
+    req.timeout = Duration::from_millis(800);
+    let start = Instant::now();
+    let err = driver(Backend::Opae, &host).program(&req).unwrap_err();
+    assert!(matches!(err, DriverError::Timeout { .. }), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn opae_does_not_program_the_fim_and_says_why() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    let img = host.image("fim.bin", b"fim");
+    let slot = Slot::device(DFL);
+    let err = driver(Backend::Opae, &host)
+        .program(&request(&slot, &img, AFU, None, true))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Unsupported(why) if why.contains("fpgasupdate")),
+        "{err:?}"
+    );
+    assert!(host.calls().is_empty());
+    let err = driver(Backend::Opae, &host)
+        .read_back(&Slot::region("0000:99:00.0", "0"))
+        .unwrap_err();
+    assert!(matches!(err, DriverError::NotFound(_)), "{err:?}");
+}
+
+#[test]
+fn fake_fpgaconf_rejects_bare_hex_like_the_real_one() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let out = std::process::Command::new(&host.config().fpgaconf)
+        .args(["-B", "5e"])
+        .arg(&gbs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid bus: 5e"));
+}
+
+// ---------------------------------------------------------------- xrt
+
+#[test]
+fn xrt_discovers_user_functions_with_an_xclbinuuid() {
+    let host = FakeHost::new();
+    host.add_xrt_card(XRT, IFACE, Some(AFU));
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, None);
+    host.set_contexts(XRT, 2);
+    let devices = driver(Backend::Xrt, &host).discover().unwrap();
+    assert_eq!(devices.len(), 1, "{devices:#?}");
+    let d = &devices[0];
+    assert_eq!(d.address, XRT);
+    assert_eq!(d.pci_id.as_deref(), Some("10ee:5021"));
+    assert_eq!(d.description, "u250");
+    assert_eq!(
+        d.loaded,
+        Loaded::Id("e6a7bd8f6cf9e5b1bb3a3d50ba4a1c9f".parse().unwrap())
+    );
+    let r = &d.regions[0];
+    assert_eq!(
+        (r.name.as_str(), r.accepts, &r.loaded, &r.busy),
+        (
+            "0",
+            Some(IFACE),
+            &Loaded::Id(AFU),
+            &Busy::InUse("2 open contexts".into())
+        )
+    );
+}
+
+#[test]
+fn xrt_programs_with_xrt_smi_and_a_dotted_bdf_then_reads_back() {
+    let host = FakeHost::new();
+    host.add_xrt_card(XRT, IFACE, None);
+    let x = host.xclbin("k.xclbin", IFACE, NEW_AFU);
+    let d = driver(Backend::Xrt, &host);
+    let slot = Slot::region(XRT, "0");
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Empty);
+    d.program(&request(&slot, &x, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(
+        host.call_lines(),
+        [format!(
+            "xrt-smi program --device 0000:b3:00.1 --user {}",
+            x.display()
+        )]
+    );
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+}
+
+#[test]
+fn xrt_falls_back_to_xbutil_and_tolerates_its_banner() {
+    let mut host = FakeHost::new();
+    host.without_xrt_smi();
+    host.add_xrt_card(XRT, IFACE, None);
+    let x = host.xclbin("k.xclbin", IFACE, NEW_AFU);
+    let d = driver(Backend::Xrt, &host);
+    let slot = Slot::region(XRT, "0");
+    let report = d
+        .program(&request(&slot, &x, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert!(report.output.contains("renamed"), "{}", report.output);
+    assert_eq!(
+        host.call_lines(),
+        [format!(
+            "xbutil program --device 0000:b3:00.1 --user {}",
+            x.display()
+        )]
+    );
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+}
+
+#[test]
+fn xrt_refuses_incompatible_and_busy_without_running_the_tool() {
+    let host = FakeHost::new();
+    host.add_xrt_card(XRT, IFACE, Some(AFU));
+    let d = driver(Backend::Xrt, &host);
+    let slot = Slot::region(XRT, "0");
+    let bad = host.xclbin("bad.xclbin", OTHER_IFACE, NEW_AFU);
+    for force in [false, true] {
+        let err = d
+            .program(&request(&slot, &bad, NEW_AFU, Some(OTHER_IFACE), force))
+            .unwrap_err();
+        assert!(matches!(err, DriverError::Incompatible { .. }), "{err:?}");
+    }
+    host.set_contexts(XRT, 1);
+    let good = host.xclbin("good.xclbin", IFACE, NEW_AFU);
+    for force in [false, true] {
+        let err = d
+            .program(&request(&slot, &good, NEW_AFU, Some(IFACE), force))
+            .unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Busy { holder, .. } if holder.contains("1 open contexts")),
+            "{err:?}"
+        );
+        if force {
+            assert!(err.to_string().contains("even when forced"), "{err}");
+        }
+    }
+    assert!(host.calls().is_empty(), "{:?}", host.call_lines());
+}
+
+#[test]
+fn xrt_tool_failure_and_unchanged_tree_are_visible() {
+    let host = FakeHost::new();
+    host.add_xrt_card(XRT, IFACE, Some(AFU));
+    let x = host.xclbin("k.xclbin", IFACE, NEW_AFU);
+    let d = driver(Backend::Xrt, &host);
+    let slot = Slot::region(XRT, "0");
+    host.fault("exit_code", "3");
+    let err = d
+        .program(&request(&slot, &x, NEW_AFU, Some(IFACE), false))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::ToolFailed { code: Some(3), output, .. } if output == "injected failure"),
+        "{err:?}"
+    );
+    std::fs::remove_file(host.path().join("faults/exit_code")).unwrap();
+    host.fault("noop", "");
+    d.program(&request(&slot, &x, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(AFU));
+}
+
+#[test]
+fn xrt_read_back_uses_examine_json_from_the_output_file() {
+    let host = FakeHost::new();
+    host.add_xrt_card(XRT, IFACE, Some(AFU));
+    host.drop_xclbinuuid(XRT);
+    let loaded = driver(Backend::Xrt, &host)
+        .read_back(&Slot::region(XRT, "0"))
+        .unwrap();
+    assert_eq!(loaded, Loaded::Id(AFU));
+    let lines = host.call_lines();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with(
+            "xrt-smi examine --device 0000:b3:00.1 --report dynamic-regions --format JSON --output "
+        ),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn fake_xrt_smi_needs_an_output_file_for_json_and_will_not_overwrite() {
+    let host = FakeHost::new();
+    host.add_xrt_card(XRT, IFACE, Some(AFU));
+    let tool = host.config().xrt_smi;
+    let out = std::process::Command::new(&tool)
+        .args(["examine", "-d", XRT, "-f", "JSON"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Please specify an output file"));
+    let file = host.path().join("exists.json");
+    std::fs::write(&file, "").unwrap();
+    let out = std::process::Command::new(&tool)
+        .args(["examine", "-d", XRT, "-f", "JSON", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
+// ---------------------------------------------------------------- fpga-manager
+
+#[test]
+fn fpga_manager_programs_keeps_a_ledger_and_forgets_it_on_reboot() {
+    let host = FakeHost::new();
+    let mgr = host.add_fpga_manager(
+        "0000:03:00.0",
+        "10ee:9038",
+        "Xilinx FPGA Manager",
+        "operating",
+    );
+    let d = driver(Backend::FpgaManager, &host);
+    let devices = d.discover().unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].address, "0000:03:00.0");
+    assert_eq!(devices[0].pci_id.as_deref(), Some("10ee:9038"));
+    assert_eq!(devices[0].description, "Xilinx FPGA Manager");
+    assert!(devices[0].regions.is_empty());
+    assert!(matches!(devices[0].loaded, Loaded::Unknown(_)));
+
+    let img = host.image("full.bit.bin", b"a full bitstream");
+    let slot = Slot::device("0000:03:00.0");
+    d.program(&request(&slot, &img, AFU, None, false)).unwrap();
+    let firmware = std::fs::read_to_string(mgr.join("firmware")).unwrap();
+    assert!(
+        firmware.starts_with("fpga-sync/") && firmware.ends_with(".bin"),
+        "{firmware}"
+    );
+    let staged = host.path().join("firmware").join(&firmware);
+    assert_eq!(std::fs::read(&staged).unwrap(), b"a full bitstream");
+    assert_eq!(std::fs::read_to_string(mgr.join("flags")).unwrap(), "0");
+    // The id is the first 128 bits of the content's sha256, which names the copy.
+    let digest = &firmware["fpga-sync/".len().."fpga-sync/".len() + 32];
+    let id: Id128 = digest.parse().unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(id));
+
+    std::fs::write(mgr.join("state"), "write_err\n").unwrap();
+    assert!(
+        matches!(d.read_back(&slot).unwrap(), Loaded::Unknown(why) if why.contains("write error"))
+    );
+    std::fs::write(mgr.join("state"), "operating\n").unwrap();
+    host.set_boot_id("11111111-2222-4333-8444-555555555555");
+    assert!(
+        matches!(d.read_back(&slot).unwrap(), Loaded::Unknown(why) if why.contains("rebooted"))
+    );
+}
+
+#[test]
+fn fpga_manager_load_failure_and_busy_state_are_reported() {
+    let host = FakeHost::new();
+    let mgr = host.add_fpga_manager("0000:03:00.0", "10ee:9038", "mgr", "write error");
+    std::fs::write(mgr.join("status"), "reconfig CRC error\n").unwrap();
+    let d = driver(Backend::FpgaManager, &host);
+    let img = host.image("full.bit.bin", b"bits");
+    let slot = Slot::device("0000:03:00.0");
+    let err = d
+        .program(&request(&slot, &img, AFU, None, false))
+        .unwrap_err();
+    assert!(err.to_string().contains("reconfig CRC error"), "{err}");
+    assert!(matches!(d.read_back(&slot).unwrap(), Loaded::Unknown(_)));
+
+    std::fs::write(mgr.join("state"), "write init\n").unwrap();
+    assert!(matches!(d.discover().unwrap()[0].busy, Busy::InUse(_)));
+    let err = d
+        .program(&request(&slot, &img, AFU, None, false))
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Busy { .. }), "{err:?}");
+    let err = d
+        .program(&request(
+            &Slot::region("0000:03:00.0", "0"),
+            &img,
+            AFU,
+            None,
+            false,
+        ))
+        .unwrap_err();
+    assert!(matches!(err, DriverError::NotFound(_)), "{err:?}");
+}
+
+#[test]
+fn fpga_manager_skips_managers_without_pci_device_or_firmware_attribute() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, None); // its manager has no `firmware`
+    let soc = host
+        .sysfs()
+        .join("devices/platform/firmware:zynqmp/fpga_manager/fpga9");
+    std::fs::create_dir_all(&soc).unwrap();
+    std::fs::write(soc.join("firmware"), "").unwrap();
+    std::fs::create_dir_all(host.sysfs().join("class/fpga_manager")).unwrap();
+    std::os::unix::fs::symlink(&soc, host.sysfs().join("class/fpga_manager/fpga9")).unwrap();
+    assert!(
+        driver(Backend::FpgaManager, &host)
+            .discover()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------- sim
+
+fn sim_host() -> (FakeHost, Box<dyn Driver>) {
+    let host = FakeHost::new();
+    let root = host.config().sim_root;
+    sim::add_device(&root, DFL, "8086:09c4", "PAC A10", Some(AFU)).unwrap();
+    sim::add_region(&root, DFL, "0", Some(IFACE), None).unwrap();
+    let d = driver(Backend::Sim, &host);
+    (host, d)
+}
+
+#[test]
+fn sim_discovers_programs_and_records_calls() {
+    let (host, d) = sim_host();
+    let root = host.config().sim_root;
+    let devices = d.discover().unwrap();
+    assert_eq!(devices.len(), 1);
+    let dev = &devices[0];
+    assert_eq!(
+        (dev.pci_id.as_deref(), dev.description.as_str(), &dev.loaded),
+        (Some("8086:09c4"), "PAC A10", &Loaded::Id(AFU))
+    );
+    assert_eq!(dev.regions[0].accepts, Some(IFACE));
+    assert_eq!(dev.regions[0].loaded, Loaded::Empty);
+
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let slot = Slot::region(DFL, "0");
+    d.program(&request(&slot, &gbs, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+
+    let bad = host.gbs("bad.gbs", OTHER_IFACE, NEW_AFU);
+    let err = d
+        .program(&request(&slot, &bad, NEW_AFU, Some(OTHER_IFACE), true))
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Incompatible { .. }), "{err:?}");
+
+    let calls = sim::calls(&root);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].slot, "0000:5e:00.0 region 0");
+    assert_eq!(calls[0].result, "ok");
+    assert!(calls[1].force && calls[1].result.contains("accepts interface"));
+
+    // A whole-device opaque image is known by its digest.
+    let full = host.image("full.bin", b"raw bits");
+    d.program(&request(&Slot::device(DFL), &full, AFU, None, false))
+        .unwrap();
+    let digest = sha2::Sha256::digest(b"raw bits");
+    let expected = Id128(u128::from_be_bytes(digest[..16].try_into().unwrap()));
+    assert_eq!(
+        d.read_back(&Slot::device(DFL)).unwrap(),
+        Loaded::Id(expected)
+    );
+}
+
+#[test]
+fn sim_faults_and_power_cycle() {
+    let (host, d) = sim_host();
+    let root = host.config().sim_root;
+    let slot = Slot::region(DFL, "0");
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let req = |force| request(&slot, &gbs, NEW_AFU, Some(IFACE), force);
+
+    sim::set_fault(&root, &slot, sim::Fault::ProgramFails, true).unwrap();
+    let err = d.program(&req(false)).unwrap_err();
+    assert!(
+        matches!(&err, DriverError::ToolFailed { code: Some(1), output, .. }
+            if output == "simulated programming failure"),
+        "{err:?}"
+    );
+    sim::set_fault(&root, &slot, sim::Fault::ProgramFails, false).unwrap();
+
+    sim::set_fault(&root, &slot, sim::Fault::Busy, true).unwrap();
+    assert!(matches!(
+        d.discover().unwrap()[0].regions[0].busy,
+        Busy::InUse(_)
+    ));
+    assert!(matches!(
+        d.program(&req(false)).unwrap_err(),
+        DriverError::Busy { .. }
+    ));
+    sim::set_fault(&root, &slot, sim::Fault::Busy, false).unwrap();
+    sim::set_busy(&root, &slot, true).unwrap();
+    assert!(matches!(
+        d.program(&req(false)).unwrap_err(),
+        DriverError::Busy { .. }
+    ));
+
+    sim::set_fault(&root, &slot, sim::Fault::ReadbackDiffers, true).unwrap();
+    d.program(&req(true)).unwrap();
+    assert_eq!(
+        d.read_back(&slot).unwrap(),
+        Loaded::Id(Id128(NEW_AFU.0 ^ 1))
+    );
+    sim::set_fault(&root, &slot, sim::Fault::ReadbackDiffers, false).unwrap();
+    sim::set_busy(&root, &slot, false).unwrap();
+    d.program(&req(false)).unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+
+    sim::power_cycle(&root).unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Empty);
+    assert_eq!(d.read_back(&Slot::device(DFL)).unwrap(), Loaded::Id(AFU));
+
+    sim::set_fault(&root, &Slot::device(DFL), sim::Fault::Vanished, true).unwrap();
+    assert!(d.discover().unwrap().is_empty());
+    assert!(matches!(
+        d.program(&req(true)).unwrap_err(),
+        DriverError::NotFound(_)
+    ));
+    let results: Vec<String> = sim::calls(&root).into_iter().map(|c| c.result).collect();
+    assert_eq!(results.len(), 6, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| *r == "ok").count(),
+        2,
+        "{results:?}"
+    );
+}
+
+// ---------------------------------------------------------------- exec
+
+fn exec_host(discover_json: &str) -> (FakeHost, Box<dyn Driver>) {
+    let host = FakeHost::new();
+    let dir = host.path();
+    std::fs::write(dir.join("devices.json"), discover_json).unwrap();
+    let script = |name: &str, body: &str| {
+        let p = dir.join("bin").join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    };
+    let d = dir.display();
+    let discover = script("discover", &format!("cat {d}/devices.json"));
+    let program = script(
+        "program",
+        &format!(
+            "printf '%s\\n' \"$*\" >> {d}/exec-calls.txt\n\
+             [ -f {d}/fail ] && {{ echo 'card said no' >&2; exit 7; }}\n\
+             echo \"$4\" > {d}/loaded-$1-$2"
+        ),
+    );
+    let read_back = script(
+        "read_back",
+        &format!("cat {d}/loaded-$1-$2 2>/dev/null || true"),
+    );
+    let mut config = host.config();
+    config.exec = Some(ExecCommands {
+        discover: vec![discover],
+        program: vec![
+            program,
+            "{address}".into(),
+            "r{region}".into(),
+            "{image}".into(),
+            "{expected}".into(),
+            "{force}".into(),
+        ],
+        read_back: vec![read_back, "{address}".into(), "r{region}".into()],
+        timeout_seconds: Some(20),
+    });
+    let driver = backends::driver(Backend::Exec, &config).unwrap();
+    (host, driver)
+}
+
+const EXEC_DEVICES: &str = r#"[
+  {"address": "0000:5E:00.0", "pci_id": "8086:0B2B", "description": "site card",
+   "loaded": null, "busy": false,
+   "regions": [
+     {"name": "0", "accepts": "A5D72A3C-C8B0-4939-912C-F715E5DC10CA",
+      "loaded": "00000000000000000000000000000000", "busy": false},
+     {"name": "1", "accepts": "a5d72a3cc8b04939912cf715e5dc10ca", "loaded": null,
+      "busy": "2 open contexts"}]}]"#;
+
+#[test]
+fn exec_parses_discover_json() {
+    let (_host, d) = exec_host(EXEC_DEVICES);
+    let devices = d.discover().unwrap();
+    let dev = &devices[0];
+    assert_eq!(dev.address, DFL);
+    assert_eq!(dev.pci_id.as_deref(), Some("8086:0b2b"));
+    assert_eq!(dev.loaded, Loaded::Empty);
+    assert_eq!(dev.regions[0].accepts, Some(IFACE));
+    assert_eq!(dev.regions[0].loaded, Loaded::Empty);
+    assert_eq!(dev.regions[1].busy, Busy::InUse("2 open contexts".into()));
+}
+
+#[test]
+fn exec_substitutes_placeholders_and_gates_incompatible_and_busy() {
+    let (host, d) = exec_host(EXEC_DEVICES);
+    let dir = host.path();
+    let img = host.image("x.gbs", b"whatever");
+    let slot = Slot::region(DFL, "0");
+    d.program(&request(&slot, &img, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+    assert_eq!(d.read_back(&Slot::region(DFL, "1")).unwrap(), Loaded::Empty);
+
+    let err = d
+        .program(&request(&slot, &img, NEW_AFU, Some(OTHER_IFACE), true))
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Incompatible { .. }), "{err:?}");
+    let busy = Slot::region(DFL, "1");
+    let err = d
+        .program(&request(&busy, &img, NEW_AFU, Some(IFACE), false))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Busy { holder, .. } if holder == "2 open contexts"),
+        "{err:?}"
+    );
+    d.program(&request(&busy, &img, NEW_AFU, Some(IFACE), true))
+        .unwrap();
+    let calls = std::fs::read_to_string(dir.join("exec-calls.txt")).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            format!("{DFL} r0 {} {NEW_AFU}", img.display()),
+            format!("{DFL} r1 {} {NEW_AFU} force", img.display()),
+        ]
+    );
+
+    std::fs::write(dir.join("fail"), "").unwrap();
+    let err = d
+        .program(&request(&slot, &img, NEW_AFU, Some(IFACE), false))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::ToolFailed { code: Some(7), output, .. } if output == "card said no"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn exec_reports_bad_discover_output_as_a_parse_error() {
+    let (_host, d) = exec_host("not json");
+    assert!(matches!(
+        d.discover().unwrap_err(),
+        DriverError::Parse { .. }
+    ));
+}

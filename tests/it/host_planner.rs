@@ -1,0 +1,366 @@
+//! The host planner on plain data: what it decides for each slot from the assignment, what
+//! the card reports and what Placement holds. No hardware, no cloud.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fpga_sync::cloud::placement::Inventory;
+use fpga_sync::desired::host_group::{Backend, Offer, Policy};
+use fpga_sync::host::assignment::{SlotAssignment, Target};
+use fpga_sync::host::driver::{Busy, DeviceInfo, Loaded, RegionInfo, Slot};
+use fpga_sync::host::id::Id128;
+use fpga_sync::host::image::{ImageFormat, ImageIdentity};
+use fpga_sync::host::plan::{HostPlan, HostPlanInput, ProviderState, SlotAction, plan_host};
+use fpga_sync::host::report;
+use uuid::Uuid;
+
+const ADDR: &str = "0000:5e:00.0";
+const SHELL_UUID: u128 = 0xb1da_f096_461e_4638_a36a_db06_ffec_b638;
+const IFACE: Id128 = Id128(0xa108_d99e_87ee_4f7e_a539_a23b_77f2_b433);
+const OTHER_IFACE: Id128 = Id128(0x1111);
+const AFU: Id128 = Id128(0xedbe_210f_3a15_4660_a8c2_3085_17dc_cabf);
+
+fn aes(requires: Id128) -> Target {
+    Target {
+        name: "aes".into(),
+        bs_uuid: Uuid::from_u128(0x20d0),
+        sha256: "9".repeat(64),
+        identity: ImageIdentity {
+            format: ImageFormat::Gbs,
+            id: AFU,
+            requires: Some(requires),
+        },
+        vendor: "Intel".into(),
+        function_uuid: Uuid::from_u128(AFU.0),
+        region_uuid: Some(Uuid::from_u128(requires.0)),
+        shell_id: Some(Uuid::from_u128(SHELL_UUID)),
+        topology: Some((2, 2)),
+    }
+}
+
+fn region_assignment(target: Target, policy: Policy) -> SlotAssignment {
+    SlotAssignment {
+        slot: Slot::region(ADDR, "0"),
+        backend: Backend::Opae,
+        group: "g".into(),
+        policy,
+        bitstream: Some(target),
+        shell: None,
+        resource_class: Some("CUSTOM_FPGA_INTEL_PF".into()),
+        traits: vec!["CUSTOM_ACCELERATOR_CRYPTO".into()],
+        offer: Offer::Pf,
+    }
+}
+
+fn card(loaded: Loaded, busy: Busy) -> DeviceInfo {
+    DeviceInfo {
+        address: ADDR.into(),
+        pci_id: Some("8086:09c4".into()),
+        backend: Backend::Opae,
+        description: "PAC".into(),
+        loaded: Loaded::Unknown("FIM".into()),
+        busy: Busy::Free,
+        regions: vec![RegionInfo {
+            name: "0".into(),
+            accepts: Some(IFACE),
+            loaded,
+            busy,
+        }],
+    }
+}
+
+struct Case {
+    assignments: Vec<SlotAssignment>,
+    devices: BTreeMap<Backend, Result<Vec<DeviceInfo>, String>>,
+    providers: Vec<ProviderState>,
+    force: bool,
+    deferred: BTreeMap<Slot, String>,
+}
+
+impl Case {
+    fn new(a: SlotAssignment, device: DeviceInfo) -> Self {
+        Case {
+            assignments: vec![a],
+            devices: BTreeMap::from([(Backend::Opae, Ok(vec![device]))]),
+            providers: Vec::new(),
+            force: false,
+            deferred: BTreeMap::new(),
+        }
+    }
+
+    fn plan(&self) -> HostPlan {
+        let targets = BTreeMap::new();
+        let named = BTreeSet::from(["CUSTOM_ACCELERATOR_CRYPTO".to_owned()]);
+        plan_host(&HostPlanInput {
+            host: "compute-a01",
+            assignments: &self.assignments,
+            targets: &targets,
+            devices: &self.devices,
+            providers: Some(&self.providers),
+            named_traits: &named,
+            force: self.force,
+            deferred: &self.deferred,
+        })
+    }
+}
+
+fn provider_from(target: &report::ProviderTarget, allocations: usize) -> ProviderState {
+    ProviderState {
+        uuid: "p-uuid".into(),
+        name: target.name.clone(),
+        traits: target.traits.clone(),
+        inventories: target.inventories.clone(),
+        allocations,
+    }
+}
+
+#[test]
+fn a_slot_that_carries_its_bitstream_and_is_reported_needs_nothing() {
+    let mut case = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Id(AFU), Busy::Free),
+    );
+    let first = case.plan();
+    assert_eq!(first.slots[0].action, SlotAction::InSync { report: true });
+    let want = first.slots[0].on_success.clone().unwrap();
+    assert_eq!(want.name, "compute-a01_0000:5e:00.0");
+    assert_eq!(
+        want.inventories["CUSTOM_FPGA_INTEL_PF"],
+        Inventory {
+            total: 2,
+            reserved: 0,
+            min_unit: 1,
+            max_unit: 2,
+            step_size: 1,
+            allocation_ratio: 1.0
+        }
+    );
+    for t in [
+        report::OWNER_TRAIT,
+        report::VERIFIED_TRAIT,
+        "CUSTOM_FPGA_INTEL",
+        "CUSTOM_ACCELERATOR_CRYPTO",
+        "CUSTOM_FPGA_FUNCTION_ID_INTEL_EDBE210F3A154660A8C2308517DCCABF",
+        "CUSTOM_FPGA_REGION_INTEL_A108D99E87EE4F7EA539A23B77F2B433",
+    ] {
+        assert!(want.traits.contains(t), "{t} in {:?}", want.traits);
+    }
+    assert!(want.traits.iter().all(|t| {
+        t.len() <= 255
+            && t.starts_with("CUSTOM_")
+            && t[7..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    }));
+    // Another writer's trait on the provider does not count as a difference.
+    let mut p = provider_from(&want, 0);
+    p.traits.insert("CUSTOM_SOMEONE_ELSES".into());
+    case.providers = vec![p];
+    let second = case.plan();
+    assert_eq!(second.slots[0].action, SlotAction::InSync { report: false });
+    assert!(!second.has_changes());
+}
+
+#[test]
+fn a_partial_bitstream_for_another_interface_is_blocked_even_forced() {
+    for force in [false, true] {
+        let mut case = Case::new(
+            region_assignment(aes(OTHER_IFACE), Policy::Managed),
+            card(Loaded::Empty, Busy::Free),
+        );
+        case.force = force;
+        let plan = case.plan();
+        match &plan.slots[0].action {
+            SlotAction::Blocked { reason, .. } => {
+                assert!(reason.contains("needs interface"), "{reason}");
+                assert!(reason.contains(&IFACE.to_string()), "{reason}");
+            }
+            other => panic!("force={force}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_busy_region_or_one_with_allocations_is_programmed_only_when_forced() {
+    let busy = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Empty, Busy::InUse("SR-IOV: 2 VFs".into())),
+    );
+    assert!(
+        matches!(&busy.plan().slots[0].action, SlotAction::Blocked { reason, .. } if reason.contains("busy"))
+    );
+    let mut forced = busy;
+    forced.force = true;
+    assert_eq!(
+        forced.plan().slots[0].action,
+        SlotAction::Program {
+            drain: false,
+            forced: true
+        }
+    );
+
+    let mut allocated = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Id(Id128(7)), Busy::Free),
+    );
+    let want = allocated.plan().slots[0].on_success.clone().unwrap();
+    let mut p = provider_from(&want, 1);
+    // It was verified for another bitstream: its BS trait is not this target's.
+    p.traits
+        .retain(|t| !t.starts_with(report::BITSTREAM_TRAIT_PREFIX));
+    allocated.providers = vec![p];
+    match &allocated.plan().slots[0].action {
+        SlotAction::Blocked {
+            reason, withdraw, ..
+        } => {
+            assert!(
+                reason.contains("1 consumer(s) hold allocations"),
+                "{reason}"
+            );
+            assert!(
+                !withdraw,
+                "the old bitstream is still loaded and still true"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    allocated.force = true;
+    assert_eq!(
+        allocated.plan().slots[0].action,
+        SlotAction::Program {
+            drain: true,
+            forced: true
+        }
+    );
+}
+
+#[test]
+fn a_provider_claiming_a_bitstream_the_card_lost_is_withdrawn_when_blocked() {
+    let mut case = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Empty, Busy::Free),
+    );
+    let want = case.plan().slots[0].on_success.clone().unwrap();
+    case.providers = vec![provider_from(&want, 2)];
+    let plan = case.plan();
+    assert!(matches!(
+        plan.slots[0].action,
+        SlotAction::Blocked { withdraw: true, .. }
+    ));
+    let failure = plan.slots[0].on_failure.as_ref().unwrap();
+    assert!(failure.traits.contains(report::FAILED_TRAIT));
+    assert!(
+        !failure
+            .traits
+            .iter()
+            .any(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_"))
+    );
+    let inv = &failure.inventories["CUSTOM_FPGA_INTEL_PF"];
+    assert_eq!(inv.reserved, inv.total);
+}
+
+#[test]
+fn manual_slots_are_left_alone_and_deferred_slots_wait() {
+    let manual = Case::new(
+        region_assignment(aes(IFACE), Policy::Manual),
+        card(Loaded::Empty, Busy::Free),
+    );
+    let plan = manual.plan();
+    assert_eq!(plan.slots[0].action, SlotAction::Manual);
+    assert!(!plan.has_changes());
+
+    let mut deferred = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Empty, Busy::Free),
+    );
+    deferred.deferred.insert(
+        Slot::region(ADDR, "0"),
+        "backing off after 3 failures".into(),
+    );
+    assert!(
+        matches!(&deferred.plan().slots[0].action, SlotAction::Blocked { reason, .. } if reason == "backing off after 3 failures")
+    );
+}
+
+#[test]
+fn a_missing_shell_blocks_its_regions_on_a_card_whose_shell_is_flashed() {
+    let shell = Target {
+        name: "fim".into(),
+        bs_uuid: Uuid::from_u128(SHELL_UUID),
+        sha256: "5".repeat(64),
+        identity: ImageIdentity {
+            format: ImageFormat::Opaque,
+            id: Id128(0x53de),
+            requires: None,
+        },
+        vendor: "Intel".into(),
+        function_uuid: Uuid::from_u128(1),
+        region_uuid: None,
+        shell_id: None,
+        topology: None,
+    };
+    let mut whole = region_assignment(shell.clone(), Policy::Managed);
+    whole.slot = Slot::device(ADDR);
+    let mut region = region_assignment(aes(IFACE), Policy::Managed);
+    region.shell = Some(shell.clone());
+    let mut device = card(Loaded::Empty, Busy::Free);
+    // The card offers another interface: another FIM is flashed.
+    device.regions[0].accepts = Some(OTHER_IFACE);
+    let mut case = Case::new(whole, device);
+    case.assignments.push(region);
+    let targets = BTreeMap::from([("fim".to_owned(), shell), ("aes".to_owned(), aes(IFACE))]);
+    let named = BTreeSet::new();
+    let plan = plan_host(&HostPlanInput {
+        host: "h",
+        assignments: &case.assignments,
+        targets: &targets,
+        devices: &case.devices,
+        providers: Some(&[]),
+        named_traits: &named,
+        force: true,
+        deferred: &BTreeMap::new(),
+    });
+    assert!(
+        matches!(&plan.slots[0].action, SlotAction::Blocked { reason, .. } if reason.contains("not the shell `fim`")),
+        "{:?}",
+        plan.slots[0].action
+    );
+    assert!(
+        matches!(&plan.slots[1].action, SlotAction::Blocked { reason, .. } if reason.contains("shell is not on the device")),
+        "{:?}",
+        plan.slots[1].action
+    );
+}
+
+#[test]
+fn providers_that_are_not_fpga_syncs_are_never_touched_and_gone_devices_are_removed() {
+    let mut case = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Empty, Busy::Free),
+    );
+    let want = case.plan().slots[0].on_success.clone().unwrap();
+    let mut cyborgs = provider_from(&want, 0);
+    cyborgs.traits = BTreeSet::from(["CUSTOM_FPGA_INTEL".into()]);
+    let gone = ProviderState {
+        uuid: "gone".into(),
+        name: "compute-a01_0000:af:00.0".into(),
+        traits: BTreeSet::from([report::OWNER_TRAIT.into()]),
+        inventories: BTreeMap::new(),
+        allocations: 0,
+    };
+    let foreign = ProviderState {
+        name: "compute-a01_0000:d8:00.0".into(),
+        traits: BTreeSet::new(),
+        ..gone.clone()
+    };
+    case.providers = vec![cyborgs, gone, foreign];
+    let plan = case.plan();
+    assert!(
+        matches!(&plan.slots[0].action, SlotAction::Blocked { reason, .. } if reason.contains("fpga-sync did not create it"))
+    );
+    let removed: Vec<&str> = plan
+        .removals
+        .iter()
+        .map(|r| r.provider.name.as_str())
+        .collect();
+    assert_eq!(removed, ["compute-a01_0000:af:00.0"]);
+}
