@@ -35,7 +35,7 @@ pub struct HostGroup {
 /// `program` and `read_back`, `{address}`, `{region}` (empty for a whole device),
 /// `{image}` (the verified local file), `{expected}` (the id the slot reports once
 /// loaded, 32 hex digits) and `{force}` (`force` or empty) are replaced inside each
-/// argument.
+/// argument; an argument that expands to nothing is left out.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ExecCommands {
