@@ -20,7 +20,7 @@ use crate::reconcile::{self, SavedPlan, SnapshotFiles};
 /// Runs `apply`; returns whether everything was applied.
 pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
     if args.host.host.is_some() {
-        super::host::init_logging(crate::cli::LogFormat::Text);
+        super::host::init_logging_at(crate::cli::LogFormat::Text, "warn");
         return super::host::run(
             &args.source,
             &args.cloud,

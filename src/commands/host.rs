@@ -52,8 +52,14 @@ pub fn agent_options(host: &str, site: &str, force: bool, driver: &DriverArgs) -
 /// Sends the agent's tracing events to stderr, as text lines or JSON objects. `RUST_LOG`
 /// overrides the level (default `info`).
 pub fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info");
+}
+
+/// As [`init_logging`], with another default level: `apply --host` prints its own
+/// results, so it logs only warnings unless `RUST_LOG` asks for more.
+pub fn init_logging_at(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

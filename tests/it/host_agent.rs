@@ -296,6 +296,11 @@ async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
         "a manual device is not reported"
     );
 
+    // The central plan reads the report back as the fleet view.
+    let (code, out) = site.run(&["plan", "--repo", "."], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("verified {name}")), "{out}");
+
     // Again: the card carries it, Placement says so. No program call, no change.
     let (code, out) = site.apply_host(&host, &dirs, &[]);
     assert_eq!(code, 0, "{out}");
@@ -415,6 +420,11 @@ async fn a_failed_program_or_wrong_read_back_leaves_the_device_reserved_and_with
         assert!(
             traits.contains(&theirs),
             "{knob}: another writer's trait kept: {traits:?}"
+        );
+        let (_, fleet) = site.run(&["plan", "--repo", "."], &[]);
+        assert!(
+            fleet.contains(&format!("FAILED   {name}")),
+            "{knob}: {fleet}"
         );
         std::fs::remove_file(fake.path().join("faults").join(knob)).unwrap();
     }

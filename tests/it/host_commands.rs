@@ -1,0 +1,236 @@
+//! `devices` and `program` on the `sim` backend, and the `exec` backend's missing
+//! commands as bad input: no cloud needed (`program` of a local file never connects).
+
+use std::path::Path;
+use std::process::Command;
+
+use fpga_sync::host::backends::sim;
+use fpga_sync::host::id::Id128;
+
+const IFACE: Id128 = Id128(0xa108_d99e_87ee_4f7e_a539_a23b_77f2_b433);
+const OTHER: Id128 = Id128(0x77);
+const MANAGED: &str = "0000:5e:00.0";
+const MANUAL: &str = "0000:3b:00.0";
+
+fn gbs(interface: Id128, afu: Id128) -> Vec<u8> {
+    let meta = serde_json::json!({"version": 1, "afu-image": {"magic-no": 488_605_312u64,
+        "interface-uuid": interface.dashed(),
+        "accelerator-clusters": [{"name": "x", "accelerator-type-uuid": afu.dashed()}]}})
+    .to_string();
+    let mut out = b"XeonFPGA\xb7GBSv001".to_vec();
+    out.extend((meta.len() as u32).to_le_bytes());
+    out.extend(meta.as_bytes());
+    out.extend([7u8; 512]);
+    out
+}
+
+/// A site with a managed and a manual device on host `dev-01`, and a sim tree.
+fn bench() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("repo/files")).unwrap();
+    std::fs::write(p.join("repo/files/shell.bin"), "shell").unwrap();
+    std::fs::write(p.join("repo/files/aes.gbs"), gbs(IFACE, Id128(0xaa))).unwrap();
+    std::fs::write(p.join("mine.gbs"), gbs(IFACE, Id128(0xbb))).unwrap();
+    std::fs::write(p.join("wrong.gbs"), gbs(OTHER, Id128(0xcc))).unwrap();
+    let meta = |uuid: &str, shell: &str, extra: &str| {
+        format!(
+            "metadata:\n  bs-name: x\n  bs-uuid: {uuid}\n  vendor: Intel\n  board: PAC\n{shell}  version: \"1\"\n  driver_ver: \"1\"\n  driver_path: /opt\n  function_uuid: 00000000-0000-4000-8000-0000000000aa\n{extra}"
+        )
+    };
+    let docs = format!(
+        "apiVersion: fpga-sync/v1\nkind: Bitstream\nname: shell\nfile: files/shell.bin\n{}---\napiVersion: fpga-sync/v1\nkind: Bitstream\nname: aes\nfile: files/aes.gbs\n{}---\napiVersion: fpga-sync/v1\nkind: HostGroup\nname: bench\nhosts: [dev-01]\nbackend: sim\ndevices:\n  - address: \"{MANAGED}\"\n    bitstream: shell\n  - address: \"{MANAGED}\"\n    region: \"0\"\n    bitstream: aes\n  - address: \"{MANUAL}\"\n    policy: manual\n",
+        meta("11111111-0000-4000-8000-000000000001", "", ""),
+        meta(
+            "11111111-0000-4000-8000-000000000002",
+            "  shell_id: 11111111-0000-4000-8000-000000000001\n",
+            &format!("  region_uuid: {}\n", IFACE.dashed())
+        ),
+    );
+    std::fs::write(p.join("repo/site.yaml"), docs).unwrap();
+    let root = p.join("sim");
+    for address in [MANAGED, MANUAL] {
+        sim::add_device(&root, address, "8086:09c4", "sim PAC", None).unwrap();
+        sim::add_region(&root, address, "0", Some(IFACE), None).unwrap();
+    }
+    dir
+}
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
+        .args(args)
+        .args([
+            "--repo",
+            "repo",
+            "--sim-root",
+            "sim",
+            "--state-dir",
+            "state",
+        ])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("FPGA_SYNC_CACHE_DIR", dir.join("cache"))
+        .env_remove("FPGA_SYNC_HOST")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn afu(dir: &Path, address: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("sim/devices/{address}/regions/0/afu_id")))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn devices_lists_what_the_backend_sees() {
+    let dir = bench();
+    let (code, out) = run(
+        dir.path(),
+        &["devices", "--host", "dev-01", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let devices = json["sim"]["devices"].as_array().unwrap();
+    let addresses: Vec<&str> = devices
+        .iter()
+        .map(|d| d["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses, [MANUAL, MANAGED]);
+    assert_eq!(devices[1]["pci_id"], "8086:09c4");
+    assert_eq!(devices[1]["regions"][0]["accepts"], IFACE.to_string());
+    assert_eq!(devices[1]["regions"][0]["loaded"]["state"], "empty");
+
+    let (code, out) = run(dir.path(), &["devices"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--backend"), "{out}");
+}
+
+#[test]
+fn program_loads_a_manual_device_and_refuses_managed_or_incompatible_ones() {
+    let dir = bench();
+    let d = dir.path();
+    let (code, out) = run(
+        d,
+        &[
+            "program",
+            "--host",
+            "dev-01",
+            "--device",
+            MANUAL,
+            "--region",
+            "0",
+            "--bitstream",
+            "mine.gbs",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("read it back"), "{out}");
+    assert_eq!(afu(d, MANUAL), Id128(0xbb).to_string());
+
+    let (code, out) = run(
+        d,
+        &[
+            "program",
+            "--host",
+            "dev-01",
+            "--device",
+            MANAGED,
+            "--region",
+            "0",
+            "--bitstream",
+            "mine.gbs",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is managed by host group `bench`"), "{out}");
+    assert!(out.contains("policy: manual"), "{out}");
+    assert_eq!(afu(d, MANAGED), "");
+
+    let calls = sim::calls(&d.join("sim")).len();
+    for device in [MANUAL, MANAGED] {
+        let (code, out) = run(
+            d,
+            &[
+                "program",
+                "--host",
+                "dev-01",
+                "--device",
+                device,
+                "--region",
+                "0",
+                "--bitstream",
+                "wrong.gbs",
+                "--force",
+            ],
+        );
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("needs interface"), "{out}");
+    }
+    assert_eq!(
+        sim::calls(&d.join("sim")).len(),
+        calls,
+        "no program call for an incompatible image"
+    );
+
+    let (code, out) = run(
+        d,
+        &[
+            "program",
+            "--host",
+            "dev-01",
+            "--device",
+            MANAGED,
+            "--region",
+            "0",
+            "--bitstream",
+            "mine.gbs",
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(afu(d, MANAGED), Id128(0xbb).to_string());
+
+    let (code, out) = run(
+        d,
+        &["program", "--device", MANUAL, "--bitstream", "mine.gbs"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("needs `--host`"), "{out}");
+}
+
+#[test]
+fn an_exec_group_without_commands_is_bad_input() {
+    let dir = bench();
+    let path = dir.path().join("repo/site.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("backend: sim", "backend: exec")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
+        .args(["validate", "--repo", "repo"])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("FPGA_SYNC_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the `exec` backend needs an `exec:` section"),
+        "{err}"
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("backend:"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("site.yaml:{line}:10")), "{err}");
+    assert!(err.contains("help: add `exec: {discover:"), "{err}");
+}
