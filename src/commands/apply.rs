@@ -29,6 +29,7 @@ pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
             true,
             args.auto_approve,
             false,
+            false,
             color,
         )
         .map(|code| code == 0);

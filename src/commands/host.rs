@@ -88,6 +88,7 @@ pub fn run(
     apply: bool,
     auto_approve: bool,
     detailed_exitcode: bool,
+    json: bool,
     color: bool,
 ) -> std::io::Result<u8> {
     let host = args.host.as_deref().expect("called with --host");
@@ -114,7 +115,12 @@ pub fn run(
         );
         let text = render::human(&observation.plan, &observation.problems, &head);
         if !apply {
-            print!("{text}");
+            if json {
+                let value = render::json(&observation.plan, &observation.problems);
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            } else {
+                print!("{text}");
+            }
             return Ok(match (detailed_exitcode, observation.plan.has_changes()) {
                 (true, true) => 2,
                 _ => 0,

@@ -81,6 +81,7 @@ pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
             false,
             false,
             args.detailed_exitcode,
+            args.format == PlanFormat::Json,
             color,
         );
     }

@@ -115,6 +115,35 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
     out
 }
 
+/// The plan as JSON (`plan --host --format json`): `{"format_version": 1, "host",
+/// "slots": [{"slot", "backend", "bitstream", "current", "provider", "action"}],
+/// "removals": [provider names], "problems": [...]}`; `action` is tagged by `action`:
+/// `manual`, `in-sync` (`report`), `shell-checked` (`proven`), `program` (`drain`,
+/// `forced`), `blocked` (`reason`, `help`, `withdraw`).
+pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
+    let slots: Vec<serde_json::Value> = plan
+        .slots
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "slot": s.assignment.slot,
+                "backend": s.assignment.backend,
+                "bitstream": s.assignment.bitstream.as_ref().map(|t| &t.name),
+                "current": s.current,
+                "provider": s.provider_name,
+                "action": s.action,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "format_version": 1,
+        "host": plan.host,
+        "slots": slots,
+        "removals": plan.removals.iter().map(|r| &r.provider.name).collect::<Vec<_>>(),
+        "problems": problems,
+    })
+}
+
 /// The statuses of a plan that needs no change.
 pub fn statuses(plan: &HostPlan) -> Vec<SlotStatus> {
     plan.slots

@@ -305,6 +305,22 @@ async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
     let (code, out) = site.apply_host(&host, &dirs, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Nothing to program or report"), "{out}");
+    let mut args = vec!["plan", "--repo", ".", "--host", &host, "--format", "json"];
+    args.push("--detailed-exitcode");
+    let (code, out) = site.run(&args, &dirs.env());
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = json["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"]["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["manual", "shell-checked", "in-sync"], "{out}");
+    assert_eq!(
+        json["slots"][2]["current"]["detail"],
+        site.afu[0].to_string()
+    );
     assert_eq!(fake.calls().len(), 1, "{:?}", fake.call_lines());
 }
 
