@@ -340,7 +340,9 @@ pub struct WatchArgs {
     /// A full reconcile at least this often, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub resync_every: u64,
-    /// The longest backoff of a failing device, in seconds.
+    /// The longest backoff of a failing device, in seconds. A device that fails is
+    /// retried after min(10 s, `--verify-every`), then twice as long each time up to this;
+    /// a repository change retries it at once.
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     pub max_backoff: u64,
     /// Program devices that are in use.

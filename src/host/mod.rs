@@ -19,3 +19,4 @@ pub mod render;
 pub mod report;
 pub mod status;
 pub mod targets;
+pub mod watch;

@@ -488,6 +488,13 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
         .unwrap()
         .set_len(384 * 1024 * 1024)
         .unwrap();
+    let before: std::collections::BTreeSet<std::ffi::OsString> =
+        std::fs::read_dir(local_cloud().state.join("noauth-glance/images"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
         .args([
             "apply",
@@ -510,26 +517,34 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
     let session = local_cloud().session(NOAUTH).await;
     let glance = fpga_sync::cloud::glance::Glance::new(&session);
     let name = format!("aes-{}", repo.lower());
-    let mut seen = None;
+    // The single Glance worker is busy with the upload, so the API cannot show it in
+    // progress; Glance's file store can: a new file that grows is this upload.
+    let store = local_cloud().state.join("noauth-glance/images");
+    let mut growing = None;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while seen.is_none() && std::time::Instant::now() < deadline {
-        let images = glance.images(&[repo.token.as_str()]).await.unwrap();
-        seen = images
+    while growing.is_none() && std::time::Instant::now() < deadline {
+        growing = std::fs::read_dir(&store)
             .into_iter()
-            .find(|i| i.name.as_deref() == Some(&name) && i.status != "active");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            .flatten()
+            .flatten()
+            .filter(|e| !before.contains(&e.file_name()))
+            .find(|e| e.metadata().is_ok_and(|m| m.len() >= 16 << 20))
+            .map(|e| e.file_name().to_string_lossy().into_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
     let log =
         || std::fs::read_to_string(repo.site.path().join("killed-apply.log")).unwrap_or_default();
-    let half = seen.unwrap_or_else(|| {
+    let id = growing.unwrap_or_else(|| {
         panic!(
-            "the upload never showed in Glance; the apply said:\n{}",
+            "the upload never reached Glance's store; the apply said:\n{}",
             log()
         )
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let half = glance.image(&id).await.unwrap();
+    assert_eq!(half.name.as_deref(), Some(name.as_str()));
+    assert_ne!(half.status, "active", "killed halfway: {}", log());
     let left = glance.image(&half.id).await.unwrap();
     assert_ne!(
         left.properties()["fpga_sync_state"],

@@ -1,0 +1,628 @@
+//! `fpga-sync watch` end to end, through the binary, with the `sim` backend against the
+//! real local cloud: a power cycle that lost a region's bitstream is repaired by the next
+//! read-back (exactly one more program call) and Placement gets the function back; a
+//! commit to a local checkout is reconciled within seconds (file notifications), SIGTERM
+//! stops the service with exit 0 and JSON log lines; a remote is polled; a device whose
+//! programming fails backs off with growing intervals until the repository changes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fpga_sync::cloud::placement::Placement;
+use fpga_sync::host::backends::sim::{self, Fault};
+use fpga_sync::host::driver::Slot;
+use fpga_sync::host::id::Id128;
+use fpga_sync::host::placement_sync::device_providers;
+use fpga_sync::host::report::VERIFIED_TRAIT;
+use fpga_sync::host::status::SlotState;
+use fpga_sync::host::watch::{Trigger, WatchStatus};
+use git2::Repository;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+use crate::support::Site;
+use crate::support::cloud::{NOAUTH, local_cloud, unique};
+
+const ADDRESS: &str = "0000:5e:00.0";
+
+fn region() -> Slot {
+    Slot::region(ADDRESS, "0")
+}
+
+/// A site repository in git assigning `afu-v1` to region 0 of one simulated card on one
+/// host, whose images are in Glance and whose compute node is in Placement.
+struct HostSite {
+    site: Site,
+    git: Repository,
+    token: String,
+    host: String,
+    compute_node: String,
+    /// The agent's state folder, the sim tree and the source cache.
+    state: TempDir,
+}
+
+fn bitstreams(t: &str) -> String {
+    let lower = t.to_ascii_lowercase();
+    let uuid = |n: u8| {
+        format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            u32::from_str_radix(&lower[lower.len() - 8..], 16).unwrap_or(0),
+            n
+        )
+    };
+    let afu = |name: &str, file: &str, bs: u8, function: u8| {
+        format!(
+            "---\napiVersion: fpga-sync/v1\nkind: Bitstream\nname: {name}\nfile: {file}\nmetadata:\n  bs-name: {name}\n  bs-uuid: {b}\n  vendor: Intel\n  board: PAC-A10\n  shell_id: {s}\n  version: \"1.0\"\n  driver_ver: \"2.1\"\n  driver_path: /opt/opae\n  function_uuid: {f}\n",
+            b = uuid(bs),
+            s = uuid(1),
+            f = uuid(function)
+        )
+    };
+    format!(
+        "apiVersion: fpga-sync/v1\nkind: Bitstream\nname: shell-{lower}\nfile: files/shell.bin\nmetadata:\n  bs-name: shell\n  bs-uuid: {s}\n  vendor: Intel\n  board: PAC-A10\n  version: \"1.0\"\n  driver_ver: \"2.1\"\n  driver_path: /opt/opae\n  function_uuid: {f}\n{v1}{v2}",
+        s = uuid(1),
+        f = uuid(2),
+        v1 = afu(&format!("afu1-{lower}"), "files/afu-v1.bin", 3, 4),
+        v2 = afu(&format!("afu2-{lower}"), "files/afu-v2.bin", 5, 6),
+    )
+}
+
+fn hosts(token: &str, host: &str, bitstream: &str) -> String {
+    let lower = token.to_ascii_lowercase();
+    format!(
+        "apiVersion: fpga-sync/v1\nkind: HostGroup\nname: sim-rack\nhosts: [{host}]\nbackend: sim\ndevices:\n  - address: \"{ADDRESS}\"\n    region: \"0\"\n    bitstream: {bitstream}\n    shell: shell-{lower}\n"
+    )
+}
+
+/// The id the simulated card reports for an opaque image: its sha256's first 128 bits.
+fn opaque_id(content: &str) -> Id128 {
+    let hex: String = Sha256::digest(content.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Id128::from_sha256_hex(&hex).unwrap()
+}
+
+impl HostSite {
+    async fn new() -> HostSite {
+        let site = Site::new();
+        let token = unique("WATCH");
+        let host = unique("wh").to_lowercase().replace('_', "-");
+        let shell = format!("shell {token}\n");
+        site.write("state/files/shell.bin", &shell)
+            .write("state/files/afu-v1.bin", format!("afu one {token}\n"))
+            .write("state/files/afu-v2.bin", format!("afu two {token}\n"))
+            .write("state/bitstreams.yaml", bitstreams(&token))
+            .write(
+                "state/hosts.yaml",
+                hosts(
+                    &token,
+                    &host,
+                    &format!("afu1-{}", token.to_ascii_lowercase()),
+                ),
+            );
+        let git = Repository::init(site.path()).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let session = local_cloud().session(NOAUTH).await;
+        let compute_node = Placement::new(&session)
+            .create_provider(&host, None, None)
+            .await
+            .unwrap()
+            .uuid;
+        let me = HostSite {
+            site,
+            git,
+            token,
+            host,
+            compute_node,
+            state,
+        };
+        me.commit("initial");
+        sim::add_device(
+            &me.sim(),
+            ADDRESS,
+            "8086:09c4",
+            "simulated PAC",
+            Some(opaque_id(&shell)),
+        )
+        .unwrap();
+        sim::add_region(&me.sim(), ADDRESS, "0", None, None).unwrap();
+        // The images reach Glance through the central apply.
+        let out = me
+            .command(&["apply", "--dir", "state", "--auto-approve"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "central apply: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        me
+    }
+
+    /// The first AFU's name.
+    fn v1(&self) -> String {
+        format!("afu1-{}", self.token.to_ascii_lowercase())
+    }
+
+    /// The second AFU's name.
+    fn v2(&self) -> String {
+        format!("afu2-{}", self.token.to_ascii_lowercase())
+    }
+
+    fn sim(&self) -> PathBuf {
+        self.state.path().join("sim")
+    }
+
+    fn status_file(&self) -> PathBuf {
+        self.state.path().join("agent/status.json")
+    }
+
+    fn status(&self) -> Option<WatchStatus> {
+        WatchStatus::read(&self.status_file())
+    }
+
+    fn calls(&self) -> usize {
+        sim::calls(&self.sim()).len()
+    }
+
+    fn assign(&self, bitstream: &str) {
+        self.site.write(
+            "state/hosts.yaml",
+            hosts(&self.token, &self.host, bitstream),
+        );
+    }
+
+    fn commit(&self, message: &str) {
+        let mut index = self.git.index().unwrap();
+        index
+            .add_all(["state"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
+        index.update_all(["state"], None).unwrap();
+        index.write().unwrap();
+        let tree = self.git.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@invalid").unwrap();
+        let parent = self.git.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        self.git
+            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fpga-sync"));
+        command
+            .args(args)
+            .current_dir(self.site.path())
+            .envs(local_cloud().os_env())
+            .env("OS_CLOUD", NOAUTH)
+            .env("FPGA_SYNC_SITE", &self.token)
+            .env(
+                "FPGA_SYNC_CACHE_DIR",
+                self.state.path().join("source-cache"),
+            )
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Starts `watch` for this host in the background; `repo` is `--repo`.
+    fn watch(&self, repo: &str, extra: &[&str]) -> Watch {
+        let stderr = self
+            .state
+            .path()
+            .join(format!("watch-{}.log", unique("run")));
+        let status = self.status_file();
+        let agent = self.state.path().join("agent");
+        let sim = self.sim();
+        let mut args = vec![
+            "watch",
+            "--repo",
+            repo,
+            "--dir",
+            "state",
+            "--host",
+            &self.host,
+            "--state-dir",
+            agent.to_str().unwrap(),
+            "--sim-root",
+            sim.to_str().unwrap(),
+            "--status-file",
+            status.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let child = self
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Watch {
+            child: Some(child),
+            stderr,
+        }
+    }
+
+    /// The slot's status once `check` holds for the whole status, within `secs`.
+    fn wait_status(
+        &self,
+        secs: u64,
+        what: &str,
+        check: impl Fn(&WatchStatus) -> bool,
+    ) -> WatchStatus {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.status()
+                && check(&s)
+            {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no status with {what} within {secs} s; last: {:#?}",
+                self.status()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    async fn provider_traits(&self) -> Vec<String> {
+        let session = local_cloud().session(NOAUTH).await;
+        let providers = device_providers(&Placement::new(&session), &self.compute_node)
+            .await
+            .unwrap();
+        assert_eq!(providers.len(), 1, "{providers:#?}");
+        providers[0].traits.iter().cloned().collect()
+    }
+}
+
+/// The slot carries `bitstream`, verified.
+fn verified(status: &WatchStatus, bitstream: &str) -> bool {
+    status.status.error.is_none()
+        && status.status.slots.iter().any(|s| {
+            s.slot == region()
+                && s.state == SlotState::Verified
+                && s.bitstream.as_deref() == Some(bitstream)
+        })
+}
+
+/// A running `watch`; killed if the test ends without stopping it.
+struct Watch {
+    child: Option<Child>,
+    stderr: PathBuf,
+}
+
+impl Watch {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code and the log.
+    fn terminate(&mut self) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), self.log());
+            }
+            if Instant::now() > deadline {
+                child.kill().ok();
+                panic!("watch did not stop within 30 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait(&mut self, secs: u64) -> (Option<i32>, String) {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), self.log());
+            }
+            if Instant::now() > deadline {
+                child.kill().ok();
+                panic!("watch did not end within {secs} s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+            eprintln!("watch log:\n{}", self.log());
+        }
+    }
+}
+
+fn afu_id(sim: &Path) -> String {
+    std::fs::read_to_string(sim.join("devices").join(ADDRESS).join("regions/0/afu_id"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_power_cycle_is_repaired_by_the_next_read_back() {
+    let site = HostSite::new().await;
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    let mut watch = site.watch(&repo, &["--verify-every", "1"]);
+    let first = site.wait_status(60, "afu-v1 verified", |s| verified(s, &site.v1()));
+    assert_eq!(first.trigger, Trigger::Startup);
+    assert_eq!(site.calls(), 1, "{}", watch.log());
+    let loaded = afu_id(&site.sim());
+    assert!(!loaded.is_empty());
+    let traits = site.provider_traits().await;
+    assert!(traits.iter().any(|t| t == VERIFIED_TRAIT), "{traits:?}");
+    assert!(
+        traits
+            .iter()
+            .any(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_INTEL_")),
+        "{traits:?}"
+    );
+
+    sim::power_cycle(&site.sim()).unwrap();
+    let cycled = fpga_sync::host::status::now();
+    assert_eq!(afu_id(&site.sim()), "");
+    site.wait_status(30, "a read-back after the power cycle", |s| {
+        s.status.finished_at > cycled && verified(s, &site.v1()) && s.trigger == Trigger::Verify
+    });
+    // The pass that repaired it, and the read-backs after it, make exactly one call.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while afu_id(&site.sim()) != loaded {
+        assert!(Instant::now() < deadline, "{}", watch.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let passes = site.status().unwrap().passes;
+    site.wait_status(30, "two more read-backs", |s| s.passes >= passes + 2);
+    assert_eq!(
+        site.calls(),
+        2,
+        "exactly one more program call: {}",
+        watch.log()
+    );
+    let traits = site.provider_traits().await;
+    assert!(traits.iter().any(|t| t == VERIFIED_TRAIT), "{traits:?}");
+    assert!(
+        traits
+            .iter()
+            .any(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_INTEL_")),
+        "{traits:?}"
+    );
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_to_a_local_checkout_is_reconciled_within_seconds_and_sigterm_stops_cleanly() {
+    let site = HostSite::new().await;
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    let mut watch = site.watch(
+        &repo,
+        &[
+            "--verify-every",
+            "300",
+            "--debounce",
+            "200",
+            "--log-format",
+            "json",
+        ],
+    );
+    site.wait_status(60, "afu-v1 verified", |s| verified(s, &site.v1()));
+
+    // A change of the work tree alone is not a commit: no pass.
+    let passes = site.status().unwrap().passes;
+    site.assign(&site.v2());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(site.status().unwrap().passes, passes, "{}", watch.log());
+
+    let committed = Instant::now();
+    site.commit("afu v2");
+    let status = site.wait_status(60, "afu-v2 verified", |s| verified(s, &site.v2()));
+    let latency = committed.elapsed();
+    assert_eq!(status.trigger, Trigger::Repository);
+    assert!(latency < Duration::from_secs(15), "took {latency:?}");
+    assert_eq!(
+        status.status.commit.as_deref(),
+        Some(
+            site.git
+                .head()
+                .unwrap()
+                .target()
+                .unwrap()
+                .to_string()
+                .as_str()
+        )
+    );
+    assert_eq!(site.calls(), 2);
+
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let mut stopping = false;
+    for line in log.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{log}"));
+        stopping |= event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("stopping"));
+    }
+    assert!(stopping, "a `stopping` event: {log}");
+    assert!(
+        log.contains("\"trigger\":\"repository\"") && log.contains("\"message\":\"pass finished\""),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_is_polled_and_its_new_commit_reconciled() {
+    let site = HostSite::new().await;
+    let url = format!("file://{}", site.site.path().display());
+    let mut watch = site.watch(&url, &["--poll", "2", "--verify-every", "300"]);
+    site.wait_status(60, "afu-v1 verified", |s| verified(s, &site.v1()));
+    // Polls that find the same commit run no pass.
+    let passes = site.status().unwrap().passes;
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(site.status().unwrap().passes, passes, "{}", watch.log());
+
+    site.assign(&site.v2());
+    let committed = Instant::now();
+    site.commit("afu v2");
+    let status = site.wait_status(60, "afu-v2 verified", |s| verified(s, &site.v2()));
+    let latency = committed.elapsed();
+    assert_eq!(status.trigger, Trigger::Poll);
+    // Poll (2 s) + jitter (≤ 0.4 s) + the pass.
+    assert!(latency < Duration::from_secs(12), "took {latency:?}");
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_device_backs_off_until_the_repository_changes() {
+    let site = HostSite::new().await;
+    sim::set_fault(&site.sim(), &region(), Fault::ProgramFails, true).unwrap();
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    // Backoff base = min(10 s, verify-every) = 1 s: attempts 1, 2, 4, 8 s apart.
+    let mut watch = site.watch(&repo, &["--verify-every", "1", "--max-backoff", "30"]);
+
+    // When each program call happened.
+    let started = Instant::now();
+    let mut times = Vec::new();
+    let mut deferred_seen = false;
+    while times.len() < 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{times:?}\n{}",
+            watch.log()
+        );
+        let n = site.calls();
+        while times.len() < n {
+            times.push(started.elapsed());
+        }
+        if let Some(s) = site.status()
+            && s.status.slots.iter().any(|s| {
+                s.slot == region()
+                    && s.state == SlotState::Blocked
+                    && s.message.contains("backing off after")
+                    && s.message.contains("next attempt at")
+            })
+        {
+            deferred_seen = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        deferred_seen,
+        "a status showing the deferral: {}",
+        watch.log()
+    );
+    let gaps: Vec<f64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    // Each attempt waits at least its backoff (1, 2, 4 s after the failure ends), and not
+    // much longer (one pass and the polling here, slow on a busy machine).
+    for (gap, nominal) in gaps.iter().zip([1.0, 2.0, 4.0]) {
+        assert!(
+            *gap >= nominal && *gap < nominal + 4.0,
+            "growing intervals 1, 2, 4 s: {gaps:?}\n{}",
+            watch.log()
+        );
+    }
+    // The status of the pass that made the fourth call.
+    let status = site.wait_status(10, "the fourth attempt recorded", |s| {
+        s.backoff.first().is_some_and(|b| b.attempts >= 4)
+    });
+    let slot = status
+        .status
+        .slots
+        .iter()
+        .find(|s| s.slot == region())
+        .unwrap();
+    assert!(
+        slot.failures as usize >= site.calls() && status.passes as usize > site.calls() + 2,
+        "read back every tick, programmed only after the backoff: {status:#?}"
+    );
+    assert_eq!(status.backoff.len(), 1, "{status:#?}");
+
+    // Fixed, and a commit: retried at once although the backoff has 8 s to go.
+    sim::set_fault(&site.sim(), &region(), Fault::ProgramFails, false).unwrap();
+    site.site.write(
+        "state/hosts.yaml",
+        hosts(&site.token, &site.host, &site.v1()) + "# fixed\n",
+    );
+    let committed = Instant::now();
+    site.commit("retry");
+    let status = site.wait_status(30, "afu-v1 verified", |s| verified(s, &site.v1()));
+    assert!(
+        committed.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        committed.elapsed()
+    );
+    assert!(status.backoff.is_empty());
+    assert_eq!(
+        status
+            .status
+            .slots
+            .iter()
+            .find(|s| s.slot == region())
+            .unwrap()
+            .failures,
+        0
+    );
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn max_runs_ends_the_service_after_that_many_passes() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let site = runtime.block_on(HostSite::new());
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    let mut watch = site.watch(&repo, &["--verify-every", "1", "--max-runs", "2"]);
+    let (code, log) = watch.wait(60);
+    assert_eq!(code, Some(0), "{log}");
+    let status = site.status().unwrap();
+    assert_eq!(status.passes, 2, "{log}");
+    assert_eq!(status.trigger, Trigger::Verify);
+    assert!(verified(&status, &site.v1()), "{status:#?}");
+    assert_eq!(site.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_worktree_an_edit_of_the_state_folder_is_reconciled() {
+    let site = HostSite::new().await;
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    let mut watch = site.watch(
+        &repo,
+        &["--worktree", "--verify-every", "300", "--debounce", "200"],
+    );
+    site.wait_status(60, "afu-v1 verified", |s| verified(s, &site.v1()));
+    let edited = Instant::now();
+    site.assign(&site.v2());
+    let status = site.wait_status(60, "afu-v2 verified", |s| verified(s, &site.v2()));
+    assert!(
+        edited.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        edited.elapsed()
+    );
+    assert_eq!(status.trigger, Trigger::Repository);
+    assert_eq!(status.status.commit, None, "files on disk");
+    // Rewriting the same content is no change.
+    let passes = status.passes;
+    site.assign(&site.v2());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(site.status().unwrap().passes, passes, "{}", watch.log());
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
