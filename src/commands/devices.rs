@@ -8,24 +8,7 @@ use crate::cli::{DevicesArgs, TableFormat};
 use crate::desired::host_group::Backend;
 use crate::host::agent;
 use crate::host::backends;
-use crate::host::driver::{Busy, Loaded};
 use crate::reconcile;
-
-fn loaded(l: &Loaded) -> String {
-    match l {
-        Loaded::Empty => "-".into(),
-        Loaded::Id(id) => id.to_string(),
-        Loaded::Unknown(why) => format!("unknown: {why}"),
-    }
-}
-
-fn busy(b: &Busy) -> String {
-    match b {
-        Busy::Free => "free".into(),
-        Busy::InUse(who) => format!("in use: {who}"),
-        Busy::Unknown(why) => format!("unknown: {why}"),
-    }
-}
 
 /// Runs `devices`; returns the exit code.
 pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
@@ -124,16 +107,16 @@ pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
                         d.address,
                         d.pci_id.as_deref().unwrap_or("-"),
                         d.description,
-                        loaded(&d.loaded),
-                        busy(&d.busy)
+                        d.loaded,
+                        d.busy
                     );
                     for r in &d.regions {
                         println!(
                             "    region {:<4} accepts {}  carries {}  {}",
                             r.name,
                             r.accepts.map_or("-".into(), |a| a.to_string()),
-                            loaded(&r.loaded),
-                            busy(&r.busy)
+                            r.loaded,
+                            r.busy
                         );
                     }
                 }

@@ -2,9 +2,9 @@
 //! repository bitstream (fetched from Glance into the verified cache) or a local file into
 //! one device or region and reads it back. The repository's host groups decide whether the
 //! device may be touched: `manual` devices may; managed ones only with `--force` (the next
-//! reconcile puts the assigned bitstream back). The interface check is never skipped.
-//! Placement is not written: a manual device reports nothing. I/O: source, Glance, the
-//! drivers, the bitstream cache, stderr.
+//! reconcile puts the assigned bitstream back, and until then its provider is drained).
+//! The interface check is never skipped. A manual device's provider is never written.
+//! I/O: source, Glance and Placement, the drivers, the bitstream cache, stderr.
 
 use std::path::Path;
 
@@ -150,6 +150,10 @@ async fn program(args: &ProgramArgs) -> Result<String, Failure> {
         force: args.force,
         timeout: options.timeout,
     };
+    let managed = assigned.is_some_and(|a| a.policy == Policy::Managed);
+    if managed {
+        withdraw(args, &loaded, &options, &drivers, &slot).await?;
+    }
     tokio::task::block_in_place(|| driver.program(&request)).map_err(|e| {
         fail(
             format!("programming {slot} failed: {e}"),
@@ -174,6 +178,79 @@ async fn program(args: &ProgramArgs) -> Result<String, Failure> {
     }
 }
 
+/// Before a managed slot is programmed by hand, its provider is drained (everything
+/// reserved, function traits withdrawn), as the host agent does: the scheduler must not
+/// see the assigned bitstream's traits while the card carries something else. The next
+/// reconcile programs the assigned bitstream again and reports it.
+async fn withdraw(
+    args: &ProgramArgs,
+    loaded: &reconcile::Loaded,
+    options: &crate::host::agent::AgentOptions,
+    drivers: &std::collections::BTreeMap<
+        crate::desired::host_group::Backend,
+        Box<dyn crate::host::driver::Driver>,
+    >,
+    slot: &Slot,
+) -> Result<(), Failure> {
+    let not_programmed = "not programmed: the provider of a managed device must be drained first";
+    let session = super::connect(&args.cloud).await.map_err(|d| {
+        fail(
+            format!("{}; {not_programmed}", d.message),
+            "check `--os-cloud` / OS_CLOUD",
+        )
+    })?;
+    let placement = crate::cloud::placement::Placement::new(&session);
+    let observation = agent::observe(loaded, options, drivers, &placement)
+        .await
+        .map_err(|e| {
+            fail(
+                format!("{e}; {not_programmed}"),
+                "check that the host's compute node is in Placement",
+            )
+        })?;
+    let Some(plan) = observation
+        .plan
+        .slots
+        .iter()
+        .find(|s| &s.assignment.slot == slot)
+    else {
+        return Ok(());
+    };
+    let (Some(provider), Some(draining)) = (&plan.provider, &plan.on_failure) else {
+        return Ok(());
+    };
+    let traits = draining
+        .traits
+        .iter()
+        .filter(|t| *t != crate::host::report::FAILED_TRAIT)
+        .cloned()
+        .collect();
+    crate::host::placement_sync::write_device_provider(
+        &placement,
+        &observation.compute_node,
+        Some(&crate::host::placement_sync::DeviceProvider::from(provider)),
+        &draining.name,
+        &traits,
+        &draining.inventories,
+        crate::host::report::owned_traits(&observation.named_traits),
+    )
+    .await
+    .map_err(|e| {
+        fail(
+            format!(
+                "draining provider `{}` failed: {e}; {not_programmed}",
+                provider.name
+            ),
+            "try again",
+        )
+    })?;
+    eprintln!(
+        "drained provider `{}`: reserved, function traits withdrawn until the next reconcile",
+        provider.name
+    );
+    Ok(())
+}
+
 /// The local file to program, what it says about itself, and its name for messages.
 async fn image_for(
     args: &ProgramArgs,
@@ -183,16 +260,12 @@ async fn image_for(
 ) -> Result<(std::path::PathBuf, ImageIdentity, String), Failure> {
     let as_file = Path::new(&args.bitstream);
     if as_file.is_file() && !loaded.desired.bitstreams.contains_key(&args.bitstream) {
-        let sha256 =
-            crate::cloud::glance::digest_file(as_file, crate::cloud::hashing::HashAlgo::Sha512)
-                .await
-                .map_err(|e| {
-                    fail(
-                        format!("reading `{}`: {e}", as_file.display()),
-                        "check the path",
-                    )
-                })?
-                .sha256;
+        let sha256 = crate::source::sha256_of(as_file).map_err(|e| {
+            fail(
+                format!("reading `{}`: {e}", as_file.display()),
+                "check the path",
+            )
+        })?;
         let identity = image::identify_file(as_file, &sha256)
             .map_err(|e| {
                 fail(

@@ -148,13 +148,7 @@ pub async fn observe(
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
-        .map(|p| ProviderState {
-            uuid: p.uuid,
-            name: p.name,
-            traits: p.traits,
-            inventories: p.inventories,
-            allocations: p.allocations,
-        })
+        .map(ProviderState::from)
         .collect();
     let named = named_traits(&loaded.desired);
     let plan = plan::plan_host(&HostPlanInput {

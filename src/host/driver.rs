@@ -64,6 +64,16 @@ pub enum Loaded {
     Unknown(String),
 }
 
+impl fmt::Display for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loaded::Empty => f.write_str("nothing"),
+            Loaded::Id(id) => write!(f, "{id}"),
+            Loaded::Unknown(why) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
 /// Whether something uses a slot right now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "detail", rename_all = "lowercase")]
@@ -74,6 +84,16 @@ pub enum Busy {
     InUse(String),
     /// The driver cannot tell, and why.
     Unknown(String),
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Busy::Free => f.write_str("free"),
+            Busy::InUse(who) => write!(f, "in use ({who})"),
+            Busy::Unknown(why) => write!(f, "busy unknown ({why})"),
+        }
+    }
 }
 
 /// One reconfigurable region of a device.

@@ -95,14 +95,7 @@ impl HostExecutor<'_> {
         let mut removals = Vec::new();
         for r in &plan.removals {
             let p = &r.provider;
-            let provider = DeviceProvider {
-                uuid: p.uuid.clone(),
-                name: p.name.clone(),
-                generation: 0,
-                traits: p.traits.clone(),
-                inventories: p.inventories.clone(),
-                allocations: p.allocations,
-            };
+            let provider = DeviceProvider::from(p);
             let line = match placement_sync::remove_device_provider(self.placement, &provider).await
             {
                 Ok(Removed::Removed) => format!(
@@ -355,14 +348,7 @@ impl HostExecutor<'_> {
     }
 
     async fn write(&self, plan: &SlotPlan, want: &ProviderTarget) -> Result<String, String> {
-        let existing = plan.provider.as_ref().map(|p| DeviceProvider {
-            uuid: p.uuid.clone(),
-            name: p.name.clone(),
-            generation: 0,
-            traits: p.traits.clone(),
-            inventories: p.inventories.clone(),
-            allocations: p.allocations,
-        });
+        let existing = plan.provider.as_ref().map(DeviceProvider::from);
         placement_sync::write_device_provider(
             self.placement,
             self.compute_node,

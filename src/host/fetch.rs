@@ -9,10 +9,7 @@
 //! file changed between fetch and programming is caught.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::cloud::error::CloudError;
 use crate::cloud::glance::{Glance, Image};
@@ -22,8 +19,6 @@ use crate::markers::{IMAGE_OWNER, IMAGE_SHA256, IMAGE_STATE, STATE_COMPLETE};
 pub const FPGA_TAG: &str = "FPGA";
 /// The image property naming the bitstream's uuid.
 pub const BS_UUID_PROPERTY: &str = "bs-uuid";
-
-const CHUNK: usize = 1 << 20;
 
 /// What went wrong fetching a bitstream.
 #[derive(Debug)]
@@ -105,25 +100,6 @@ fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The sha256 of a file, lower-case hex, read in 1 MiB chunks.
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// The active, complete image of `site` that carries bitstream `bs_uuid` with content
 /// `sha256`: tagged `FPGA`, with `bs-uuid`, `fpga_sync_owner`, `fpga_sync_sha256` and
 /// `fpga_sync_state` = `complete`. When several match (same content), the most recently
@@ -200,7 +176,7 @@ impl BitstreamCache {
             if !path.is_file() {
                 return None;
             }
-            match sha256_file(&path) {
+            match crate::source::sha256_of(&path) {
                 Ok(actual) if actual == sha256 => Some(path),
                 _ => {
                     let _ = std::fs::remove_file(&path);

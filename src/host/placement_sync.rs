@@ -396,3 +396,30 @@ pub async fn remove_device_provider(
         Err(e) => Err(e),
     }
 }
+
+impl From<DeviceProvider> for crate::host::plan::ProviderState {
+    fn from(p: DeviceProvider) -> Self {
+        crate::host::plan::ProviderState {
+            uuid: p.uuid,
+            name: p.name,
+            traits: p.traits,
+            inventories: p.inventories,
+            allocations: p.allocations,
+        }
+    }
+}
+
+impl From<&crate::host::plan::ProviderState> for DeviceProvider {
+    /// The planner's view back as a provider to write; its generation is read again by
+    /// every guarded write, so 0 here costs nothing.
+    fn from(p: &crate::host::plan::ProviderState) -> Self {
+        DeviceProvider {
+            uuid: p.uuid.clone(),
+            name: p.name.clone(),
+            generation: 0,
+            traits: p.traits.clone(),
+            inventories: p.inventories.clone(),
+            allocations: p.allocations,
+        }
+    }
+}

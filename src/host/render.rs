@@ -4,17 +4,8 @@
 
 use std::fmt::Write;
 
-use super::driver::Loaded;
 use super::plan::{HostPlan, SlotAction, SlotPlan};
 use super::status::{HostStatus, SlotState, SlotStatus};
-
-fn loaded(l: &Loaded) -> String {
-    match l {
-        Loaded::Empty => "nothing".into(),
-        Loaded::Id(id) => id.to_string(),
-        Loaded::Unknown(why) => format!("unknown ({why})"),
-    }
-}
 
 fn bitstream(s: &SlotPlan) -> String {
     s.assignment
@@ -70,7 +61,7 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
                 format!(
                     "+ program {} (carries {}): {}{}",
                     bitstream(s),
-                    loaded(&s.current),
+                    s.current,
                     steps.join(" → "),
                     if *forced { " [forced: in use]" } else { "" }
                 )

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use digests::{DigestCache, FileDigest};
+pub use folder::sha256_of;
 
 use crate::desired::{FileFact, FileRequest, RawFile};
 use crate::diagnostic::Diagnostic;

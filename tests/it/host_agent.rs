@@ -322,6 +322,26 @@ async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
         site.afu[0].to_string()
     );
     assert_eq!(fake.calls().len(), 1, "{:?}", fake.call_lines());
+
+    // A developer forces another build onto the managed region: the provider is drained
+    // first, and the next reconcile puts the assigned bitstream back and reports it.
+    let other = Id128(site.afu[0].0 ^ 0xf0);
+    std::fs::write(site.path().join("dev.gbs"), gbs(IFACE, other, "dev")).unwrap();
+    let mut args = vec!["program", "--repo", ".", "--host", &host, "--device", ADDR];
+    args.extend(["--region", "0", "--bitstream", "dev.gbs", "--force"]);
+    let (code, out) = site.run(&args, &dirs.env());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("drained provider"), "{out}");
+    let (_, traits, inventory, _) = provider_of(&placement, &name).await;
+    assert_eq!(inventory.reserved, inventory.total, "{traits:?}");
+    assert!(!traits.contains(&function_trait(site.afu[0])), "{traits:?}");
+    assert_eq!(fpgaconf_calls(&fake), 2);
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fpgaconf_calls(&fake), 3);
+    let (_, traits, inventory, _) = provider_of(&placement, &name).await;
+    assert_eq!(inventory.reserved, 0);
+    assert!(traits.contains(&function_trait(site.afu[0])), "{traits:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -71,6 +71,9 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
         .env("NO_COLOR", "1")
         .env("FPGA_SYNC_CACHE_DIR", dir.join("cache"))
         .env_remove("FPGA_SYNC_HOST")
+        .env_remove("OS_CLOUD")
+        .env("OS_CLIENT_CONFIG_FILE", dir.join("no-clouds.yaml"))
+        .env("OS_CLIENT_SECURE_FILE", dir.join("no-secure.yaml"))
         .output()
         .unwrap();
     (
@@ -196,8 +199,11 @@ fn program_loads_a_manual_device_and_refuses_managed_or_incompatible_ones() {
             "--force",
         ],
     );
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(afu(d, MANAGED), Id128(0xbb).to_string());
+    // Forced on a managed device, its provider must be drained first: no cloud, no program.
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("must be drained first"), "{out}");
+    assert_eq!(afu(d, MANAGED), "");
+    assert_eq!(sim::calls(&d.join("sim")).len(), calls);
 
     let (code, out) = run(
         d,

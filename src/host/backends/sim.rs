@@ -30,12 +30,11 @@
 //! Every call, refused ones included, is appended to `calls.jsonl` as
 //! `{"slot", "image", "force", "result": "ok" | "<error text>"}`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::DriverConfig;
 use super::sysfs::{attr, file_name, io_error, write_atomic};
@@ -209,7 +208,7 @@ impl Sim {
                 output: "simulated programming failure".into(),
             });
         }
-        let sha = sha256_file(req.image)?;
+        let sha = crate::source::sha256_of(req.image).map_err(|e| io_error(req.image, &e))?;
         let identity = image::identify_file(req.image, &sha)
             .map_err(|e| io_error(req.image, &e))?
             .map_err(|reason| DriverError::Parse {
@@ -321,24 +320,6 @@ fn append_call(root: &Path, call: &SimCall) -> Result<(), DriverError> {
         .open(&path)
         .and_then(|mut f| f.write_all(line.as_bytes()))
         .map_err(|e| io_error(&path, &e))
-}
-
-fn sha256_file(path: &Path) -> Result<String, DriverError> {
-    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| io_error(path, &e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 fn id_text(id: Option<Id128>) -> String {
