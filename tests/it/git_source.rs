@@ -6,28 +6,12 @@ use std::path::Path;
 
 use fpga_sync::reconcile::check as load;
 use fpga_sync::source::{self, RepoSpec};
-use git2::{Oid, Repository, Signature};
+use git2::{Oid, Repository};
 
 use crate::support::{Site, findings, valid_site};
 
 fn commit_all(repo: &Repository, message: &str) -> Oid {
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.update_all(["*"], None).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("fpga-sync tests", "tests@fpga-sync.invalid").unwrap();
-    let parents: Vec<git2::Commit<'_>> = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap()
+    crate::support::commit_all(repo, "*", message)
 }
 
 fn trait_doc(name: &str) -> String {

@@ -221,3 +221,19 @@ devices:
   - address: "0000:86:00.0"
     policy: manual
 "#;
+
+/// Commits every file below `paths` (`"*"`: all) of `repo`'s work tree on HEAD.
+pub fn commit_all(repo: &git2::Repository, paths: &str, message: &str) -> git2::Oid {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all([paths], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.update_all([paths], None).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("fpga-sync tests", "tests@fpga-sync.invalid").unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
+}
