@@ -157,7 +157,7 @@ pub fn run(
         let stop = AtomicBool::new(false);
         let previous = args.status_file.as_deref().and_then(HostStatus::read);
         let status = agent::execute(&session, &loaded, &options, &drivers, &observation, previous.as_ref(), &stop).await;
-        eprint!("{}", render::results(&status, color));
+        eprint!("{}", render::results(&status));
         write_status(args, &status);
         let ok = status
             .slots

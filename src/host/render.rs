@@ -164,7 +164,7 @@ pub fn statuses(plan: &HostPlan) -> Vec<SlotStatus> {
 }
 
 /// What an apply did.
-pub fn results(status: &HostStatus, _color: bool) -> String {
+pub fn results(status: &HostStatus) -> String {
     let mut out = String::from("\n");
     for s in &status.slots {
         let mark = match s.state {
