@@ -570,5 +570,53 @@ async fn two_sim_hosts_report_nested_providers_and_an_allocated_one_is_not_repro
     let (code, out) = site.apply_host(&hosts[1].0, &HostDirs::of(&hosts[1].2), &[]);
     assert_eq!(code, 0, "h2: {out}");
     assert_eq!(sim::calls(&h2_root).len(), 2);
-    let _ = Slot::device(ADDR);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_provider_of_a_device_that_is_gone_is_removed_only_without_allocations() {
+    let site = HostSite::new("sim", &["-h1"]);
+    let host = site.host(1);
+    let session = local_cloud().session(NOAUTH).await;
+    let placement = Placement::new(&session);
+    compute_node(&placement, &host).await;
+    let fake = FakeHost::new();
+    let root = fake.config().sim_root;
+    sim::add_device(&root, ADDR, "8086:09c4", "simulated PAC", None).unwrap();
+    sim::add_region(&root, ADDR, "0", Some(IFACE), None).unwrap();
+    let dirs = HostDirs::of(&fake);
+    let name = format!("{host}_{ADDR}");
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    let (uuid, _, _, _) = provider_of(&placement, &name).await;
+
+    // The card vanishes (pulled, or its driver unbound) while an instance holds it.
+    sim::set_fault(&root, &Slot::device(ADDR), sim::Fault::Vanished, true).unwrap();
+    let consumer = uuid::Uuid::from_u128(rand::random::<u128>()).to_string();
+    allocate(
+        &session,
+        &consumer,
+        &uuid,
+        &format!("CUSTOM_{}_PF", site.token),
+        1,
+    )
+    .await;
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 1, "the assigned device is missing: {out}");
+    assert!(out.contains("sees no FPGA at"), "{out}");
+    assert!(out.contains(&format!("kept provider `{name}`")), "{out}");
+    let (_, _, inventory, _) = provider_of(&placement, &name).await;
+    assert_eq!(inventory.reserved, inventory.total, "kept, fully reserved");
+
+    // Once nothing is allocated, the next run removes it.
+    free(&session, &consumer).await;
+    let (_, out) = site.apply_host(&host, &dirs, &[]);
+    assert!(out.contains(&format!("removed provider `{name}`")), "{out}");
+    assert!(
+        placement
+            .providers(Some(&name), None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{out}"
+    );
 }
