@@ -38,6 +38,15 @@ pub fn use_color_on(choice: Color, terminal: bool) -> bool {
 pub async fn connect(
     args: &crate::cli::CloudArgs,
 ) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
+    connect_with(args, |warning| eprintln!("warning: {warning}")).await
+}
+
+/// As [`connect`], handing each of the session's warnings to `warn` (`watch` logs them, so
+/// that with `--log-format json` every stderr line stays JSON).
+pub async fn connect_with(
+    args: &crate::cli::CloudArgs,
+    warn: impl Fn(&str),
+) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
     use crate::cloud::{
         config,
         observe::check_versions,
@@ -46,7 +55,7 @@ pub async fn connect(
     let config = config::resolve(args.os_cloud.as_deref(), &config::process_env)?;
     let session = Session::connect(config, SessionOptions::default()).await?;
     for warning in session.warnings() {
-        eprintln!("warning: {warning}");
+        warn(warning);
     }
     check_versions(&session).await?;
     Ok(session)

@@ -11,10 +11,6 @@ use tokio::sync::Notify;
 
 use super::host::{agent_options, init_logging};
 use crate::cli::WatchArgs;
-use crate::cloud::config;
-use crate::cloud::observe::check_versions;
-use crate::cloud::session::{Session, SessionOptions};
-use crate::diagnostic::Diagnostic;
 use crate::host::watch::{self, WatchConfig};
 
 /// The loop's configuration from the command line. Intervals of 0 are taken as the
@@ -37,18 +33,6 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
     }
 }
 
-/// Connects as [`super::connect`] does, with the session's warnings as log events (so
-/// `--log-format json` keeps every stderr line JSON).
-async fn connect(args: &crate::cli::CloudArgs) -> Result<Session, Diagnostic> {
-    let config = config::resolve(args.os_cloud.as_deref(), &config::process_env)?;
-    let session = Session::connect(config, SessionOptions::default()).await?;
-    for warning in session.warnings() {
-        tracing::warn!(cloud = session.cloud_name(), "{warning}");
-    }
-    check_versions(&session).await?;
-    Ok(session)
-}
-
 /// Runs `watch`; returns the exit code (0 after a clean stop).
 pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
     init_logging(args.log_format);
@@ -62,10 +46,12 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         watch::spawn_signal_handler(stop.clone(), wake.clone())?;
         let cloud = &args.cloud;
         let connect = || async move {
-            connect(cloud).await.map_err(|d| match &d.help {
-                Some(help) => format!("{} (help: {help})", d.message),
-                None => d.message.clone(),
-            })
+            super::connect_with(cloud, |w| tracing::warn!("{w}"))
+                .await
+                .map_err(|d| match &d.help {
+                    Some(help) => format!("{} (help: {help})", d.message),
+                    None => d.message.clone(),
+                })
         };
         Ok(watch::run(config, connect, stop, wake).await)
     })
