@@ -227,6 +227,143 @@ fn opae_does_not_program_the_fim_and_says_why() {
     assert!(matches!(err, DriverError::NotFound(_)), "{err:?}");
 }
 
+const LEGACY: &str = "0000:be:00.0";
+
+#[test]
+fn opae_discovers_a_legacy_intel_fpga_card_through_class_fpga() {
+    let host = FakeHost::new();
+    host.add_legacy_intel_card(LEGACY, "8086:09c4", IFACE, Some(AFU));
+    let devices = driver(Backend::Opae, &host).discover().unwrap();
+    assert_eq!(devices.len(), 1, "{devices:#?}");
+    let d = &devices[0];
+    assert_eq!(d.address, LEGACY);
+    assert_eq!(d.pci_id.as_deref(), Some("8086:09c4"));
+    assert_eq!(d.description, "Intel FPGA (intel-fpga)");
+    assert_eq!(
+        d.loaded,
+        Loaded::Unknown("FIM bitstream_id 0x123000200000185".into())
+    );
+    assert_eq!(d.regions.len(), 1);
+    let r = &d.regions[0];
+    assert_eq!(
+        (r.name.as_str(), r.accepts, &r.loaded, &r.busy),
+        ("0", Some(IFACE), &Loaded::Id(AFU), &Busy::Free)
+    );
+}
+
+#[test]
+fn opae_names_a_legacy_port_by_its_id_else_its_number_and_reports_sriov() {
+    let host = FakeHost::new();
+    host.add_legacy_intel_card(LEGACY, "8086:09c4", IFACE, None);
+    let port = host.legacy_port(LEGACY);
+    std::fs::write(port.join("id"), "3\n").unwrap();
+    host.set_sriov(LEGACY, 1);
+    let d = driver(Backend::Opae, &host);
+    let r = &d.discover().unwrap()[0].regions[0];
+    assert_eq!(r.name, "3");
+    assert_eq!(r.loaded, Loaded::Empty);
+    assert_eq!(
+        r.busy,
+        Busy::InUse("SR-IOV: 1 virtual functions enabled".into())
+    );
+    std::fs::remove_file(port.join("id")).unwrap();
+    let n = port
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("intel-fpga-port.")
+        .to_owned();
+    assert_eq!(d.discover().unwrap()[0].regions[0].name, n);
+}
+
+#[test]
+fn opae_programs_a_legacy_card_with_fpgaconf_and_reads_back_the_afu() {
+    let host = FakeHost::new();
+    host.add_legacy_intel_card(LEGACY, "8086:09c4", IFACE, Some(AFU));
+    let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(LEGACY, "0");
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(AFU));
+    d.program(&request(&slot, &gbs, NEW_AFU, Some(IFACE), false))
+        .unwrap();
+    assert_eq!(
+        host.call_lines(),
+        [format!(
+            "fpgaconf -S 0x0000 -B 0xbe -D 0x00 -F 0x0 {}",
+            gbs.display()
+        )]
+    );
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(NEW_AFU));
+    assert_eq!(
+        std::fs::read_to_string(host.legacy_port(LEGACY).join("afu_id"))
+            .unwrap()
+            .trim(),
+        NEW_AFU.to_string()
+    );
+}
+
+#[test]
+fn opae_refuses_an_incompatible_image_on_a_legacy_card_without_fpgaconf() {
+    let host = FakeHost::new();
+    host.add_legacy_intel_card(LEGACY, "8086:09c4", IFACE, Some(AFU));
+    let gbs = host.gbs("other.gbs", OTHER_IFACE, NEW_AFU);
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(LEGACY, "0");
+    let err = d
+        .program(&request(&slot, &gbs, NEW_AFU, Some(OTHER_IFACE), true))
+        .unwrap_err();
+    assert!(
+        matches!(err, DriverError::Incompatible { accepts: Some(a), requires, .. }
+            if a == IFACE && requires == OTHER_IFACE),
+        "{err:?}"
+    );
+    assert!(host.calls().is_empty(), "{:?}", host.call_lines());
+    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(AFU));
+}
+
+#[test]
+fn fake_fpgaconf_checks_the_legacy_interface_id_itself() {
+    let host = FakeHost::new();
+    host.add_legacy_intel_card(LEGACY, "8086:09c4", IFACE, Some(AFU));
+    let gbs = host.gbs("other.gbs", OTHER_IFACE, NEW_AFU);
+    let err = driver(Backend::Opae, &host)
+        .program(&request(
+            &Slot::region(LEGACY, "0"),
+            &gbs,
+            NEW_AFU,
+            None,
+            false,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::ToolFailed { code: Some(4), .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn opae_lists_an_upstream_and_a_legacy_card_and_a_card_in_both_layouts_once() {
+    let host = FakeHost::new();
+    host.add_dfl_card(DFL, "8086:0b2b", IFACE, Some(AFU));
+    host.add_legacy_intel_card(LEGACY, "8086:09c4", OTHER_IFACE, None);
+    let d = driver(Backend::Opae, &host);
+    let devices = d.discover().unwrap();
+    let seen: Vec<_> = devices
+        .iter()
+        .map(|d| (d.address.as_str(), d.regions[0].accepts))
+        .collect();
+    assert_eq!(seen, [(DFL, Some(IFACE)), (LEGACY, Some(OTHER_IFACE))]);
+    // The upstream card also appears under class/fpga: still one device, its DFL entry.
+    host.add_legacy_intel_card(DFL, "8086:0b2b", OTHER_IFACE, None);
+    let devices = d.discover().unwrap();
+    assert_eq!(devices.len(), 2, "{devices:#?}");
+    assert_eq!(devices[0].address, DFL);
+    assert_eq!(devices[0].description, "DFL FME FPGA Manager");
+    assert_eq!(devices[0].regions.len(), 1);
+    assert_eq!(devices[0].regions[0].accepts, Some(IFACE));
+    assert_eq!(devices[0].regions[0].loaded, Loaded::Id(AFU));
+}
+
 #[test]
 fn fake_fpgaconf_rejects_bare_hex_like_the_real_one() {
     let host = FakeHost::new();

@@ -1,6 +1,7 @@
-//! The `opae` backend: Intel FPGA cards under the upstream DFL driver, read from sysfs and
-//! programmed with OPAE `fpgaconf`. I/O: reads below `sysfs_root`, opens
-//! `<dev_root>/dfl-port.M` (an `O_EXCL` probe, closed at once) and runs `fpgaconf`.
+//! The `opae` backend: Intel FPGA cards under the upstream DFL driver or the legacy
+//! out-of-tree `intel-fpga` driver, read from sysfs and programmed with OPAE `fpgaconf`.
+//! I/O: reads below `sysfs_root`, opens `<dev_root>/dfl-port.M` or
+//! `<dev_root>/intel-fpga-port.M` (an `O_EXCL` probe, closed at once) and runs `fpgaconf`.
 //!
 //! A card is a base region `<sysfs>/class/fpga_region/region*` holding a `dfl-fme.N`; its
 //! address is the PCI device the region sits below. Each `dfl-port.M` of it is a region
@@ -11,8 +12,14 @@
 //!
 //! The whole-device slot (the FIM) is only reported (`bitstream_id`, 64 bits, so
 //! `Loaded::Unknown`): it is flashed with `fpgasupdate` and loaded by an `rsu` power
-//! cycle, which fpga-sync does not do. The legacy out-of-tree `intel-fpga` layout is not
-//! read.
+//! cycle, which fpga-sync does not do.
+//!
+//! Legacy `intel-fpga` layout (older PAC deployments; what OpenStack Cyborg reads): a card
+//! is a class entry `<sysfs>/class/fpga/intel-fpga-dev.N` (a symlink to
+//! `<pci device>/fpga/intel-fpga-dev.N`) holding an `intel-fpga-fme.N`; each
+//! `intel-fpga-port.M` of it is a region named by its `id` attribute, else by M. A region
+//! accepts `intel-fpga-fme.N/pr/interface_id` and carries the port's `afu_id`; busy as
+//! above. A card seen in both layouts is listed once, as its upstream entry.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +40,19 @@ pub struct Opae {
     fpgaconf: PathBuf,
 }
 
+/// Which driver's sysfs layout a card was found in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Upstream DFL: `class/fpga_region`, `dfl-fme.N`, `dfl-port.M`.
+    Dfl,
+    /// Legacy out-of-tree `intel-fpga`: `class/fpga`, `intel-fpga-fme.N`,
+    /// `intel-fpga-port.M`.
+    Legacy,
+}
+
 /// One DFL card as found in sysfs.
 struct Card {
+    layout: Layout,
     address: String,
     pci_dir: PathBuf,
     fme: PathBuf,
@@ -64,20 +82,31 @@ impl Opae {
             if cards.iter().any(|c| c.address == address) {
                 continue;
             }
-            let ports = list_prefix(&region, "dfl-port.")
-                .into_iter()
-                .map(|p| {
-                    let name = attr(&p.join("id")).unwrap_or_else(|| {
-                        file_name(&p).trim_start_matches("dfl-port.").to_owned()
-                    });
-                    (name, p)
-                })
-                .collect();
             cards.push(Card {
+                layout: Layout::Dfl,
                 address,
                 pci_dir,
                 fme,
-                ports,
+                ports: ports(&region, "dfl-port."),
+            });
+        }
+        for dev in list_prefix(&self.sysfs.join("class/fpga"), "intel-fpga-dev.") {
+            let Some(fme) = list_prefix(&dev, "intel-fpga-fme.").into_iter().next() else {
+                continue;
+            };
+            let Some(pci_dir) = pci_device_dir(&dev) else {
+                continue;
+            };
+            let address = file_name(&pci_dir).to_ascii_lowercase();
+            if cards.iter().any(|c| c.address == address) {
+                continue;
+            }
+            cards.push(Card {
+                layout: Layout::Legacy,
+                address,
+                pci_dir,
+                fme,
+                ports: ports(&dev, "intel-fpga-port."),
             });
         }
         cards
@@ -89,6 +118,9 @@ impl Opae {
     }
 
     fn accepts(&self, card: &Card) -> Result<Option<Id128>, DriverError> {
+        if card.layout == Layout::Legacy {
+            return read_id(&card.fme.join("pr/interface_id"));
+        }
         for region in list_prefix(&card.fme, "dfl-fme-region.") {
             for r in list_prefix(&region.join("fpga_region"), "region") {
                 if let Some(id) = read_id(&r.join("compat_id"))? {
@@ -163,12 +195,28 @@ impl Opae {
             address: card.address.clone(),
             pci_id: pci_id(&card.pci_dir),
             backend: Backend::Opae,
-            description: manager.unwrap_or_else(|| "Intel FPGA (DFL)".into()),
+            description: manager.unwrap_or_else(|| match card.layout {
+                Layout::Dfl => "Intel FPGA (DFL)".into(),
+                Layout::Legacy => "Intel FPGA (intel-fpga)".into(),
+            }),
             loaded: Self::fim(card),
             busy: self.sriov(card).map_or(Busy::Free, Busy::InUse),
             regions,
         })
     }
+}
+
+/// The ports (`<prefix>M` entries) of the card directory `dir`, each named by its `id`
+/// attribute, else by M.
+fn ports(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
+    list_prefix(dir, prefix)
+        .into_iter()
+        .map(|p| {
+            let name = attr(&p.join("id"))
+                .unwrap_or_else(|| file_name(&p).trim_start_matches(prefix).to_owned());
+            (name, p)
+        })
+        .collect()
 }
 
 /// Whether the character device at `node` can be opened exclusively (OPAE's own "in use"

@@ -187,6 +187,64 @@ impl FakeHost {
         pci
     }
 
+    /// An Intel card at `bdf` under the legacy out-of-tree `intel-fpga` driver:
+    /// `<pci>/fpga/intel-fpga-dev.N/` holding `intel-fpga-fme.N/{bitstream_id,
+    /// bitstream_metadata,ports_num,socket_id,pr/interface_id}` and one
+    /// `intel-fpga-port.N/{id=0,afu_id}` (`afu_id` None: all zeros); the class symlink
+    /// `class/fpga/intel-fpga-dev.N` and the regular files `dev/intel-fpga-{fme,port}.N`.
+    /// When `bdf` already exists (e.g. from `add_dfl_card`) the tree goes below that PCI
+    /// device, so a card can be seen in both layouts. Returns the PCI device directory.
+    pub fn add_legacy_intel_card(
+        &self,
+        bdf: &str,
+        pci_id: &str,
+        interface_id: Id128,
+        afu_id: Option<Id128>,
+    ) -> PathBuf {
+        let (n, pci) = match std::fs::canonicalize(self.pci_device(bdf)) {
+            Ok(pci) => (self.cards.fetch_add(1, Ordering::SeqCst), pci),
+            Err(_) => (self.cards.load(Ordering::SeqCst), self.pci_dir(bdf, pci_id)),
+        };
+        let dev = pci.join(format!("fpga/intel-fpga-dev.{n}"));
+        let fme = dev.join(format!("intel-fpga-fme.{n}"));
+        write(&fme.join("bitstream_id"), "0x123000200000185\n");
+        write(&fme.join("bitstream_metadata"), "0x1801020\n");
+        write(&fme.join("ports_num"), "1\n");
+        write(&fme.join("socket_id"), "0\n");
+        write(&fme.join("pr/interface_id"), &format!("{interface_id}\n"));
+        let port = dev.join(format!("intel-fpga-port.{n}"));
+        write(&port.join("id"), "0\n");
+        write(
+            &port.join("afu_id"),
+            &format!("{}\n", afu_id.unwrap_or(Id128(0))),
+        );
+        symlink(
+            &dev,
+            &self.sysfs().join(format!("class/fpga/intel-fpga-dev.{n}")),
+        );
+        write(&self.path().join(format!("dev/intel-fpga-fme.{n}")), "");
+        write(&self.path().join(format!("dev/intel-fpga-port.{n}")), "");
+        pci
+    }
+
+    /// The port directory of the legacy `intel-fpga` card at `bdf`.
+    pub fn legacy_port(&self, bdf: &str) -> PathBuf {
+        let pci = std::fs::canonicalize(self.pci_device(bdf)).expect("pci dir");
+        for dev in std::fs::read_dir(pci.join("fpga")).expect("fpga dir") {
+            for e in std::fs::read_dir(dev.expect("entry").path()).expect("dev") {
+                let p = e.expect("entry").path();
+                if p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("intel-fpga-port.")
+                {
+                    return p;
+                }
+            }
+        }
+        panic!("no legacy card {bdf}")
+    }
+
     /// The port directory of the DFL card at `bdf`.
     pub fn dfl_port(&self, bdf: &str) -> PathBuf {
         let class = self.sysfs().join("class/fpga_region");
