@@ -166,7 +166,7 @@ async fn program(args: &ProgramArgs) -> Result<String, Failure> {
         )),
         Ok(other) => Err(fail(
             format!(
-                "programmed `{name}` into {slot}, but it reads back {other:?}, not {}",
+                "programmed `{name}` into {slot}, but it reads back {other}, not {}",
                 identity.id
             ),
             "the card did not take the image; check the driver's log (dmesg)",

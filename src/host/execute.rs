@@ -286,7 +286,7 @@ impl HostExecutor<'_> {
                         target.identity.id
                     )),
                     Ok(other) => Err(format!(
-                        "programmed `{name}`, but the card reads back {other:?}, not {}",
+                        "programmed `{name}`, but the card reads back {other}, not {}",
                         target.identity.id
                     )),
                     Err(e) => Err(format!(
