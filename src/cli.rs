@@ -118,18 +118,27 @@ pub struct ValidateArgs {
     pub format: Format,
 }
 
-/// Which objects plans own and how they may delete.
-#[derive(Debug, Args)]
-pub struct PruneArgs {
+/// The fpga-sync site: one desired-state repository's name in the marks on what it owns.
+#[derive(Debug, Args, Clone)]
+pub struct SiteArgs {
     /// The site this repository manages: fpga-sync owns only objects marked with it, so
     /// several repositories can share a cloud.
     #[arg(
-        long,
+        id = "site",
+        long = "site",
         env = "FPGA_SYNC_SITE",
         default_value = "default",
         value_name = "NAME"
     )]
-    pub site: String,
+    pub name: String,
+}
+
+/// Which objects plans own and how they may delete.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The site.
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// Delete images and flavors fpga-sync created that left the repository.
     #[arg(long)]
     pub prune: bool,
@@ -286,13 +295,8 @@ pub struct ProgramArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
     /// The site whose images are used.
-    #[arg(
-        long,
-        env = "FPGA_SYNC_SITE",
-        default_value = "default",
-        value_name = "NAME"
-    )]
-    pub site: String,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// The hardware and tools.
     #[command(flatten)]
     pub driver: DriverArgs,
@@ -320,13 +324,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub cloud: CloudArgs,
     /// The site whose images are used.
-    #[arg(
-        long,
-        env = "FPGA_SYNC_SITE",
-        default_value = "default",
-        value_name = "NAME"
-    )]
-    pub site: String,
+    #[command(flatten)]
+    pub site: SiteArgs,
     /// How often a remote repository is fetched, in seconds (plus up to 20% jitter).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub poll: u64,

@@ -24,7 +24,7 @@ pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
         return super::host::run(
             &args.source,
             &args.cloud,
-            &args.prune.site,
+            &args.prune.site.name,
             &args.host,
             true,
             args.auto_approve,

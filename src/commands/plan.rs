@@ -12,7 +12,7 @@ use crate::reconcile::{self, Loaded, SavedPlan};
 /// The plan's settings from the command line.
 pub fn settings(args: &PruneArgs) -> PlanSettings {
     PlanSettings {
-        site: args.site.clone(),
+        site: args.site.name.clone(),
         prune: args.prune,
         max_delete_share: args.max_delete_share,
         allow_mass_delete: args.allow_mass_delete,
@@ -76,7 +76,7 @@ pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
         return super::host::run(
             &args.source,
             &args.cloud,
-            &args.prune.site,
+            &args.prune.site.name,
             &args.host,
             false,
             false,

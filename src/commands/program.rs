@@ -60,7 +60,7 @@ async fn program(args: &ProgramArgs) -> Result<String, Failure> {
             "run `fpga-sync validate` on the repository",
         )
     })?;
-    let options = super::host::agent_options(host, &args.site, args.force, &args.driver);
+    let options = super::host::agent_options(host, &args.site.name, args.force, &args.driver);
     let drivers = agent::host_drivers(&loaded.desired, host, &options.drivers)
         .map_err(|e| fail(e, "check the host group's backend"))?;
     let targets = agent::targets_of(&loaded, &options.cache_dir);
@@ -228,7 +228,7 @@ async fn withdraw(
     crate::host::placement_sync::write_device_provider(
         &placement,
         &observation.compute_node,
-        Some(&crate::host::placement_sync::DeviceProvider::from(provider)),
+        Some(provider),
         &draining.name,
         &traits,
         &draining.inventories,
@@ -300,7 +300,7 @@ async fn image_for(
         None => {
             let image = fetch::find_image(
                 &glance,
-                &args.site,
+                &args.site.name,
                 &target.bs_uuid.to_string(),
                 &target.sha256,
             )

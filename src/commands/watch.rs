@@ -18,7 +18,7 @@ use crate::host::watch::{self, WatchConfig};
 pub fn config(args: &WatchArgs) -> WatchConfig {
     let secs = |s: u64| Duration::from_secs(s.max(1));
     WatchConfig {
-        options: agent_options(&args.host, &args.site, args.force, &args.driver),
+        options: agent_options(&args.host, &args.site.name, args.force, &args.driver),
         spec: super::repo_spec(&args.source),
         poll: secs(args.poll),
         debounce: Duration::from_millis(args.debounce.max(1)),

@@ -146,10 +146,7 @@ pub async fn observe(
         })?;
     let providers: Vec<ProviderState> = placement_sync::device_providers(placement, &compute.uuid)
         .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(ProviderState::from)
-        .collect();
+        .map_err(|e| e.to_string())?;
     let named = named_traits(&loaded.desired);
     let plan = plan::plan_host(&HostPlanInput {
         host: &options.host,

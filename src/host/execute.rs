@@ -15,7 +15,7 @@ use super::assignment::Target;
 use super::driver::{Driver, Loaded, ProgramRequest};
 use super::fetch::{self, BitstreamCache};
 use super::image;
-use super::placement_sync::{self, DeviceProvider, Removal as Removed};
+use super::placement_sync::{self, Removal as Removed};
 use super::plan::{HostPlan, SlotAction, SlotPlan};
 use super::report::{self, ProviderTarget};
 use super::status::{SlotState, SlotStatus};
@@ -95,9 +95,7 @@ impl HostExecutor<'_> {
         let mut removals = Vec::new();
         for r in &plan.removals {
             let p = &r.provider;
-            let provider = DeviceProvider::from(p);
-            let line = match placement_sync::remove_device_provider(self.placement, &provider).await
-            {
+            let line = match placement_sync::remove_device_provider(self.placement, p).await {
                 Ok(Removed::Removed) => format!(
                     "removed provider `{}`: its device is gone or no longer assigned",
                     p.name
@@ -348,11 +346,10 @@ impl HostExecutor<'_> {
     }
 
     async fn write(&self, plan: &SlotPlan, want: &ProviderTarget) -> Result<String, String> {
-        let existing = plan.provider.as_ref().map(DeviceProvider::from);
         placement_sync::write_device_provider(
             self.placement,
             self.compute_node,
-            existing.as_ref(),
+            plan.provider.as_ref(),
             &want.name,
             &want.traits,
             &want.inventories,

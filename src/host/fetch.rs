@@ -13,10 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cloud::error::CloudError;
 use crate::cloud::glance::{Glance, Image};
+use crate::desired::bitstream::FPGA_TAG;
 use crate::markers::{IMAGE_OWNER, IMAGE_SHA256, IMAGE_STATE, STATE_COMPLETE};
 
-/// The image tag every bitstream image carries.
-pub const FPGA_TAG: &str = "FPGA";
 /// The image property naming the bitstream's uuid.
 pub const BS_UUID_PROPERTY: &str = "bs-uuid";
 

@@ -22,7 +22,8 @@ const XCLBIN_UUID: usize = 416;
 pub const MAX_HEADER: usize = 1 << 20;
 
 /// The container format of a bitstream file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     /// Intel OPAE green bitstream: GUID, JSON metadata, RBF.
     Gbs,
@@ -33,7 +34,7 @@ pub enum ImageFormat {
 }
 
 /// What a bitstream file says about itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageIdentity {
     /// Its format.
     pub format: ImageFormat,

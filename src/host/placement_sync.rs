@@ -14,6 +14,7 @@ use futures_util::future::{try_join_all, try_join3};
 
 use crate::cloud::error::CloudError;
 use crate::cloud::placement::{CONFLICT_RETRIES, Inventory, Placement, Provider};
+use crate::host::plan::ProviderState;
 
 /// The compute-node provider of a host could not be chosen.
 #[derive(Debug)]
@@ -154,30 +155,13 @@ pub async fn find_compute_node(
     }
 }
 
-/// A provider under the compute node, as Placement holds it now.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DeviceProvider {
-    /// Its uuid.
-    pub uuid: String,
-    /// Its name (`<host>_<BDF>` for Cyborg's and ours).
-    pub name: String,
-    /// Its generation when read.
-    pub generation: u64,
-    /// Its traits, whoever set them.
-    pub traits: BTreeSet<String>,
-    /// Its inventories by resource class.
-    pub inventories: BTreeMap<String, Inventory>,
-    /// How many consumers hold allocations against it.
-    pub allocations: usize,
-}
-
 /// Every provider in the compute node's tree except the compute node itself, with its
 /// traits, inventories and number of consumers, sorted by name. The reads run
 /// concurrently (the session bounds how many are in flight).
 pub async fn device_providers(
     placement: &Placement<'_>,
     compute_node_uuid: &str,
-) -> Result<Vec<DeviceProvider>, CloudError> {
+) -> Result<Vec<ProviderState>, CloudError> {
     let tree = placement.providers(None, Some(compute_node_uuid)).await?;
     let reads = tree
         .into_iter()
@@ -189,8 +173,7 @@ pub async fn device_providers(
                 placement.allocations(&p.uuid),
             )
             .await?;
-            Ok::<_, CloudError>(DeviceProvider {
-                generation: p.generation.max(traits.0).max(inventories.0),
+            Ok::<_, CloudError>(ProviderState {
                 uuid: p.uuid,
                 name: p.name,
                 traits: traits.1,
@@ -222,7 +205,7 @@ pub async fn device_providers(
 pub async fn write_device_provider(
     placement: &Placement<'_>,
     parent_uuid: &str,
-    existing: Option<&DeviceProvider>,
+    existing: Option<&ProviderState>,
     name: &str,
     traits: &BTreeSet<String>,
     inventories: &BTreeMap<String, Inventory>,
@@ -371,7 +354,7 @@ pub enum Removal {
 /// [`Removal::InUse`].
 pub async fn remove_device_provider(
     placement: &Placement<'_>,
-    provider: &DeviceProvider,
+    provider: &ProviderState,
 ) -> Result<Removal, CloudError> {
     let consumers = match placement.allocations(&provider.uuid).await {
         Ok(a) => a.len(),
@@ -394,32 +377,5 @@ pub async fn remove_device_provider(
             }
         }
         Err(e) => Err(e),
-    }
-}
-
-impl From<DeviceProvider> for crate::host::plan::ProviderState {
-    fn from(p: DeviceProvider) -> Self {
-        crate::host::plan::ProviderState {
-            uuid: p.uuid,
-            name: p.name,
-            traits: p.traits,
-            inventories: p.inventories,
-            allocations: p.allocations,
-        }
-    }
-}
-
-impl From<&crate::host::plan::ProviderState> for DeviceProvider {
-    /// The planner's view back as a provider to write; its generation is read again by
-    /// every guarded write, so 0 here costs nothing.
-    fn from(p: &crate::host::plan::ProviderState) -> Self {
-        DeviceProvider {
-            uuid: p.uuid.clone(),
-            name: p.name.clone(),
-            generation: 0,
-            traits: p.traits.clone(),
-            inventories: p.inventories.clone(),
-            allocations: p.allocations,
-        }
     }
 }

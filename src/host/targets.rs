@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::assignment::Target;
-use super::id::Id128;
-use super::image::{self, ImageFormat, ImageIdentity};
+use super::image::{self, ImageIdentity};
 use crate::reconcile::Loaded;
 
 /// Every bitstream with a file, by name, and the problems of those whose header is
@@ -30,13 +29,6 @@ pub fn targets(loaded: &Loaded, cache_dir: &Path) -> (BTreeMap<String, Target>, 
     (out, problems)
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cached {
-    format: String,
-    id: Id128,
-    requires: Option<Id128>,
-}
-
 fn identity(
     loaded: &Loaded,
     file: &str,
@@ -44,40 +36,21 @@ fn identity(
     cache_dir: &Path,
 ) -> Result<ImageIdentity, String> {
     let path = cache_dir.join("identities").join(sha256);
-    if let Some(c) = std::fs::read_to_string(&path)
+    if let Some(cached) = std::fs::read_to_string(&path)
         .ok()
-        .and_then(|t| serde_json::from_str::<Cached>(&t).ok())
+        .and_then(|t| serde_json::from_str::<ImageIdentity>(&t).ok())
     {
-        let format = match c.format.as_str() {
-            "gbs" => ImageFormat::Gbs,
-            "xclbin" => ImageFormat::Xclbin,
-            _ => ImageFormat::Opaque,
-        };
-        return Ok(ImageIdentity {
-            format,
-            id: c.id,
-            requires: c.requires,
-        });
+        return Ok(cached);
     }
     let header = loaded
         .snapshot
         .header(file, image::MAX_HEADER)
         .ok_or("the file cannot be read")?;
     let identity = image::identify(&header, sha256)?;
-    let cached = Cached {
-        format: match identity.format {
-            ImageFormat::Gbs => "gbs",
-            ImageFormat::Xclbin => "xclbin",
-            ImageFormat::Opaque => "opaque",
-        }
-        .into(),
-        id: identity.id,
-        requires: identity.requires,
-    };
     // A cache that cannot be written only costs a header read next time.
     if std::fs::create_dir_all(path.parent().unwrap_or(cache_dir)).is_ok() {
         let temp = path.with_extension(format!("{}.tmp", std::process::id()));
-        if std::fs::write(&temp, serde_json::to_string(&cached).unwrap_or_default()).is_ok() {
+        if std::fs::write(&temp, serde_json::to_string(&identity).unwrap_or_default()).is_ok() {
             let _ = std::fs::rename(&temp, &path);
         }
     }

@@ -202,6 +202,21 @@ async fn compute_node(placement: &Placement<'_>, host: &str) -> String {
         .uuid
 }
 
+/// Host 1 of `site`: its compute node in Placement, a fake host with one DFL card at
+/// `ADDR` that accepts `IFACE` and carries nothing. Returns the host, the node's uuid, the
+/// fake host and its directories.
+async fn one_dfl_card(
+    site: &HostSite,
+    placement: &Placement<'_>,
+) -> (String, String, FakeHost, HostDirs) {
+    let host = site.host(1);
+    let node = compute_node(placement, &host).await;
+    let fake = FakeHost::new();
+    fake.add_dfl_card(ADDR, "8086:09c4", IFACE, None);
+    let dirs = HostDirs::of(&fake);
+    (host, node, fake, dirs)
+}
+
 fn fpgaconf_calls(fake: &FakeHost) -> usize {
     fake.calls()
         .iter()
@@ -237,14 +252,10 @@ async fn provider_of(
 #[tokio::test(flavor = "multi_thread")]
 async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
     let site = HostSite::new("opae", &["-h1"]);
-    let host = site.host(1);
     let session = local_cloud().session(NOAUTH).await;
     let placement = Placement::new(&session);
-    let node = compute_node(&placement, &host).await;
-    let fake = FakeHost::new();
-    fake.add_dfl_card(ADDR, "8086:09c4", IFACE, None);
+    let (host, node, fake, dirs) = one_dfl_card(&site, &placement).await;
     fake.add_dfl_card(MANUAL_ADDR, "8086:09c4", IFACE, Some(Id128(0x1234)));
-    let dirs = HostDirs::of(&fake);
 
     let (code, out) = site.apply_host(&host, &dirs, &[]);
     assert_eq!(code, 0, "{out}");
@@ -347,13 +358,9 @@ async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mismatched_busy_and_corrupt_images_are_never_programmed() {
     let site = HostSite::new("opae", &["-h1"]);
-    let host = site.host(1);
     let session = local_cloud().session(NOAUTH).await;
     let placement = Placement::new(&session);
-    compute_node(&placement, &host).await;
-    let fake = FakeHost::new();
-    fake.add_dfl_card(ADDR, "8086:09c4", IFACE, None);
-    let dirs = HostDirs::of(&fake);
+    let (host, _, fake, dirs) = one_dfl_card(&site, &placement).await;
 
     // Built for another interface: refused before any tool runs, forced or not.
     site.assign("x");
@@ -410,13 +417,9 @@ async fn mismatched_busy_and_corrupt_images_are_never_programmed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_program_or_wrong_read_back_leaves_the_device_reserved_and_withdrawn() {
     let site = HostSite::new("opae", &["-h1"]);
-    let host = site.host(1);
     let session = local_cloud().session(NOAUTH).await;
     let placement = Placement::new(&session);
-    compute_node(&placement, &host).await;
-    let fake = FakeHost::new();
-    fake.add_dfl_card(ADDR, "8086:09c4", IFACE, None);
-    let dirs = HostDirs::of(&fake);
+    let (host, _, fake, dirs) = one_dfl_card(&site, &placement).await;
     let name = format!("{host}_{ADDR}");
     let (code, out) = site.apply_host(&host, &dirs, &[]);
     assert_eq!(code, 0, "{out}");
@@ -540,6 +543,16 @@ async fn two_sim_hosts_report_nested_providers_and_an_allocated_one_is_not_repro
     .await;
 
     site.assign("b");
+    // Until the agents catch up, the fleet view shows both hosts pending.
+    let (code, fleet) = site.run(&["plan", "--repo", "."], &[]);
+    assert_eq!(code, 0, "{fleet}");
+    for (host, _, _) in &hosts {
+        assert!(
+            fleet.contains(&format!("pending  {host}_{ADDR}")),
+            "{host}: {fleet}"
+        );
+    }
+    assert!(fleet.contains("0 verified, 2 pending, 0 failed"), "{fleet}");
     let (code, out) = site.apply_host(&hosts[0].0, &HostDirs::of(&hosts[0].2), &[]);
     assert_eq!(code, 0, "h1: {out}");
     let (_, traits, _, _) = provider_of(&placement, &format!("{}_{ADDR}", hosts[0].0)).await;

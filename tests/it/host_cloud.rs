@@ -243,7 +243,7 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
         );
 
         // Unchanged input: a no-op that changes no generation.
-        let before = device.generation;
+        let before = placement.provider(&device.uuid).await.unwrap().generation;
         write_device_provider(
             &placement,
             &host.uuid,
@@ -255,11 +255,11 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
         )
         .await
         .unwrap();
-        let device = device_providers(&placement, &host.uuid)
-            .await
-            .unwrap()
-            .remove(0);
-        assert_eq!(device.generation, before, "{mode}: nothing was rewritten");
+        assert_eq!(
+            placement.provider(&device.uuid).await.unwrap().generation,
+            before,
+            "{mode}: nothing was rewritten"
+        );
 
         // Caller's view stale (existing = None) but the provider is under this host: adopted.
         let adopted = write_device_provider(
@@ -414,7 +414,7 @@ async fn reserve_all_and_removal_refused_while_a_consumer_holds_an_allocation() 
             .await
             .unwrap()
             .remove(0);
-        let stale = fpga_sync::host::placement_sync::DeviceProvider {
+        let stale = fpga_sync::host::plan::ProviderState {
             allocations: 0,
             ..stale
         };
