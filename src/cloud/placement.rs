@@ -19,6 +19,14 @@ use super::session::{Call, Session, read_json, segment};
 /// and error codes (1.23).
 pub const MICROVERSION: Microversion = Microversion::new(1, 26);
 
+/// The microversion of allocation-candidate queries: nested providers take part from 1.29,
+/// and `in_tree` (candidates below one compute node) needs 1.31. The response format is
+/// written for exactly this version.
+pub const CANDIDATES_MICROVERSION: Microversion = Microversion::new(1, 31);
+
+/// One allocation candidate: provider uuid → resource class → amount.
+pub type Candidate = BTreeMap<String, BTreeMap<String, u64>>;
+
 /// How often a generation-guarded write is retried after a conflict.
 pub const CONFLICT_RETRIES: u32 = 5;
 
@@ -77,7 +85,17 @@ impl<'s> Placement<'s> {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, CloudError> {
-        let v = version();
+        self.call_at(MICROVERSION, method, path, body).await
+    }
+
+    async fn call_at<T: serde::de::DeserializeOwned>(
+        &self,
+        microversion: Microversion,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, CloudError> {
+        let v = format!("placement {microversion}");
         let call = Call {
             service: Service::Placement,
             method,
@@ -405,6 +423,49 @@ impl<'s> Placement<'s> {
             )
             .await?
             .usages)
+    }
+
+    /// The allocation candidates Placement offers for a request, as the scheduler asks
+    /// for them: `query` holds `resources`, `required`, `in_tree`, granular
+    /// `resourcesN`/`requiredN` and `group_policy` pairs. Each candidate maps provider
+    /// uuids to what it would allocate there.
+    pub async fn allocation_candidates(
+        &self,
+        query: &[(String, String)],
+    ) -> Result<Vec<Candidate>, CloudError> {
+        #[derive(Deserialize)]
+        struct Candidates {
+            allocation_requests: Vec<Request>,
+        }
+        #[derive(Deserialize)]
+        struct Request {
+            allocations: BTreeMap<String, Resources>,
+        }
+        #[derive(Deserialize)]
+        struct Resources {
+            resources: BTreeMap<String, u64>,
+        }
+        let query: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", segment(k), segment(v)))
+            .collect();
+        let c: Candidates = self
+            .call_at(
+                CANDIDATES_MICROVERSION,
+                Method::GET,
+                &format!("/allocation_candidates?{}", query.join("&")),
+                None,
+            )
+            .await?;
+        Ok(c.allocation_requests
+            .into_iter()
+            .map(|r| {
+                r.allocations
+                    .into_iter()
+                    .map(|(uuid, res)| (uuid, res.resources))
+                    .collect()
+            })
+            .collect())
     }
 
     /// The allocations against a provider, by consumer: resource class → amount.

@@ -70,7 +70,7 @@ pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
                     Ok(devices) => serde_json::json!({"devices": devices}),
                     Err(e) => {
                         failed = true;
-                        serde_json::json!({"error": e})
+                        serde_json::json!({"error": e.to_string()})
                     }
                 };
                 (

@@ -103,7 +103,11 @@ pub fn run(
             return Err(vec![Diagnostic::error("fpga_sync::host", format!("no host group of the repository names host `{host}`"))
                 .help("add the host (or a pattern matching it) to a HostGroup's `hosts`, or check `--host`")]);
         }
-        let session = super::connect(cloud).await.map_err(|d| vec![d])?;
+        let session = super::connect_with(cloud, super::Needs::Placement, |w| {
+            eprintln!("warning: {w}")
+        })
+        .await
+        .map_err(|d| vec![d])?;
         let placement = Placement::new(&session);
         let observation = agent::observe(&loaded, &options, &drivers, &placement)
             .await

@@ -33,18 +33,33 @@ pub fn use_color_on(choice: Color, terminal: bool) -> bool {
     }
 }
 
+/// Which services a command checks when it connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Placement, Glance and Nova: the central commands.
+    Cloud,
+    /// Placement only: the host agent must read back and withdraw what its cards do not
+    /// carry even while Glance is down; a download finds Glance's state when it needs it.
+    Placement,
+}
+
 /// Connects to the cloud the command line names, checks its API versions once, and prints
 /// the session's warnings. Errors come back as diagnostics.
 pub async fn connect(
     args: &crate::cli::CloudArgs,
 ) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
-    connect_with(args, |warning| eprintln!("warning: {warning}")).await
+    connect_with(args, Needs::Cloud, |warning| {
+        eprintln!("warning: {warning}")
+    })
+    .await
 }
 
-/// As [`connect`], handing each of the session's warnings to `warn` (`watch` logs them, so
-/// that with `--log-format json` every stderr line stays JSON).
+/// As [`connect`], checking only what `needs` says and handing each of the session's
+/// warnings to `warn` (`watch` logs them, so that with `--log-format json` every stderr
+/// line stays JSON).
 pub async fn connect_with(
     args: &crate::cli::CloudArgs,
+    needs: Needs,
     warn: impl Fn(&str),
 ) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
     use crate::cloud::{
@@ -57,7 +72,14 @@ pub async fn connect_with(
     for warning in session.warnings() {
         warn(warning);
     }
-    check_versions(&session).await?;
+    match needs {
+        Needs::Cloud => check_versions(&session).await?,
+        Needs::Placement => {
+            crate::cloud::placement::Placement::new(&session)
+                .check_version()
+                .await?
+        }
+    }
     Ok(session)
 }
 

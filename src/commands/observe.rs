@@ -90,7 +90,7 @@ pub fn render(o: &Observed) -> String {
     section(
         &mut out,
         &format!("FPGA device providers ({})", o.providers.len()),
-        &["NAME", "GENERATION", "INVENTORY", "TRAITS"],
+        &["NAME", "STATE", "GENERATION", "INVENTORY", "TRAITS"],
         o.providers.iter().map(|p| {
             let inventory: Vec<String> = p
                 .inventories
@@ -100,6 +100,7 @@ pub fn render(o: &Observed) -> String {
             let traits: Vec<&str> = p.traits.iter().map(String::as_str).collect();
             vec![
                 p.name.clone(),
+                crate::host::report::provider_state(&p.traits),
                 p.generation.to_string(),
                 inventory.join(", "),
                 traits.join(", "),

@@ -65,6 +65,12 @@ async fn program(args: &ProgramArgs) -> Result<String, Failure> {
         .map_err(|e| fail(e, "check the host group's backend"))?;
     let targets = agent::targets_of(&loaded, &options.cache_dir);
     let seen = agent::discover(&drivers);
+    if let Some(e) = agent::unavailable(&seen) {
+        return Err(fail(
+            e.to_string(),
+            "fix the backend's setup, then try again",
+        ));
+    }
     let found = seen
         .iter()
         .filter_map(|(b, r)| Some((*b, r.as_ref().ok()?.clone())))
@@ -152,7 +158,15 @@ async fn program(args: &ProgramArgs) -> Result<String, Failure> {
     };
     let managed = assigned.is_some_and(|a| a.policy == Policy::Managed);
     if managed {
-        withdraw(args, &loaded, &options, &drivers, &slot).await?;
+        withdraw(
+            args,
+            &loaded,
+            &options,
+            &drivers,
+            &slot,
+            &Loaded::Id(identity.id),
+        )
+        .await?;
     }
     tokio::task::block_in_place(|| driver.program(&request)).map_err(|e| {
         fail(
@@ -191,6 +205,7 @@ async fn withdraw(
         Box<dyn crate::host::driver::Driver>,
     >,
     slot: &Slot,
+    programming: &Loaded,
 ) -> Result<(), Failure> {
     let not_programmed = "not programmed: the provider of a managed device must be drained first";
     let session = super::connect(&args.cloud).await.map_err(|d| {
@@ -216,21 +231,26 @@ async fn withdraw(
     else {
         return Ok(());
     };
-    let (Some(provider), Some(draining)) = (&plan.provider, &plan.on_failure) else {
+    let (Some(provider), Some(name), Some(target)) = (
+        &plan.provider,
+        &plan.provider_name,
+        plan.assignment.bitstream.as_ref(),
+    ) else {
         return Ok(());
     };
-    let traits = draining
-        .traits
-        .iter()
-        .filter(|t| *t != crate::host::report::FAILED_TRAIT)
-        .cloned()
-        .collect();
+    let draining = crate::host::report::withdrawn(
+        name,
+        &plan.assignment,
+        target,
+        crate::host::report::Withdrawal::ReadBack(programming),
+        false,
+    );
     crate::host::placement_sync::write_device_provider(
         &placement,
         &observation.compute_node,
         Some(provider),
         &draining.name,
-        &traits,
+        &draining.traits,
         &draining.inventories,
         crate::host::report::owned_traits(&observation.named_traits),
     )

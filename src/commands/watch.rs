@@ -46,7 +46,7 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         watch::spawn_signal_handler(stop.clone(), wake.clone())?;
         let cloud = &args.cloud;
         let connect = || async move {
-            super::connect_with(cloud, |w| tracing::warn!("{w}"))
+            super::connect_with(cloud, super::Needs::Placement, |w| tracing::warn!("{w}"))
                 .await
                 .map_err(|d| match &d.help {
                     Some(help) => format!("{} (help: {help})", d.message),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::assignment::{self, Target};
 use super::backends::{self, DriverConfig};
-use super::driver::{DeviceInfo, Driver};
+use super::driver::{DeviceInfo, Driver, DriverError};
 use super::execute::HostExecutor;
 use super::fetch::BitstreamCache;
 use super::placement_sync;
@@ -88,16 +88,21 @@ pub fn host_drivers(
 /// What each driver sees (blocking sysfs reads and tool runs, off the async threads).
 pub fn discover(
     drivers: &BTreeMap<Backend, Box<dyn Driver>>,
-) -> BTreeMap<Backend, Result<Vec<DeviceInfo>, String>> {
+) -> BTreeMap<Backend, Result<Vec<DeviceInfo>, DriverError>> {
     drivers
         .iter()
-        .map(|(b, d)| {
-            (
-                *b,
-                tokio::task::block_in_place(|| d.discover()).map_err(|e| e.to_string()),
-            )
-        })
+        .map(|(b, d)| (*b, tokio::task::block_in_place(|| d.discover())))
         .collect()
+}
+
+/// The first backend that cannot run at all, as an error for the whole pass: nothing is
+/// read back, written or removed on the strength of a discovery that could not look.
+pub fn unavailable(
+    seen: &BTreeMap<Backend, Result<Vec<DeviceInfo>, DriverError>>,
+) -> Option<&DriverError> {
+    seen.values()
+        .find_map(|r| r.as_ref().err())
+        .filter(|e| matches!(e, DriverError::Unavailable { .. }))
 }
 
 /// The traits fpga-sync may remove from its providers: those the assignments name and the
@@ -127,6 +132,13 @@ pub async fn observe(
 ) -> Result<Observation, String> {
     let (targets, mut problems) = targets::targets(loaded, &options.cache_dir);
     let seen = discover(drivers);
+    if let Some(e) = unavailable(&seen) {
+        return Err(e.to_string());
+    }
+    let seen: BTreeMap<Backend, Result<Vec<DeviceInfo>, String>> = seen
+        .into_iter()
+        .map(|(b, r)| (b, r.map_err(|e| e.to_string())))
+        .collect();
     let found: BTreeMap<Backend, Vec<DeviceInfo>> = seen
         .iter()
         .filter_map(|(b, r)| Some((*b, r.as_ref().ok()?.clone())))
@@ -191,15 +203,21 @@ pub async fn execute(
         timeout: options.timeout,
         stop,
     };
-    let (mut slots, removals) = executor.run(&observation.plan).await;
+    let executed = executor.run(&observation.plan).await;
+    let mut slots = executed.slots;
     carry_failures(&mut slots, previous);
     HostStatus {
         host: options.host.clone(),
         commit: loaded.desired.commit.clone(),
         finished_at: now(),
-        error: None,
+        error: (!executed.unwithdrawn.is_empty()).then(|| {
+            format!(
+                "could not withdraw from scheduling: {}",
+                executed.unwithdrawn.join("; ")
+            )
+        }),
         slots,
-        removals,
+        removals: executed.removals,
     }
 }
 

@@ -211,6 +211,18 @@ pub enum DriverError {
     },
     /// The backend cannot do this (e.g. flash a DFL FIM, which needs a power cycle).
     Unsupported(String),
+    /// The backend cannot run on this host: a root or tool it needs is missing, not
+    /// executable or not readable. A configuration problem, never "no devices".
+    Unavailable {
+        /// The backend, e.g. `xrt`.
+        backend: String,
+        /// The path at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// How to fix it (the flag or setting).
+        fix: String,
+    },
     /// A file or attribute could not be read or written.
     Io {
         /// The path.
@@ -263,6 +275,16 @@ impl fmt::Display for DriverError {
                 after.as_secs()
             ),
             DriverError::Unsupported(what) => f.write_str(what),
+            DriverError::Unavailable {
+                backend,
+                path,
+                problem,
+                fix,
+            } => write!(
+                f,
+                "the {backend} backend cannot run: `{}` {problem}; {fix}",
+                path.display()
+            ),
             DriverError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             DriverError::Parse { source, reason } => write!(f, "{source}: {reason}"),
         }

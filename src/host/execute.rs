@@ -1,8 +1,11 @@
-//! Carries out a host plan, slot by slot in the plan's order: for a slot to program, fetch
-//! the image into the verified cache, check its header is what the repository said, drain
-//! its provider (everything reserved, function traits withdrawn), program, read back, and
-//! only then report the bitstream to Placement; a failure leaves the provider reserved and
-//! marked failed. It decides nothing: what to do comes from the plan; it only refuses to
+//! Carries out a host plan. First, before anything that can fail, it withdraws from
+//! scheduling every provider whose slot read back something other than its assignment
+//! (everything reserved, function traits withdrawn): a failed download or a crash later in
+//! the pass can no longer leave Placement offering a function the card does not carry.
+//! Then slot by slot in the plan's order: for a slot to program, fetch the image into the
+//! verified cache, check its header is what the repository said, check nobody took the
+//! drained slot meanwhile, program, read back, and only then report the bitstream to
+//! Placement; a failure leaves the provider reserved and marked failed. It decides nothing: what to do comes from the plan; it only refuses to
 //! go on when a check it was told to make fails. A stop request is honoured between slots,
 //! never during programming. I/O: the drivers, Glance, Placement, the bitstream cache.
 
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::assignment::Target;
-use super::driver::{Driver, Loaded, ProgramRequest};
+use super::driver::{Driver, Loaded, ProgramRequest, Slot};
 use super::fetch::{self, BitstreamCache};
 use super::image;
 use super::placement_sync::{self, Removal as Removed};
@@ -57,15 +60,60 @@ fn status(plan: &SlotPlan, state: SlotState, message: impl Into<String>) -> Slot
     }
 }
 
+/// What carrying out a host plan did.
+pub struct Executed {
+    /// Each slot's result, in the plan's order.
+    pub slots: Vec<SlotStatus>,
+    /// What happened to providers of devices that are gone.
+    pub removals: Vec<String>,
+    /// Providers that could not be withdrawn from scheduling: Placement may still offer a
+    /// function their card does not carry. The next pass retries them first.
+    pub unwithdrawn: Vec<String>,
+}
+
 impl HostExecutor<'_> {
-    /// Carries out `plan`; returns each slot's result and what happened to providers of
-    /// devices that are gone.
-    pub async fn run(&self, plan: &HostPlan) -> (Vec<SlotStatus>, Vec<String>) {
+    /// Carries out `plan`.
+    pub async fn run(&self, plan: &HostPlan) -> Executed {
+        let mut unwithdrawn: BTreeMap<&Slot, String> = BTreeMap::new();
+        for slot in &plan.slots {
+            let Some(want) = &slot.withdraw else {
+                continue;
+            };
+            match self.write(slot, want).await {
+                Ok(_) => tracing::warn!(
+                    slot = %slot.assignment.slot,
+                    provider = %want.name,
+                    carries = %slot.current,
+                    "withdrawn from scheduling: the card does not carry its assignment"
+                ),
+                Err(e) => {
+                    tracing::error!(
+                        slot = %slot.assignment.slot,
+                        provider = %want.name,
+                        error = %e,
+                        "could not withdraw the provider from scheduling: Placement may still offer a function the card does not carry"
+                    );
+                    unwithdrawn.insert(&slot.assignment.slot, e);
+                }
+            }
+        }
         let mut out = Vec::new();
         // Devices whose whole-device image (shell) failed to load: their regions wait.
         let mut failed_devices = BTreeSet::new();
         for slot in &plan.slots {
             let address = &slot.assignment.slot.address;
+            if let Some(e) = unwithdrawn.get(&slot.assignment.slot) {
+                out.push(status(
+                    slot,
+                    SlotState::Failed,
+                    format!(
+                        "the card carries {}, not its assignment, and withdrawing provider `{}` from scheduling failed: {e}; nothing else was tried, the next run retries it first",
+                        slot.current,
+                        slot.provider_name.as_deref().unwrap_or("")
+                    ),
+                ));
+                continue;
+            }
             if self.stop.load(Ordering::SeqCst) {
                 out.push(status(slot, SlotState::Pending, "stopped before its turn"));
                 continue;
@@ -82,14 +130,24 @@ impl HostExecutor<'_> {
             if slot.assignment.slot.region.is_none() && result.state == SlotState::Failed {
                 failed_devices.insert(address.clone());
             }
-            tracing::info!(
-                slot = %slot.assignment.slot,
-                bitstream = result.bitstream.as_deref().unwrap_or(""),
-                state = ?result.state,
-                programmed = result.programmed,
-                "{}",
-                result.message
-            );
+            match result.state {
+                SlotState::Failed => tracing::warn!(
+                    slot = %slot.assignment.slot,
+                    bitstream = result.bitstream.as_deref().unwrap_or(""),
+                    state = ?result.state,
+                    programmed = result.programmed,
+                    "{}",
+                    result.message
+                ),
+                _ => tracing::info!(
+                    slot = %slot.assignment.slot,
+                    bitstream = result.bitstream.as_deref().unwrap_or(""),
+                    state = ?result.state,
+                    programmed = result.programmed,
+                    "{}",
+                    result.message
+                ),
+            }
             out.push(result);
         }
         let mut removals = Vec::new();
@@ -117,7 +175,14 @@ impl HostExecutor<'_> {
             tracing::info!(provider = %p.name, "{line}");
             removals.push(line);
         }
-        (out, removals)
+        Executed {
+            slots: out,
+            removals,
+            unwithdrawn: unwithdrawn
+                .iter()
+                .map(|(slot, e)| format!("{slot}: {e}"))
+                .collect(),
+        }
     }
 
     async fn slot(&self, plan: &SlotPlan) -> SlotStatus {
@@ -161,21 +226,13 @@ impl HostExecutor<'_> {
                     format!("carries {name} (read back)"),
                 )
             }
-            SlotAction::Blocked {
-                reason,
-                help,
-                withdraw,
-            } => {
+            SlotAction::Blocked { reason, help } => {
                 let mut message = format!("{reason}; {help}");
-                if *withdraw && let Some(want) = &plan.on_failure {
-                    message = match self.write(plan, want).await {
-                        Ok(_) => format!(
-                            "{message} (its provider claimed {name}: reserved, function traits withdrawn)"
-                        ),
-                        Err(e) => {
-                            format!("{message} (withdrawing its provider's traits failed: {e})")
-                        }
-                    };
+                if plan.withdraw.is_some() {
+                    message = format!(
+                        "{message} (the card carries {}: its provider is withdrawn from scheduling)",
+                        plan.current
+                    );
                 }
                 status(plan, SlotState::Blocked, message)
             }
@@ -222,40 +279,28 @@ impl HostExecutor<'_> {
                 ));
             }
         }
-        if drain && let (Some(name_), Some(draining)) = (&plan.provider_name, &plan.on_failure) {
-            let draining = ProviderTarget {
-                name: name_.clone(),
-                traits: draining
-                    .traits
-                    .iter()
-                    .filter(|t| *t != report::FAILED_TRAIT)
-                    .cloned()
-                    .collect(),
-                inventories: draining.inventories.clone(),
-            };
-            if let Err(e) = self.write(plan, &draining).await {
-                return failed(format!(
-                    "`{name}` was not programmed: draining its provider failed: {e}"
-                ));
-            }
-            if !forced && let Some(p) = &plan.provider {
-                match self.placement.allocations(&p.uuid).await {
-                    Ok(a) if !a.is_empty() => {
-                        return status(
-                            plan,
-                            SlotState::Blocked,
-                            format!(
-                                "`{name}` was not programmed: {} consumer(s) took allocations while it was being drained; it stays reserved until they leave",
-                                a.len()
-                            ),
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        return failed(format!(
-                            "`{name}` was not programmed: reading allocations: {e}"
-                        ));
-                    }
+        // The provider was withdrawn at the start of the pass; a consumer that was placed
+        // just before that holds it now.
+        if drain
+            && !forced
+            && let Some(p) = &plan.provider
+        {
+            match self.placement.allocations(&p.uuid).await {
+                Ok(a) if !a.is_empty() => {
+                    return status(
+                        plan,
+                        SlotState::Blocked,
+                        format!(
+                            "`{name}` was not programmed: {} consumer(s) took allocations while it was being drained; it stays reserved until they leave",
+                            a.len()
+                        ),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return failed(format!(
+                        "`{name}` was not programmed: reading allocations: {e}"
+                    ));
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! The fleet view of the central `plan`: each host's FPGA slots as verified, pending or
-//! failed, from what Placement holds (the providers the host agents report) against what
+//! The fleet view of the central `plan`: each host's FPGA slots as verified, pending,
+//! withdrawn or failed, from what Placement holds (the providers the host agents report) against what
 //! the repository assigns. The host agents are the ones that program; this only reads
 //! their reports. Pure: no I/O.
 
@@ -20,6 +20,9 @@ pub enum FleetState {
     Verified,
     /// Not reported yet, or reported for another bitstream (the agent has not caught up).
     Pending,
+    /// The agent read back something other than the assignment: reserved, function
+    /// withdrawn until a read-back matches.
+    Withdrawn,
     /// The agent's last program or read-back failed: reserved, function withdrawn.
     Failed,
 }
@@ -145,12 +148,27 @@ pub fn fleet(
                         report::BITSTREAM_TRAIT_PREFIX,
                         target.bs_uuid.as_u128()
                     );
+                    let carried = owned
+                        .get(name.as_str())
+                        .and_then(|p| report::carried(&p.traits))
+                        .map(|c| carried_text(c, targets, target));
                     let (state, detail) = match owned.get(name.as_str()) {
                         None => (FleetState::Pending, "not reported yet".to_owned()),
                         Some(p) if p.traits.contains(report::FAILED_TRAIT) => (
                             FleetState::Failed,
-                            "the host agent's last program or read-back failed; reserved"
-                                .to_owned(),
+                            match carried {
+                                Some(c) => format!(
+                                    "the host agent's last program or read-back failed; reserved; {c}"
+                                ),
+                                None => {
+                                    "the host agent's last program or read-back failed; reserved"
+                                        .to_owned()
+                                }
+                            },
+                        ),
+                        Some(p) if p.traits.contains(report::WITHDRAWN_TRAIT) => (
+                            FleetState::Withdrawn,
+                            carried.unwrap_or_else(|| format!("does not carry `{}`", target.name)),
                         ),
                         Some(p)
                             if p.traits.contains(report::VERIFIED_TRAIT)
@@ -179,6 +197,23 @@ pub fn fleet(
     out
 }
 
+/// What a withdrawn slot carries, for people: `carries nothing (expected `aes-1.1`)`.
+fn carried_text(
+    c: report::Carried,
+    targets: &BTreeMap<String, Target>,
+    expected: &Target,
+) -> String {
+    let what = match c {
+        report::Carried::Nothing => "nothing".to_owned(),
+        report::Carried::Unknown => "an image the card cannot identify".to_owned(),
+        report::Carried::Id(id) => match targets.values().find(|t| t.identity.id == id) {
+            Some(t) => format!("`{}`", t.name),
+            None => format!("{id}"),
+        },
+    };
+    format!("carries {what} (expected `{}`)", expected.name)
+}
+
 /// The fleet view for people (`markdown` for a merge-request comment).
 pub fn render(slots: &[FleetSlot], markdown: bool) -> String {
     let mut out = String::new();
@@ -204,6 +239,7 @@ pub fn render(slots: &[FleetSlot], markdown: bool) -> String {
             let mark = match s.state {
                 FleetState::Verified => "verified",
                 FleetState::Pending => "pending ",
+                FleetState::Withdrawn => "withdrawn",
                 FleetState::Failed => "FAILED  ",
             };
             let _ = writeln!(
@@ -215,9 +251,10 @@ pub fn render(slots: &[FleetSlot], markdown: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "\nDevices: {} verified, {} pending, {} failed.",
+        "\nDevices: {} verified, {} pending, {} withdrawn, {} failed.",
         count(FleetState::Verified),
         count(FleetState::Pending),
+        count(FleetState::Withdrawn),
         count(FleetState::Failed)
     );
     out

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::assignment::{SlotAssignment, Target, interfaces_of_shell};
 use super::driver::{Busy, DeviceInfo, Loaded, Slot};
 use super::id::Id128;
-use super::report::{self, ProviderTarget};
+use super::report::{self, ProviderTarget, Withdrawal};
 use crate::cloud::placement::Inventory;
 use crate::desired::host_group::{Backend, Policy};
 
@@ -82,9 +82,6 @@ pub enum SlotAction {
         reason: String,
         /// What to do about it.
         help: String,
-        /// Whether the provider's function traits are withdrawn because it claims a
-        /// bitstream the card does not carry.
-        withdraw: bool,
     },
 }
 
@@ -104,10 +101,14 @@ pub struct SlotPlan {
     /// Whether the backend found the device (a provider of a device that is gone is
     /// removed).
     pub device_found: bool,
+    /// The first write of the pass, before anything that can fail: the provider of a slot
+    /// whose read-back is not its assignment, taken out of scheduling (everything
+    /// reserved, function traits withdrawn, what it carries recorded). `None` when there is
+    /// no such provider or it is withdrawn already.
+    pub withdraw: Option<ProviderTarget>,
     /// What Placement should hold once the bitstream is verified.
     pub on_success: Option<ProviderTarget>,
-    /// What Placement holds while programming (`failed: false`) and after a failed program
-    /// or read-back.
+    /// What Placement holds after a failed program or read-back.
     pub on_failure: Option<ProviderTarget>,
 }
 
@@ -133,11 +134,15 @@ impl HostPlan {
     /// Whether carrying it out changes anything.
     pub fn has_changes(&self) -> bool {
         !self.removals.is_empty()
-            || self.slots.iter().any(|s| match &s.action {
-                SlotAction::InSync { report } => *report,
-                SlotAction::Program { .. } => true,
-                SlotAction::Blocked { withdraw, .. } => *withdraw,
-                SlotAction::Manual | SlotAction::ShellChecked { .. } => false,
+            || self.slots.iter().any(|s| {
+                s.withdraw.is_some()
+                    || match &s.action {
+                        SlotAction::InSync { report } => *report,
+                        SlotAction::Program { .. } => true,
+                        SlotAction::Blocked { .. }
+                        | SlotAction::Manual
+                        | SlotAction::ShellChecked { .. } => false,
+                    }
             })
     }
 
@@ -153,7 +158,6 @@ fn blocked(reason: impl Into<String>, help: impl Into<String>) -> SlotAction {
     SlotAction::Blocked {
         reason: reason.into(),
         help: help.into(),
-        withdraw: false,
     }
 }
 
@@ -208,7 +212,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         let on_failure = provider_name
             .as_ref()
             .zip(target)
-            .map(|(n, t)| report::withdrawn(n, a, t, true));
+            .map(|(n, t)| report::withdrawn(n, a, t, Withdrawal::Failed, false));
         let mut plan = SlotPlan {
             assignment: a.clone(),
             current: Loaded::Unknown("not read".into()),
@@ -216,6 +220,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
             provider,
             action: SlotAction::Manual,
             device_found: true,
+            withdraw: None,
             on_success,
             on_failure,
         };
@@ -259,13 +264,16 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
                 continue;
             }
             Some(Err(e)) => {
+                let reason = format!(
+                    "the {} backend could not list devices: {e}",
+                    backend_name(a.backend)
+                );
+                plan.current = Loaded::Unknown(reason.clone());
                 plan.action = blocked(
-                    format!(
-                        "the {} backend could not list devices: {e}",
-                        backend_name(a.backend)
-                    ),
+                    reason,
                     "fix the driver or its tools on the host; the next run retries",
                 );
+                plan.withdraw = withdrawal(&plan, target, &owned);
                 slots.push(plan);
                 continue;
             }
@@ -285,14 +293,14 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
             Some(Ok(Some(d))) => d,
         };
         let Some((loaded, accepts, busy)) = device.slot_state(&a.slot) else {
-            plan.action = blocked(
-                format!(
-                    "{} has no region `{}`",
-                    a.slot.address,
-                    a.slot.region.as_deref().unwrap_or("")
-                ),
-                "check the region names with `fpga-sync devices`",
+            let reason = format!(
+                "{} has no region `{}`",
+                a.slot.address,
+                a.slot.region.as_deref().unwrap_or("")
             );
+            plan.current = Loaded::Unknown(reason.clone());
+            plan.action = blocked(reason, "check the region names with `fpga-sync devices`");
+            plan.withdraw = withdrawal(&plan, target, &owned);
             slots.push(plan);
             continue;
         };
@@ -312,16 +320,8 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
                 "it is retried when the backoff ends, or at once when the repository changes",
             );
         }
-        if let SlotAction::Blocked { withdraw, .. } = &mut plan.action {
-            // A provider that claims this bitstream while the card does not carry it.
-            *withdraw = !carries
-                && plan.provider.as_ref().is_some_and(|p| {
-                    p.traits.contains(&format!(
-                        "{}{:032X}",
-                        report::BITSTREAM_TRAIT_PREFIX,
-                        target.bs_uuid.as_u128()
-                    ))
-                });
+        if !carries {
+            plan.withdraw = withdrawal(&plan, target, &owned);
         }
         if let SlotAction::InSync { report } = &mut plan.action {
             *report = input.providers.is_some()
@@ -351,6 +351,26 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         slots,
         removals,
     }
+}
+
+/// The first write for a slot whose read-back is not its assignment: its provider (one of
+/// ours: others were refused above) withdrawn with what it read back, unless Placement
+/// already holds exactly that. A provider that was marked failed stays so until a
+/// read-back matches.
+fn withdrawal(
+    plan: &SlotPlan,
+    target: &Target,
+    owned: &impl Fn(&str) -> bool,
+) -> Option<ProviderTarget> {
+    let (name, provider) = (plan.provider_name.as_ref()?, plan.provider.as_ref()?);
+    let want = report::withdrawn(
+        name,
+        &plan.assignment,
+        target,
+        Withdrawal::ReadBack(&plan.current),
+        provider.traits.contains(report::FAILED_TRAIT),
+    );
+    (!provider_matches(provider, &want, owned)).then_some(want)
 }
 
 /// Whether a slot reports a provider: managed, carrying a bitstream that is not a shell.

@@ -50,9 +50,13 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
             }
             SlotAction::Program { drain, forced } => {
                 program += 1;
-                let mut steps = vec!["fetch + verify"];
+                let mut steps = Vec::new();
+                if s.withdraw.is_some() {
+                    steps.push("withdraw provider");
+                }
+                steps.push("fetch + verify");
                 if *drain {
-                    steps.push("drain provider");
+                    steps.push("check allocations");
                 }
                 steps.extend(["program", "read back"]);
                 if s.provider_name.is_some() {
@@ -66,15 +70,15 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
                     if *forced { " [forced: in use]" } else { "" }
                 )
             }
-            SlotAction::Blocked {
-                reason,
-                help,
-                withdraw,
-            } => {
+            SlotAction::Blocked { reason, help } => {
                 blocked += 1;
                 let mut text = format!("! blocked {}: {reason}\n      help: {help}", bitstream(s));
-                if *withdraw {
-                    text.push_str("\n      its provider claims it: reserve it and withdraw its function traits");
+                if s.withdraw.is_some() {
+                    let _ = write!(
+                        text,
+                        "\n      the card carries {}: withdraw its provider from scheduling (reserve it, remove its function traits)",
+                        s.current
+                    );
                 }
                 text
             }
@@ -107,10 +111,11 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
 }
 
 /// The plan as JSON (`plan --host --format json`): `{"format_version": 1, "host",
-/// "slots": [{"slot", "backend", "bitstream", "current", "provider", "action"}],
-/// "removals": [provider names], "problems": [...]}`; `action` is tagged by `action`:
-/// `manual`, `in-sync` (`report`), `shell-checked` (`proven`), `program` (`drain`,
-/// `forced`), `blocked` (`reason`, `help`, `withdraw`).
+/// "slots": [{"slot", "backend", "bitstream", "current", "provider", "withdraw",
+/// "action"}], "removals": [provider names], "problems": [...]}`; `withdraw` says whether
+/// the provider is first taken out of scheduling (the card does not carry the assignment);
+/// `action` is tagged by `action`: `manual`, `in-sync` (`report`), `shell-checked`
+/// (`proven`), `program` (`drain`, `forced`), `blocked` (`reason`, `help`).
 pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
     let slots: Vec<serde_json::Value> = plan
         .slots
@@ -122,6 +127,7 @@ pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
                 "bitstream": s.assignment.bitstream.as_ref().map(|t| &t.name),
                 "current": s.current,
                 "provider": s.provider_name,
+                "withdraw": s.withdraw.is_some(),
                 "action": s.action,
             })
         })
@@ -178,6 +184,9 @@ pub fn results(status: &HostStatus) -> String {
     }
     for r in &status.removals {
         let _ = writeln!(out, "        {r}");
+    }
+    if let Some(e) = &status.error {
+        let _ = writeln!(out, "\nerror: {e}");
     }
     let programmed = status.slots.iter().filter(|s| s.programmed).count();
     let bad = status

@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::assignment::{SlotAssignment, Target};
+use super::driver::Loaded;
+use super::id::Id128;
 use crate::cloud::placement::Inventory;
 use crate::desired::host_group::Offer;
 
@@ -17,6 +19,12 @@ pub const OWNER_TRAIT: &str = "CUSTOM_FPGA_SYNC_MANAGED";
 pub const VERIFIED_TRAIT: &str = "CUSTOM_FPGA_SYNC_VERIFIED";
 /// The last program or read-back failed: the device is reserved, its function withdrawn.
 pub const FAILED_TRAIT: &str = "CUSTOM_FPGA_SYNC_FAILED";
+/// The card does not carry the slot's assignment (read back at the start of a pass): the
+/// device is reserved and its function withdrawn until a read-back matches again.
+pub const WITHDRAWN_TRAIT: &str = "CUSTOM_FPGA_SYNC_WITHDRAWN";
+/// Prefix of the trait saying what a withdrawn slot read back: `NOTHING`, `UNKNOWN`, or
+/// the 32 upper-case hex digits of the id it carries.
+pub const CARRIES_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_CARRIES_";
 /// Prefix of the trait naming the verified bitstream's `bs-uuid`.
 pub const BITSTREAM_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_BS_";
 /// The resource class reported when an assignment names none (Cyborg's).
@@ -132,18 +140,93 @@ pub fn verified(name: &str, assignment: &SlotAssignment, target: &Target) -> Pro
     }
 }
 
-/// The provider of a slot that is being programmed (`failed: false`) or whose program or
-/// read-back failed (`failed: true`): everything reserved, every function trait withdrawn,
-/// so nothing is scheduled onto a card that does not carry what its traits would say.
+/// The trait that records what a withdrawn slot read back.
+pub fn carries_trait(loaded: &Loaded) -> String {
+    match loaded {
+        Loaded::Empty => format!("{CARRIES_TRAIT_PREFIX}NOTHING"),
+        Loaded::Id(id) => format!("{CARRIES_TRAIT_PREFIX}{}", id.upper()),
+        Loaded::Unknown(_) => format!("{CARRIES_TRAIT_PREFIX}UNKNOWN"),
+    }
+}
+
+/// What a withdrawn provider's carries trait says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// The card read back empty.
+    Nothing,
+    /// The card could not tell.
+    Unknown,
+    /// This id.
+    Id(Id128),
+}
+
+/// Reads the carries trait among `traits`, if there is one.
+pub fn carried(traits: &BTreeSet<String>) -> Option<Carried> {
+    traits.iter().find_map(|t| {
+        let rest = t.strip_prefix(CARRIES_TRAIT_PREFIX)?;
+        Some(match rest {
+            "NOTHING" => Carried::Nothing,
+            "UNKNOWN" => Carried::Unknown,
+            hex => Carried::Id(hex.parse().ok()?),
+        })
+    })
+}
+
+/// A provider's state as its traits tell it, for people who see no desired state
+/// (`fpga-sync observe`): `verified`, `withdrawn: carries nothing`, `FAILED`, `-` (not
+/// fpga-sync's, or not reported yet).
+pub fn provider_state(traits: &BTreeSet<String>) -> String {
+    let carries = || match carried(traits) {
+        Some(Carried::Nothing) => ": carries nothing".to_owned(),
+        Some(Carried::Unknown) => ": carries an image the card cannot identify".to_owned(),
+        Some(Carried::Id(id)) => format!(": carries {id}"),
+        None => String::new(),
+    };
+    if !traits.contains(OWNER_TRAIT) {
+        "-".to_owned()
+    } else if traits.contains(FAILED_TRAIT) {
+        format!("FAILED{}", carries())
+    } else if traits.contains(WITHDRAWN_TRAIT) {
+        format!("withdrawn{}", carries())
+    } else if traits.contains(VERIFIED_TRAIT) {
+        "verified".to_owned()
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// Why a slot's provider is taken out of scheduling.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Withdrawal<'a> {
+    /// Read back at the start of a pass: the card carries this, not the assignment.
+    ReadBack(&'a Loaded),
+    /// A program or read-back of this pass failed: marked failed.
+    Failed,
+}
+
+/// The provider of a slot that does not carry its assignment: everything reserved, every
+/// function trait withdrawn, so nothing is scheduled onto a card that does not carry what
+/// its traits would say. A slot withdrawn on its read-back says what it carries (and stays
+/// marked failed if `was_failed`); one whose program or read-back failed is marked failed.
 pub fn withdrawn(
     name: &str,
     assignment: &SlotAssignment,
     target: &Target,
-    failed: bool,
+    why: Withdrawal<'_>,
+    was_failed: bool,
 ) -> ProviderTarget {
     let mut traits = BTreeSet::from([OWNER_TRAIT.to_owned(), vendor_trait(&target.vendor)]);
-    if failed {
-        traits.insert(FAILED_TRAIT.to_owned());
+    match why {
+        Withdrawal::ReadBack(loaded) => {
+            traits.insert(WITHDRAWN_TRAIT.to_owned());
+            traits.insert(carries_trait(loaded));
+            if was_failed {
+                traits.insert(FAILED_TRAIT.to_owned());
+            }
+        }
+        Withdrawal::Failed => {
+            traits.insert(FAILED_TRAIT.to_owned());
+        }
     }
     let total = units(assignment, target);
     ProviderTarget {

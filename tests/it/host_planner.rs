@@ -208,21 +208,26 @@ fn a_busy_region_or_one_with_allocations_is_programmed_only_when_forced() {
     p.traits
         .retain(|t| !t.starts_with(report::BITSTREAM_TRAIT_PREFIX));
     allocated.providers = vec![p];
-    match &allocated.plan().slots[0].action {
-        SlotAction::Blocked {
-            reason, withdraw, ..
-        } => {
+    let plan = allocated.plan();
+    match &plan.slots[0].action {
+        SlotAction::Blocked { reason, .. } => {
             assert!(
                 reason.contains("1 consumer(s) hold allocations"),
                 "{reason}"
             );
-            assert!(
-                !withdraw,
-                "the old bitstream is still loaded and still true"
-            );
         }
         other => panic!("{other:?}"),
     }
+    // The card carries another bitstream than its assignment: the slot is taken out of
+    // scheduling (the consumer keeps its allocation; no new one lands) until it is free to
+    // be programmed, and the provider says what the card carries.
+    let withdraw = plan.slots[0].withdraw.as_ref().expect("withdrawn");
+    assert!(withdraw.traits.contains(report::WITHDRAWN_TRAIT));
+    assert!(withdraw.traits.contains(&format!(
+        "{}{}",
+        report::CARRIES_TRAIT_PREFIX,
+        Id128(7).upper()
+    )));
     allocated.force = true;
     assert_eq!(
         allocated.plan().slots[0].action,
@@ -234,18 +239,54 @@ fn a_busy_region_or_one_with_allocations_is_programmed_only_when_forced() {
 }
 
 #[test]
-fn a_provider_claiming_a_bitstream_the_card_lost_is_withdrawn_when_blocked() {
+fn a_provider_claiming_a_bitstream_the_card_lost_is_withdrawn_before_anything_else() {
     let mut case = Case::new(
         region_assignment(aes(IFACE), Policy::Managed),
         card(Loaded::Empty, Busy::Free),
     );
     let want = case.plan().slots[0].on_success.clone().unwrap();
     case.providers = vec![provider_from(&want, 2)];
+    let held = case.plan();
+    assert!(
+        matches!(held.slots[0].action, SlotAction::Blocked { .. }),
+        "in use: {:?}",
+        held.slots[0].action
+    );
+    assert!(held.slots[0].withdraw.is_some(), "withdrawn though in use");
+    case.providers = vec![provider_from(&want, 0)];
     let plan = case.plan();
-    assert!(matches!(
-        plan.slots[0].action,
-        SlotAction::Blocked { withdraw: true, .. }
-    ));
+    assert!(
+        matches!(
+            plan.slots[0].action,
+            SlotAction::Program { drain: true, .. }
+        ),
+        "{:?}",
+        plan.slots[0].action
+    );
+    let first = plan.slots[0].withdraw.as_ref().expect("withdrawn first");
+    assert!(first.traits.contains(report::WITHDRAWN_TRAIT));
+    assert!(
+        first
+            .traits
+            .contains(&format!("{}NOTHING", report::CARRIES_TRAIT_PREFIX))
+    );
+    assert!(!first.traits.contains(report::VERIFIED_TRAIT));
+    assert!(
+        !first
+            .traits
+            .iter()
+            .any(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_")
+                || t.starts_with(report::BITSTREAM_TRAIT_PREFIX))
+    );
+    let inv = &first.inventories["CUSTOM_FPGA_INTEL_PF"];
+    assert_eq!(inv.reserved, inv.total);
+    assert!(plan.has_changes());
+
+    // Once Placement holds the withdrawal, the next plan does not write it again.
+    let mut again = case;
+    again.providers = vec![provider_from(first, 0)];
+    assert_eq!(again.plan().slots[0].withdraw, None);
+
     let failure = plan.slots[0].on_failure.as_ref().unwrap();
     assert!(failure.traits.contains(report::FAILED_TRAIT));
     assert!(
@@ -363,4 +404,29 @@ fn providers_that_are_not_fpga_syncs_are_never_touched_and_gone_devices_are_remo
         .map(|r| r.provider.name.as_str())
         .collect();
     assert_eq!(removed, ["compute-a01_0000:af:00.0"]);
+}
+
+#[test]
+fn a_discovery_that_failed_withdraws_the_slots_it_could_not_read_and_removes_nothing() {
+    let mut case = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Id(AFU), Busy::Free),
+    );
+    let want = case.plan().slots[0].on_success.clone().unwrap();
+    case.providers = vec![provider_from(&want, 0)];
+    assert_eq!(case.plan().slots[0].withdraw, None, "verified and true");
+    case.devices = BTreeMap::from([(
+        Backend::Opae,
+        Err("reading afu_id: Device or resource busy".to_owned()),
+    )]);
+    let plan = case.plan();
+    let withdraw = plan.slots[0].withdraw.as_ref().expect("withdrawn");
+    assert!(
+        withdraw
+            .traits
+            .contains(&format!("{}UNKNOWN", report::CARRIES_TRAIT_PREFIX))
+    );
+    assert!(!withdraw.traits.contains(report::VERIFIED_TRAIT));
+    assert!(plan.removals.is_empty(), "{:?}", plan.removals);
+    assert!(matches!(plan.slots[0].action, SlotAction::Blocked { .. }));
 }

@@ -14,7 +14,7 @@ use fpga_sync::host::backends::sim::{self, Fault};
 use fpga_sync::host::driver::Slot;
 use fpga_sync::host::id::Id128;
 use fpga_sync::host::placement_sync::device_providers;
-use fpga_sync::host::report::VERIFIED_TRAIT;
+use fpga_sync::host::report::{VERIFIED_TRAIT, WITHDRAWN_TRAIT};
 use fpga_sync::host::status::SlotState;
 use fpga_sync::host::watch::{Trigger, WatchStatus};
 use git2::Repository;
@@ -388,6 +388,61 @@ async fn a_power_cycle_is_repaired_by_the_next_read_back() {
             .any(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_INTEL_")),
         "{traits:?}"
     );
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_power_cycle_whose_repair_cannot_download_is_withdrawn_by_the_verify_pass() {
+    let site = HostSite::new().await;
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    let mut watch = site.watch(&repo, &["--verify-every", "1"]);
+    site.wait_status(60, "afu-v1 verified", |s| verified(s, &site.v1()));
+    let traits = site.provider_traits().await;
+    assert!(traits.iter().any(|t| t == VERIFIED_TRAIT), "{traits:?}");
+
+    // The card loses its bitstream and the cache cannot take the download.
+    let cache = site.state.path().join("agent/cache/bitstreams");
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::fs::write(&cache, "not a folder").unwrap();
+    sim::power_cycle(&site.sim()).unwrap();
+    let cycled = fpga_sync::host::status::now();
+    site.wait_status(30, "a failed repair", |s| {
+        s.status.finished_at > cycled
+            && s.trigger == Trigger::Verify
+            && s.status
+                .slots
+                .iter()
+                .any(|slot| slot.slot == region() && slot.state == SlotState::Failed)
+    });
+    let traits = site.provider_traits().await;
+    assert!(!traits.iter().any(|t| t == VERIFIED_TRAIT), "{traits:?}");
+    assert!(
+        !traits
+            .iter()
+            .any(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_")),
+        "{traits:?}"
+    );
+    assert!(traits.iter().any(|t| t == WITHDRAWN_TRAIT), "{traits:?}");
+    let session = local_cloud().session(NOAUTH).await;
+    let provider = device_providers(&Placement::new(&session), &site.compute_node)
+        .await
+        .unwrap()
+        .remove(0);
+    let inventory = provider.inventories.values().next().unwrap();
+    assert_eq!(inventory.reserved, inventory.total);
+    assert!(
+        watch.log().contains("withdrawn from scheduling"),
+        "{}",
+        watch.log()
+    );
+
+    // The cache mended, the backoff's retry repairs and offers it again.
+    std::fs::remove_file(&cache).unwrap();
+    site.wait_status(60, "afu-v1 verified again", |s| verified(s, &site.v1()));
+    let traits = site.provider_traits().await;
+    assert!(traits.iter().any(|t| t == VERIFIED_TRAIT), "{traits:?}");
+    assert!(!traits.iter().any(|t| t == WITHDRAWN_TRAIT), "{traits:?}");
     let (code, log) = watch.terminate();
     assert_eq!(code, Some(0), "{log}");
 }

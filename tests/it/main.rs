@@ -16,6 +16,7 @@ mod host_cloud;
 mod host_commands;
 mod host_drivers;
 mod host_planner;
+mod host_safety;
 mod host_watch;
 mod hostile_input;
 mod import;

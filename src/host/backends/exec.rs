@@ -156,6 +156,9 @@ impl Driver for Exec {
     }
 
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
+        if let Some(program) = self.commands.discover.first() {
+            super::preflight::command("exec", program, "exec.discover")?;
+        }
         let out = tool::run(&self.commands.discover, self.timeout())?;
         let devices: Vec<ExecDevice> =
             serde_json::from_str(out.stdout.trim()).map_err(|e| DriverError::Parse {

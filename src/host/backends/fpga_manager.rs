@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::DriverConfig;
+use super::preflight;
 use super::sysfs::{
     attr, file_name, io_error, list_prefix, pci_device_dir, pci_id, write_atomic, write_attr,
 };
@@ -204,6 +205,17 @@ impl Driver for FpgaManager {
     }
 
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
+        preflight::driver_class(
+            "fpga-manager",
+            &self.sysfs,
+            &[("class/fpga_manager", "the Linux FPGA manager")],
+        )?;
+        preflight::directory(
+            "fpga-manager",
+            &self.firmware,
+            "the firmware folder",
+            preflight::FIRMWARE_DIR,
+        )?;
         Ok(self
             .managers()
             .into_iter()

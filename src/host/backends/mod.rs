@@ -11,6 +11,7 @@ use crate::desired::host_group::Backend;
 pub mod exec;
 pub mod fpga_manager;
 pub mod opae;
+pub mod preflight;
 pub mod sim;
 pub mod sysfs;
 pub mod tool;

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::DriverConfig;
+use super::preflight;
 use super::sysfs::{attr, file_name, list_prefix, pci_device_dir, pci_id, read_attr, read_id};
 use super::tool;
 use crate::desired::host_group::Backend;
@@ -269,6 +270,15 @@ impl Driver for Opae {
     }
 
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
+        preflight::driver_class(
+            "opae",
+            &self.sysfs,
+            &[
+                ("class/fpga_region", "the upstream dfl driver"),
+                ("class/fpga", "the out-of-tree intel-fpga driver"),
+            ],
+        )?;
+        preflight::tool("opae", &self.fpgaconf, "fpgaconf", preflight::FPGACONF)?;
         self.cards().iter().map(|c| self.info(c)).collect()
     }
 

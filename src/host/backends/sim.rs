@@ -37,6 +37,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::DriverConfig;
+use super::preflight;
 use super::sysfs::{attr, file_name, io_error, write_atomic};
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
@@ -238,6 +239,12 @@ impl Driver for Sim {
     }
 
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
+        preflight::directory(
+            "sim",
+            &self.root.join("devices"),
+            "the simulated host's device folder",
+            preflight::SIM_ROOT,
+        )?;
         let mut out = Vec::new();
         for dir in super::sysfs::list_prefix(&self.root.join("devices"), "") {
             let address = file_name(&dir);

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::DriverConfig;
+use super::preflight;
 use super::sysfs::{attr, file_name, is_pci_address, list_prefix, pci_id, read_attr};
 use super::tool;
 use crate::desired::host_group::Backend;
@@ -187,6 +188,14 @@ impl Driver for Xrt {
     }
 
     fn discover(&self) -> Result<Vec<DeviceInfo>, DriverError> {
+        preflight::driver_class("xrt", &self.sysfs, &[("bus/pci/devices", "PCI")])?;
+        preflight::any_tool(
+            "xrt",
+            &[
+                (&self.xrt_smi, "xrt-smi", preflight::XRT_SMI),
+                (&self.xbutil, "xbutil", preflight::XBUTIL),
+            ],
+        )?;
         Ok(self.cards().iter().map(|d| self.info(d)).collect())
     }
 
