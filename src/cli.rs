@@ -489,3 +489,76 @@ pub enum Color {
     /// Never colour.
     Never,
 }
+
+impl SourceArgs {
+    /// The source to read: the cache folder defaults to `$XDG_CACHE_HOME/fpga-sync`
+    /// (`~/.cache/fpga-sync`).
+    pub fn spec(&self) -> crate::source::RepoSpec {
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("fpga-sync")
+        });
+        crate::source::RepoSpec {
+            repo: self.repo.clone(),
+            reference: self.reference.clone(),
+            dir: self.dir.clone(),
+            worktree: self.worktree,
+            cache_dir,
+        }
+    }
+}
+
+impl PruneArgs {
+    /// The planner's settings.
+    pub fn settings(&self) -> crate::plan::PlanSettings {
+        crate::plan::PlanSettings {
+            site: self.site.name.clone(),
+            prune: self.prune,
+            max_delete_share: self.max_delete_share,
+            allow_mass_delete: self.allow_mass_delete,
+        }
+    }
+}
+
+impl DriverArgs {
+    /// Where the drivers find hardware and tools.
+    pub fn config(&self) -> crate::host::discover::backends::DriverConfig {
+        crate::host::discover::backends::DriverConfig {
+            sysfs_root: self.sysfs_root.clone(),
+            dev_root: self.dev_root.clone(),
+            firmware_dir: self.firmware_dir.clone(),
+            proc_root: self.proc_root.clone(),
+            state_dir: self.state_dir.clone(),
+            fpgaconf: self.fpgaconf.clone(),
+            xrt_smi: self.xrt_smi.clone(),
+            xbutil: self.xbutil.clone(),
+            sim_root: self
+                .sim_root
+                .clone()
+                .unwrap_or_else(|| self.state_dir.join("sim")),
+            exec: None,
+            timeout: std::time::Duration::from_secs(self.program_timeout),
+        }
+    }
+
+    /// The host agent's options for `host` of `site`.
+    pub fn host_options(
+        &self,
+        host: &str,
+        site: &str,
+        force: bool,
+    ) -> crate::reconcile::host::HostOptions {
+        crate::reconcile::host::HostOptions {
+            host: host.to_owned(),
+            site: site.to_owned(),
+            force,
+            drivers: self.config(),
+            cache_dir: self.state_dir.join("cache"),
+            timeout: std::time::Duration::from_secs(self.program_timeout),
+            deferred: Default::default(),
+        }
+    }
+}

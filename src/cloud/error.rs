@@ -49,7 +49,7 @@ impl fmt::Display for Service {
 }
 
 /// What went wrong talking to the cloud.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum CloudError {
     /// The cloud configuration is unusable (no cloud named, missing `auth_url`, ...).
     Config {

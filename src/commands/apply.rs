@@ -1,140 +1,167 @@
 //! `fpga-sync apply`: carries out a saved plan after checking it is not stale, or plans,
-//! shows the plan, asks, and carries it out. Progress goes to stderr: progress bars on a
-//! terminal, one line per event elsewhere. I/O: source, cloud, terminal.
+//! shows the plan, asks, and carries it out; with `--host`, one compute host's part.
+//! Progress goes to stderr: progress bars on a terminal, one line per event elsewhere.
+//! I/O: the terminal, the status file.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::plan::{header, make, report, settings};
-use crate::apply::{self, Applied, Reporter};
-use crate::cli::{ApplyArgs, CloudArgs};
+use crate::apply::{Applied, Reporter};
+use crate::cli::{ApplyArgs, LogFormat};
 use crate::cloud::CloudError;
 use crate::diagnostic::Diagnostic;
-use crate::plan::{Action, Plan, current_fingerprints, render};
-use crate::reconcile::{self, SavedPlan, SnapshotFiles};
+use crate::host::execute::LogReporter;
+use crate::host::plan::render as host_render;
+use crate::host::report::status::{HostStatus, SlotState};
+use crate::plan::{Action, Plan, render};
+use crate::reconcile::{self, Error, SavedPlan};
 
 /// Runs `apply`; returns whether everything was applied.
 pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
-    if args.host.host.is_some() {
-        super::host::init_logging_at(crate::cli::LogFormat::Text, "warn");
-        return super::host::run(
-            &args.source,
-            &args.cloud,
-            &args.prune.site.name,
-            &args.host,
-            true,
-            args.auto_approve,
-            false,
-            false,
-            color,
-        )
-        .map(|code| code == 0);
-    }
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let prepared = match &args.plan {
-            Some(path) => from_saved(path, args).await,
-            None => fresh(args, color).await,
-        };
-        let (loaded, session, plan) = match prepared {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(true),
-            Err(d) => {
-                report(&d, color);
-                return Ok(false);
-            }
-        };
-        if !plan.has_changes() {
-            eprintln!("Nothing to do: the cloud matches the desired state.");
-            return Ok(true);
+    let runtime = reconcile::runtime()?;
+    let result = match &args.host.host {
+        Some(host) => {
+            super::init_logging(LogFormat::Text, "warn");
+            runtime.block_on(apply_host(args, host))
         }
-        let scratch = tempfile::tempdir()?;
-        let files = SnapshotFiles {
-            snapshot: &loaded.snapshot,
-            scratch: scratch.path().to_owned(),
-        };
-        let reporter = CliReporter::new();
-        let applied = apply::apply(&plan, &session, &files, &reporter, args.parallel).await;
-        reporter.finish();
-        Ok(summarise(&plan, &applied, color))
-    })
+        None => runtime.block_on(apply_cloud(args, color)),
+    };
+    match result {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            super::report(&e.diagnostics(), color);
+            Ok(false)
+        }
+    }
 }
 
-type Prepared = Option<(reconcile::Loaded, crate::cloud::session::Session, Plan)>;
+/// Asks on the terminal; `Ok(false)` when the answer is not `yes`.
+fn confirm(question: &str, unattended_help: &str) -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::other(
+            Diagnostic::error(
+                "fpga_sync::apply",
+                "not applying: no terminal to ask for confirmation",
+            )
+            .help(unattended_help),
+        ));
+    }
+    eprint!("\n{question} Only `yes` applies: ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok();
+    if answer.trim() != "yes" {
+        eprintln!("Not applied.");
+        return Ok(false);
+    }
+    Ok(true)
+}
 
-/// Plans now, shows the plan and asks.
-async fn fresh(args: &ApplyArgs, color: bool) -> Result<Prepared, Vec<Diagnostic>> {
-    let loaded = reconcile::load(&super::repo_spec(&args.source))?;
-    let (session, plan, _) = make(&loaded, &args.cloud, settings(&args.prune)).await?;
+/// The cloud-wide apply: a saved plan, or a fresh one shown and confirmed.
+async fn apply_cloud(args: &ApplyArgs, color: bool) -> Result<bool, Error> {
+    let spec = args.source.spec();
+    let os_cloud = args.cloud.os_cloud.as_deref();
+    let planned = match &args.plan {
+        Some(path) => {
+            let saved = SavedPlan::read(path).map_err(Error::other)?;
+            reconcile::cloud::from_saved(path, saved, &spec, os_cloud, super::warn).await?
+        }
+        None => {
+            let planned =
+                reconcile::cloud::plan(&spec, os_cloud, args.prune.settings(), super::warn).await?;
+            eprint!("{}", render::human(&planned.plan, &planned.header(), color));
+            if planned.plan.has_changes()
+                && !args.auto_approve
+                && !confirm(
+                    "Apply these changes?",
+                    "add `--auto-approve`, or apply a reviewed saved plan: `fpga-sync plan --out FILE` then `fpga-sync apply FILE`",
+                )?
+            {
+                return Ok(true);
+            }
+            planned
+        }
+    };
+    if !planned.plan.has_changes() {
+        eprintln!("Nothing to do: the cloud matches the desired state.");
+        return Ok(true);
+    }
+    let reporter = CliReporter::new();
+    let applied = reconcile::cloud::apply(&planned, &reporter, args.parallel)
+        .await
+        .map_err(Error::io("making a scratch folder for uploads"))?;
+    reporter.finish();
+    Ok(summarise(&planned.plan, &applied, color))
+}
+
+/// One host's apply: its plan shown, confirmed, carried out, its result printed and
+/// written to `--status-file`.
+async fn apply_host(args: &ApplyArgs, host: &str) -> Result<bool, Error> {
+    let options = args
+        .host
+        .driver
+        .host_options(host, &args.prune.site.name, args.host.force);
+    let prepared = reconcile::host::prepare(
+        &args.source.spec(),
+        args.cloud.os_cloud.as_deref(),
+        &options,
+        super::warn,
+    )
+    .await?;
+    let observation = &prepared.observation;
+    let head = format!(
+        "fpga-sync plan --host {host}: {} → cloud `{}`",
+        prepared.loaded.snapshot.describe(),
+        prepared.session.cloud_name()
+    );
     eprint!(
         "{}",
-        render::human(&plan, &header(&loaded, session.cloud_name()), color)
+        host_render::human(&observation.plan, &observation.problems, &head)
     );
-    if plan.has_changes() && !args.auto_approve {
-        if !std::io::stdin().is_terminal() {
-            return Err(vec![Diagnostic::error("fpga_sync::apply", "not applying: no terminal to ask for confirmation")
-                .help("add `--auto-approve`, or apply a reviewed saved plan: `fpga-sync plan --out FILE` then `fpga-sync apply FILE`")]);
-        }
-        eprint!("\nApply these changes? Only `yes` applies: ");
-        std::io::stderr().flush().ok();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer).ok();
-        if answer.trim() != "yes" {
-            eprintln!("Not applied.");
-            return Ok(None);
-        }
+    let previous = args.host.status_file.as_deref().and_then(HostStatus::read);
+    if !observation.plan.has_changes() {
+        eprintln!("Nothing to program or report: host `{host}` matches the desired state.");
+    } else if !args.auto_approve
+        && !confirm(
+            "Program and report these?",
+            "add `--auto-approve` (as a service does: `fpga-sync watch`)",
+        )?
+    {
+        return Ok(true);
     }
-    Ok(Some((loaded, session, plan)))
-}
-
-/// Reads a saved plan, re-reads its commit and the cloud, and refuses it when stale.
-async fn from_saved(path: &std::path::Path, args: &ApplyArgs) -> Result<Prepared, Vec<Diagnostic>> {
-    let saved = SavedPlan::read(path).map_err(|d| vec![d])?;
-    let mut source = super::repo_spec(&args.source);
-    source.repo = saved.repo.clone();
-    source.dir = saved.dir.clone();
-    source.worktree = saved.worktree;
-    source.reference = saved.plan.commit.clone();
-    let loaded = reconcile::load(&source)?;
-    let cloud = CloudArgs {
-        os_cloud: args.cloud.os_cloud.clone().or(Some(saved.cloud.clone())),
-    };
-    let session = super::connect(&cloud).await.map_err(|d| vec![d])?;
-    let observed = crate::cloud::observe::observe(&session)
-        .await
-        .map_err(|e| vec![Diagnostic::from(e)])?;
-    let now = current_fingerprints(&saved.plan.fingerprints, &observed);
-    let moved: Vec<String> = saved
-        .plan
-        .fingerprints
-        .iter()
-        .filter(|(k, v)| now.get(*k) != Some(*v))
-        .map(|(k, v)| {
-            format!(
-                "  {k}: was {v}, now {}",
-                now.get(k).map_or("unknown", String::as_str)
-            )
-        })
-        .collect();
-    if !moved.is_empty() {
-        return Err(vec![
-            Diagnostic::error(
-                "fpga_sync::stale_plan",
-                format!(
-                    "the saved plan `{}` is stale: {} object(s) changed since it was made:\n{}",
-                    path.display(),
-                    moved.len(),
-                    moved.join("\n")
-                ),
-            )
-            .help("make a new plan with `fpga-sync plan --out FILE` and review it"),
-        ]);
+    let stop = AtomicBool::new(false);
+    let status = reconcile::host::execute(
+        &prepared.session,
+        &prepared.loaded,
+        &options,
+        &prepared.drivers,
+        observation,
+        previous.as_ref(),
+        &stop,
+        &LogReporter,
+    )
+    .await;
+    if observation.plan.has_changes() {
+        eprint!("{}", host_render::results(&status));
     }
-    Ok(Some((loaded, session, saved.plan)))
+    if let Some(path) = &args.host.status_file
+        && let Err(e) = status.write(path)
+    {
+        eprintln!(
+            "warning: could not write the status file `{}`: {e}",
+            path.display()
+        );
+    }
+    Ok(status.error.is_none()
+        && status
+            .slots
+            .iter()
+            .all(|s| matches!(s.state, SlotState::Verified | SlotState::Manual)))
 }
 
 fn summarise(plan: &Plan, applied: &Applied, color: bool) -> bool {

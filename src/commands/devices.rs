@@ -2,65 +2,32 @@
 //! and id, what it and each region carries, the interface each region accepts and whether
 //! it is busy — as a table or JSON. I/O: the drivers (sysfs, vendor tools), stdout.
 
-use std::collections::BTreeMap;
-
 use crate::cli::{DevicesArgs, TableFormat};
-use crate::desired::host_group::Backend;
-use crate::host::agent;
-use crate::host::backends;
 use crate::reconcile;
 
 /// Runs `devices`; returns the exit code.
 pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
-    let config = super::host::driver_config(&args.driver);
-    let drivers: BTreeMap<Backend, Box<dyn crate::host::driver::Driver>> = if !args
-        .backend
-        .is_empty()
-    {
-        let mut out = BTreeMap::new();
-        for b in &args.backend {
-            match backends::driver(*b, &config) {
-                Ok(d) => {
-                    out.insert(*b, d);
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(1);
-                }
-            }
-        }
-        out
-    } else if let Some(host) = &args.host {
-        let loaded = match reconcile::load(&super::repo_spec(&args.source)) {
-            Ok(l) => l,
-            Err(d) => {
-                super::plan::report(&d, color);
-                return Ok(1);
-            }
-        };
-        match agent::host_drivers(&loaded.desired, host, &config) {
-            Ok(d) if !d.is_empty() => d,
-            Ok(_) => {
-                eprintln!(
-                    "error: no host group of the repository names host `{host}`\n  help: give `--backend` to list what a backend sees anyway"
-                );
-                return Ok(1);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(1);
-            }
-        }
-    } else {
+    if args.backend.is_empty() && args.host.is_none() {
         eprintln!(
             "error: name the backends with `--backend opae,xrt,...`, or the host with `--host` to use the repository's"
         );
         return Ok(2);
+    }
+    let runtime = reconcile::runtime()?;
+    let seen = match runtime.block_on(async {
+        reconcile::host::devices(
+            &args.source.spec(),
+            args.host.as_deref(),
+            &args.backend,
+            &args.driver.config(),
+        )
+    }) {
+        Ok(seen) => seen,
+        Err(e) => {
+            super::report(&e.diagnostics(), color);
+            return Ok(1);
+        }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let seen = runtime.block_on(async { agent::discover(&drivers) });
     let mut failed = false;
     if args.format == TableFormat::Json {
         let json: serde_json::Map<String, serde_json::Value> = seen

@@ -1,9 +1,10 @@
-//! One file per subcommand: turns parsed arguments into work and output. I/O: through
-//! `source` and the terminal.
+//! One file per subcommand, each thin: its arguments become options, one call into the
+//! operations layer ([`crate::reconcile`]) does the work, and the result is rendered.
+//! Here are what they share at the edge: colour, diagnostics on stderr, logging. No
+//! command imports another. I/O: the terminal.
 
 pub mod apply;
 pub mod devices;
-pub mod host;
 pub mod import;
 pub mod observe;
 pub mod plan;
@@ -13,10 +14,9 @@ pub mod validate;
 pub mod watch;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
-use crate::cli::{Color, SourceArgs};
-use crate::source::RepoSpec;
+use crate::cli::{Color, LogFormat};
+use crate::diagnostic::Diagnostic;
 
 /// Whether to colour what goes to stderr.
 pub fn use_color(choice: Color) -> bool {
@@ -33,70 +33,31 @@ pub fn use_color_on(choice: Color, terminal: bool) -> bool {
     }
 }
 
-/// Which services a command checks when it connects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Needs {
-    /// Placement, Glance and Nova: the central commands.
-    Cloud,
-    /// Placement only: the host agent must read back and withdraw what its cards do not
-    /// carry even while Glance is down; a download finds Glance's state when it needs it.
-    Placement,
+/// Prints diagnostics to stderr.
+pub fn report(diagnostics: &[Diagnostic], color: bool) {
+    for d in diagnostics {
+        eprint!("{}", d.render(color));
+    }
 }
 
-/// Connects to the cloud the command line names, checks its API versions once, and prints
-/// the session's warnings. Errors come back as diagnostics.
-pub async fn connect(
-    args: &crate::cli::CloudArgs,
-) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
-    connect_with(args, Needs::Cloud, |warning| {
-        eprintln!("warning: {warning}")
-    })
-    .await
+/// Prints a session's warning to stderr.
+pub fn warn(warning: &str) {
+    eprintln!("warning: {warning}");
 }
 
-/// As [`connect`], checking only what `needs` says and handing each of the session's
-/// warnings to `warn` (`watch` logs them, so that with `--log-format json` every stderr
-/// line stays JSON).
-pub async fn connect_with(
-    args: &crate::cli::CloudArgs,
-    needs: Needs,
-    warn: impl Fn(&str),
-) -> Result<crate::cloud::session::Session, crate::diagnostic::Diagnostic> {
-    use crate::cloud::{
-        config,
-        observe::check_versions,
-        session::{Session, SessionOptions},
+/// Sends tracing events to stderr, as text lines or JSON objects. `RUST_LOG` overrides
+/// the level `default` (`watch`: info; `apply --host`, which prints its own results:
+/// warn).
+pub fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A second initialisation (tests run commands in-process) keeps the first.
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_ansi(false).compact().try_init(),
     };
-    let config = config::resolve(args.os_cloud.as_deref(), &config::process_env)?;
-    let session = Session::connect(config, SessionOptions::default()).await?;
-    for warning in session.warnings() {
-        warn(warning);
-    }
-    match needs {
-        Needs::Cloud => check_versions(&session).await?,
-        Needs::Placement => {
-            crate::cloud::placement::Placement::new(&session)
-                .check_version()
-                .await?
-        }
-    }
-    Ok(session)
-}
-
-/// The source to read, from the command line and the environment.
-pub fn repo_spec(args: &SourceArgs) -> RepoSpec {
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("fpga-sync")
-    });
-    RepoSpec {
-        repo: args.repo.clone(),
-        reference: args.reference.clone(),
-        dir: args.dir.clone(),
-        worktree: args.worktree,
-        cache_dir,
-    }
 }

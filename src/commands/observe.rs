@@ -21,16 +21,21 @@ struct Report<'a> {
 
 /// Runs `observe`; returns whether it succeeded.
 pub fn run(args: &ObserveArgs, color: bool) -> std::io::Result<bool> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = crate::reconcile::runtime()?;
     let outcome = runtime.block_on(async {
-        let session = super::connect(&args.cloud).await?;
+        let session = crate::reconcile::connect(
+            args.cloud.os_cloud.as_deref(),
+            crate::reconcile::Needs::Cloud,
+            super::warn,
+        )
+        .await?;
         let observed = crate::cloud::observe::observe(&session).await?;
-        Ok::<_, crate::diagnostic::Diagnostic>((session.cloud_name().to_owned(), observed))
+        Ok::<_, crate::reconcile::Error>((session.cloud_name().to_owned(), observed))
     });
     let (cloud, observed) = match outcome {
         Ok(o) => o,
-        Err(d) => {
-            eprint!("{}", d.render(color));
+        Err(e) => {
+            super::report(&e.diagnostics(), color);
             return Ok(false);
         }
     };
@@ -100,7 +105,7 @@ pub fn render(o: &Observed) -> String {
             let traits: Vec<&str> = p.traits.iter().map(String::as_str).collect();
             vec![
                 p.name.clone(),
-                crate::host::report::provider_state(&p.traits),
+                crate::host::plan::provider::provider_state(&p.traits),
                 p.generation.to_string(),
                 inventory.join(", "),
                 traits.join(", "),

@@ -1,149 +1,108 @@
-//! `fpga-sync plan`: reads the desired state, observes the cloud, prints the plan (human,
-//! JSON or Markdown) and saves it with `--out`. I/O: source, cloud, stdout, stderr, the
-//! plan file.
+//! `fpga-sync plan`: the cloud-wide plan (human, JSON or Markdown, saved with `--out`),
+//! ended by the fleet view; with `--host`, one compute host's plan. I/O: stdout, stderr,
+//! the plan file.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
-use crate::cli::{PlanArgs, PlanFormat, PruneArgs};
-use crate::diagnostic::Diagnostic;
-use crate::plan::{self, Plan, PlanInput, PlanSettings, render};
-use crate::reconcile::{self, Loaded, SavedPlan};
-
-/// The plan's settings from the command line.
-pub fn settings(args: &PruneArgs) -> PlanSettings {
-    PlanSettings {
-        site: args.site.name.clone(),
-        prune: args.prune,
-        max_delete_share: args.max_delete_share,
-        allow_mass_delete: args.allow_mass_delete,
-    }
-}
-
-/// Plans against the cloud: everything `plan` and `apply` do before they diverge.
-pub async fn make(
-    loaded: &Loaded,
-    cloud: &crate::cli::CloudArgs,
-    settings: PlanSettings,
-) -> Result<
-    (
-        crate::cloud::session::Session,
-        Plan,
-        crate::observed::Observed,
-    ),
-    Vec<Diagnostic>,
-> {
-    let session = super::connect(cloud).await.map_err(|d| vec![d])?;
-    let observed = crate::cloud::observe::observe(&session)
-        .await
-        .map_err(|e| vec![e.into()])?;
-    let input = PlanInput {
-        desired: &loaded.desired,
-        digests: &loaded.digests,
-        observed: &observed,
-        settings,
-    };
-    let plan = plan::plan(&input).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|p| Diagnostic::error("fpga_sync::plan", p.message).help(p.help))
-            .collect::<Vec<_>>()
-    })?;
-    Ok((session, plan, observed))
-}
-
-/// The line above a plan: what was read, and which cloud.
-pub fn header(loaded: &Loaded, cloud: &str) -> String {
-    format!(
-        "fpga-sync plan: {} → cloud `{cloud}`",
-        loaded.snapshot.describe()
-    )
-}
-
-/// Prints diagnostics to stderr.
-pub fn report(diagnostics: &[Diagnostic], color: bool) {
-    for d in diagnostics {
-        eprint!("{}", d.render(color));
-    }
-}
+use crate::cli::{Color, PlanArgs, PlanFormat};
+use crate::host::plan::{fleet, render as host_render};
+use crate::plan::render;
+use crate::reconcile::{self, Error};
 
 /// Runs `plan`; returns the exit code. Diagnostics are coloured for stderr, the plan for
 /// stdout, each when that stream is a terminal (or `--color always`).
-pub fn run(args: &PlanArgs, choice: crate::cli::Color) -> std::io::Result<u8> {
-    use std::io::IsTerminal;
+pub fn run(args: &PlanArgs, choice: Color) -> std::io::Result<u8> {
     let color = super::use_color(choice);
     let color_out = super::use_color_on(choice, std::io::stdout().is_terminal());
-    if args.host.host.is_some() {
-        return super::host::run(
-            &args.source,
-            &args.cloud,
-            &args.prune.site.name,
-            &args.host,
-            false,
-            false,
-            args.detailed_exitcode,
-            args.format == PlanFormat::Json,
-            color,
-        );
-    }
-    let spec = super::repo_spec(&args.source);
-    let loaded = match reconcile::load(&spec) {
-        Ok(l) => l,
-        Err(d) => {
-            report(&d, color);
-            return Ok(1);
+    let runtime = reconcile::runtime()?;
+    let result = match &args.host.host {
+        Some(host) => runtime.block_on(plan_host(args, host)),
+        None => runtime.block_on(plan_cloud(args, color_out)),
+    };
+    match result {
+        Ok(changes) => Ok(u8::from(args.detailed_exitcode && changes) * 2),
+        Err(e) => {
+            super::report(&e.diagnostics(), color);
+            Ok(1)
         }
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    let (session, plan, observed) =
-        match runtime.block_on(make(&loaded, &args.cloud, settings(&args.prune))) {
-            Ok(p) => p,
-            Err(d) => {
-                report(&d, color);
-                return Ok(1);
-            }
-        };
-    let saved = SavedPlan {
-        format_version: plan::FORMAT_VERSION,
-        repo: args.source.repo.clone(),
-        dir: args.source.dir.clone(),
-        worktree: args.source.worktree,
-        cloud: session.cloud_name().to_owned(),
-        plan,
-    };
-    let head = header(&loaded, session.cloud_name());
+    }
+}
+
+/// Prints the cloud's plan; returns whether it has changes.
+async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
+    let spec = args.source.spec();
+    let planned = reconcile::cloud::plan(
+        &spec,
+        args.cloud.os_cloud.as_deref(),
+        args.prune.settings(),
+        super::warn,
+    )
+    .await?;
+    let saved = planned.saved(&spec, &args.source.repo);
+    let head = planned.header();
     let mut out = std::io::stdout().lock();
-    match args.format {
-        PlanFormat::Human => {
-            out.write_all(render::human(&saved.plan, &head, color_out).as_bytes())?
+    let text = match args.format {
+        PlanFormat::Human => render::human(&saved.plan, &head, color_out),
+        PlanFormat::Markdown => render::markdown(&saved.plan, &head),
+        PlanFormat::Json => serde_json::to_string_pretty(&saved).expect("plans serialise") + "\n",
+    };
+    out.write_all(text.as_bytes())
+        .map_err(Error::io("writing the plan to stdout"))?;
+    if args.format != PlanFormat::Json {
+        let slots = planned.fleet(&spec.cache_dir);
+        if !planned.loaded.desired.host_groups.is_empty() {
+            out.write_all(fleet::render(&slots, args.format == PlanFormat::Markdown).as_bytes())
+                .map_err(Error::io("writing the plan to stdout"))?;
         }
-        PlanFormat::Markdown => out.write_all(render::markdown(&saved.plan, &head).as_bytes())?,
-        PlanFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&saved).expect("plans serialise")
-        )?,
-    }
-    if !loaded.desired.host_groups.is_empty() && args.format != PlanFormat::Json {
-        let cache = spec.cache_dir.clone();
-        let targets = crate::host::agent::targets_of(&loaded, &cache);
-        let slots = crate::host::fleet::fleet(&loaded.desired, &targets, &observed.providers);
-        out.write_all(
-            crate::host::fleet::render(&slots, args.format == PlanFormat::Markdown).as_bytes(),
-        )?;
     }
     if let Some(path) = &args.out {
         std::fs::write(
             path,
             serde_json::to_string_pretty(&saved).expect("plans serialise"),
-        )?;
+        )
+        .map_err(Error::io(format!(
+            "writing the plan to `{}`",
+            path.display()
+        )))?;
         eprintln!(
             "saved the plan to `{}`; `fpga-sync apply {}` carries it out",
             path.display(),
             path.display()
         );
     }
-    Ok(match (args.detailed_exitcode, saved.plan.has_changes()) {
-        (true, true) => 2,
-        _ => 0,
-    })
+    Ok(saved.plan.has_changes())
+}
+
+/// Prints one host's plan; returns whether it has changes.
+async fn plan_host(args: &PlanArgs, host: &str) -> Result<bool, Error> {
+    let options = args
+        .host
+        .driver
+        .host_options(host, &args.prune.site.name, args.host.force);
+    let prepared = reconcile::host::prepare(
+        &args.source.spec(),
+        args.cloud.os_cloud.as_deref(),
+        &options,
+        super::warn,
+    )
+    .await?;
+    let observation = &prepared.observation;
+    if args.format == PlanFormat::Json {
+        let value = host_render::json(&observation.plan, &observation.problems);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        let head = format!(
+            "fpga-sync plan --host {host}: {} → cloud `{}`",
+            prepared.loaded.snapshot.describe(),
+            prepared.session.cloud_name()
+        );
+        print!(
+            "{}",
+            host_render::human(&observation.plan, &observation.problems, &head)
+        );
+    }
+    Ok(observation.plan.has_changes())
 }

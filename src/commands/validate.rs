@@ -36,7 +36,7 @@ struct SourceReport<'a> {
 
 /// Runs `validate`; returns whether the desired state is valid.
 pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
-    let spec = super::repo_spec(&args.source);
+    let spec = args.source.spec();
     let snapshot = match source::read(&spec) {
         Ok(s) => s,
         Err(d) => {

@@ -1,25 +1,27 @@
-//! `fpga-sync watch`: sets up logging, the agent's options and the cloud connection, and
-//! runs the service loop of [`crate::host::watch`] on a multi-thread runtime until SIGTERM,
-//! SIGINT or `--max-runs`. I/O: stderr (tracing), and through the loop: the repository,
-//! the drivers, the cloud and the status file.
+//! `fpga-sync watch`: sets up logging, the agent and what wakes it, and runs the service
+//! loop of [`crate::reconcile::watch`] until SIGTERM, SIGINT or `--max-runs`. I/O: stderr
+//! (tracing).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tracing::{info, warn};
 
-use super::host::{agent_options, init_logging};
 use crate::cli::WatchArgs;
-use crate::host::watch::{self, WatchConfig};
+use crate::reconcile::watch::{self, Agent, Wakers, WatchConfig, triggers};
+use crate::reconcile::{self, Needs};
 
 /// The loop's configuration from the command line. Intervals of 0 are taken as the
 /// shortest sensible ones (1 s; 1 ms for the debounce).
 pub fn config(args: &WatchArgs) -> WatchConfig {
     let secs = |s: u64| Duration::from_secs(s.max(1));
     WatchConfig {
-        options: agent_options(&args.host, &args.site.name, args.force, &args.driver),
-        spec: super::repo_spec(&args.source),
+        options: args
+            .driver
+            .host_options(&args.host, &args.site.name, args.force),
+        spec: args.source.spec(),
         poll: secs(args.poll),
         debounce: Duration::from_millis(args.debounce.max(1)),
         verify_every: secs(args.verify_every),
@@ -35,24 +37,41 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
 
 /// Runs `watch`; returns the exit code (0 after a clean stop).
 pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
-    init_logging(args.log_format);
+    super::init_logging(args.log_format, "info");
     let config = config(args);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = reconcile::runtime()?;
     runtime.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
-        watch::spawn_signal_handler(stop.clone(), wake.clone())?;
-        let cloud = &args.cloud;
-        let connect = || async move {
-            super::connect_with(cloud, super::Needs::Placement, |w| tracing::warn!("{w}"))
-                .await
-                .map_err(|d| match &d.help {
-                    Some(help) => format!("{} (help: {help})", d.message),
-                    None => d.message.clone(),
-                })
+        triggers::spawn_signal_handler(stop.clone(), wake.clone())?;
+        let paths = triggers::watch_paths(&config.spec);
+        // The watcher lives as long as the loop; dropping it stops the notifications.
+        let (_watcher, events) = match triggers::start_watcher(&paths) {
+            Ok((w, rx)) if !paths.is_empty() => (Some(w), Some(rx)),
+            Ok(_) => (None, None),
+            Err(e) => {
+                warn!(error = %e, "cannot watch the checkout; re-reading it every --poll instead");
+                (None, None)
+            }
         };
-        Ok(watch::run(config, connect, stop, wake).await)
+        let polling = events.is_none();
+        let timing = config.timing(polling);
+        info!(
+            host = %config.options.host,
+            repo = %config.spec.repo,
+            watching = %paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            poll_s = polling.then_some(config.poll.as_secs()),
+            verify_every_s = config.verify_every.as_secs(),
+            resync_every_s = config.resync_every.as_secs(),
+            status_file = %config.status_file.display(),
+            "watching"
+        );
+        let os_cloud = args.cloud.os_cloud.as_deref();
+        let connect = || reconcile::connect(os_cloud, Needs::Placement, |w| warn!("{w}"));
+        let (poll, debounce, max_runs) = (config.poll, config.debounce, config.max_runs);
+        let mut agent = Agent::new(config, connect, stop.clone());
+        let wakers = Wakers { events, wake, stop };
+        watch::run(&mut agent, timing, poll, debounce, wakers, max_runs).await;
+        Ok(0)
     })
 }

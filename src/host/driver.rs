@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::id::Id128;
 use crate::desired::host_group::Backend;
+use crate::host::id::Id128;
 
 /// A device (`region: None`, where a shell or full bitstream goes) or one reconfigurable
 /// region of it.

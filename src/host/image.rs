@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::id::Id128;
+use crate::host::id::Id128;
 
 /// The GBS GUID 58656F6E-4650-4741-B747-425376303031.
 const GBS_GUID: &[u8; 16] = b"XeonFPGA\xb7GBSv001";

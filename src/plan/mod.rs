@@ -9,6 +9,7 @@ pub mod action;
 mod flavors;
 mod images;
 pub mod render;
+pub mod stale;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -262,7 +263,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
     })
 }
 
-fn presence(present: bool) -> String {
+pub(crate) fn presence(present: bool) -> String {
     if present {
         "present".into()
     } else {
@@ -350,42 +351,4 @@ pub fn flavor_fingerprint(f: &crate::observed::ObservedFlavor) -> String {
         f.description.as_deref().unwrap_or("-"),
         serde_json::to_string(&f.extra_specs).unwrap_or_default()
     )
-}
-
-/// Recomputes the fingerprints `plan` recorded from a fresh observation, for a saved
-/// plan's staleness check: every key of `recorded`, as it is now.
-pub fn current_fingerprints(
-    recorded: &BTreeMap<String, String>,
-    observed: &Observed,
-) -> BTreeMap<String, String> {
-    let traits: BTreeSet<&str> = observed.traits.iter().map(String::as_str).collect();
-    let classes: BTreeSet<&str> = observed
-        .resource_classes
-        .iter()
-        .map(String::as_str)
-        .collect();
-    recorded
-        .keys()
-        .map(|key| {
-            let (kind, name) = key.split_once(':').unwrap_or((key, ""));
-            let now = match kind {
-                "trait" => presence(traits.contains(name)),
-                "resource_class" => presence(classes.contains(name)),
-                "image" => observed
-                    .images
-                    .iter()
-                    .find(|i| i.id == name)
-                    .map_or_else(|| "absent".into(), image_fingerprint),
-                "images_of" => images::ids_of(observed, name),
-                "flavor" => observed
-                    .flavors
-                    .iter()
-                    .find(|f| f.id == name)
-                    .map_or_else(|| "absent".into(), flavor_fingerprint),
-                "flavor_named" => flavors::id_named(observed, name),
-                _ => "unknown".into(),
-            };
-            (key.clone(), now)
-        })
-        .collect()
 }

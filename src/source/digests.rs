@@ -39,11 +39,7 @@ impl DigestCache {
 
     fn put(&self, key: &str, digest: &FileDigest) {
         // A cache that cannot be written only costs a re-read next time.
-        let _ = std::fs::create_dir_all(&self.dir);
-        let temp = self.dir.join(format!(".{key}.{}", std::process::id()));
-        if std::fs::write(&temp, serde_json::to_string(digest).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(&temp, self.dir.join(key));
-        }
+        let _ = crate::atomic::write_json(&self.dir.join(key), digest);
     }
 }
 

@@ -8,10 +8,10 @@
 use std::collections::BTreeSet;
 
 use fpga_sync::cloud::placement::Placement;
-use fpga_sync::host::backends::sim;
+use fpga_sync::host::discover::backends::sim;
 use fpga_sync::host::driver::Slot;
 use fpga_sync::host::id::Id128;
-use fpga_sync::host::report;
+use fpga_sync::host::plan::provider as report;
 
 use crate::host_cloud::{allocate, free};
 use crate::support::cloud::{NOAUTH, local_cloud};

@@ -13,9 +13,10 @@ use fpga_sync::cloud::glance::{Glance, Image, NewImage, digest_file};
 use fpga_sync::cloud::hashing::HashAlgo;
 use fpga_sync::cloud::placement::{Inventory, Placement};
 use fpga_sync::cloud::session::Session;
-use fpga_sync::host::fetch::{BitstreamCache, FetchError, find_image};
-use fpga_sync::host::placement_sync::{
-    HostProviderError, Removal, device_providers, find_compute_node, remove_device_provider,
+use fpga_sync::host::execute::fetch::{BitstreamCache, FetchError, find_image};
+use fpga_sync::host::plan::provider::ProviderTarget;
+use fpga_sync::host::report::{
+    ComputeNodeError, Removal, device_providers, find_compute_node, remove_device_provider,
     reserve_all, write_device_provider,
 };
 use fpga_sync::markers::{IMAGE_OWNER, IMAGE_SHA256, IMAGE_STATE, STATE_COMPLETE, STATE_UPLOADING};
@@ -84,7 +85,7 @@ async fn the_compute_node_is_found_by_exact_short_and_fqdn_names() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, HostProviderError::NotFound { .. }),
+            matches!(err, ComputeNodeError::NotFound { .. }),
             "{mode}: {err}"
         );
         let text = err.to_string();
@@ -113,7 +114,7 @@ async fn the_compute_node_is_found_by_exact_short_and_fqdn_names() {
         let err = find_compute_node(&placement, &d).await.unwrap_err();
         let text = err.to_string();
         assert!(
-            matches!(&err, HostProviderError::Ambiguous { candidates, .. } if candidates.len() == 2),
+            matches!(&err, ComputeNodeError::Ambiguous { candidates, .. } if candidates.len() == 2),
             "{mode}: {text}"
         );
         assert!(
@@ -179,7 +180,11 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
         )]);
         let traits_a = set(&[&func_a, "HW_CPU_X86_AVX2"]);
         let uuid = write_device_provider(
-            &placement, &host.uuid, None, &name, &traits_a, &inv_a, owned,
+            &placement,
+            &host.uuid,
+            None,
+            &target(name.clone(), &traits_a, &inv_a),
+            owned,
         )
         .await
         .unwrap();
@@ -220,9 +225,7 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
             &placement,
             &host.uuid,
             Some(device),
-            &name,
-            &traits_b,
-            &inv_b,
+            &target(name.clone(), &traits_b, &inv_b),
             owned,
         )
         .await
@@ -248,9 +251,7 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
             &placement,
             &host.uuid,
             Some(&device),
-            &name,
-            &traits_b,
-            &inv_b,
+            &target(name.clone(), &traits_b, &inv_b),
             owned,
         )
         .await
@@ -263,7 +264,11 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
 
         // Caller's view stale (existing = None) but the provider is under this host: adopted.
         let adopted = write_device_provider(
-            &placement, &host.uuid, None, &name, &traits_b, &inv_b, owned,
+            &placement,
+            &host.uuid,
+            None,
+            &target(name.clone(), &traits_b, &inv_b),
+            owned,
         )
         .await
         .unwrap();
@@ -278,9 +283,7 @@ async fn a_device_provider_is_written_converged_and_other_writers_traits_survive
             &placement,
             &other_host.uuid,
             None,
-            &name,
-            &traits_b,
-            &inv_b,
+            &target(name.clone(), &traits_b, &inv_b),
             owned,
         )
         .await
@@ -352,9 +355,7 @@ async fn reserve_all_and_removal_refused_while_a_consumer_holds_an_allocation() 
             &placement,
             &host.uuid,
             None,
-            &name,
-            &BTreeSet::new(),
-            &inventories,
+            &target(name.clone(), &BTreeSet::new(), &inventories),
             |_| false,
         )
         .await
@@ -383,9 +384,7 @@ async fn reserve_all_and_removal_refused_while_a_consumer_holds_an_allocation() 
             &placement,
             &host.uuid,
             None,
-            &name,
-            &BTreeSet::new(),
-            &inventories,
+            &target(name.clone(), &BTreeSet::new(), &inventories),
             |_| false,
         )
         .await
@@ -637,4 +636,16 @@ async fn a_corrupt_glance_store_file_leaves_nothing_in_the_cache() {
         .collect();
     assert!(leftovers.is_empty(), "no temporary file either");
     glance.delete(&image.id).await.unwrap();
+}
+
+fn target(
+    name: String,
+    traits: &std::collections::BTreeSet<String>,
+    inventories: &std::collections::BTreeMap<String, fpga_sync::cloud::placement::Inventory>,
+) -> ProviderTarget {
+    ProviderTarget {
+        name,
+        traits: traits.clone(),
+        inventories: inventories.clone(),
+    }
 }

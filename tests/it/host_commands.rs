@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use fpga_sync::host::backends::sim;
+use fpga_sync::host::discover::backends::sim;
 use fpga_sync::host::id::Id128;
 
 const IFACE: Id128 = Id128(0xa108_d99e_87ee_4f7e_a539_a23b_77f2_b433);

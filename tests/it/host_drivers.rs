@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fpga_sync::desired::host_group::{Backend, ExecCommands};
-use fpga_sync::host::backends::{self, sim};
+use fpga_sync::host::discover::backends::{self, sim};
 use fpga_sync::host::driver::{Busy, Driver, DriverError, Loaded, ProgramRequest, Slot};
 use fpga_sync::host::id::Id128;
 use sha2::Digest;

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fpga_sync::cloud::placement::Inventory;
 use fpga_sync::desired::host_group::{Backend, Offer, Policy};
-use fpga_sync::host::assignment::{SlotAssignment, Target};
 use fpga_sync::host::driver::{Busy, DeviceInfo, Loaded, RegionInfo, Slot};
 use fpga_sync::host::id::Id128;
 use fpga_sync::host::image::{ImageFormat, ImageIdentity};
+use fpga_sync::host::plan::assignment::{SlotAssignment, Target};
+use fpga_sync::host::plan::provider as report;
 use fpga_sync::host::plan::{HostPlan, HostPlanInput, ProviderState, SlotAction, plan_host};
-use fpga_sync::host::report;
 use uuid::Uuid;
 
 const ADDR: &str = "0000:5e:00.0";

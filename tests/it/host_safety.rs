@@ -11,9 +11,9 @@
 use std::path::Path;
 
 use fpga_sync::cloud::placement::Placement;
-use fpga_sync::host::backends::sim;
+use fpga_sync::host::discover::backends::sim;
 use fpga_sync::host::id::Id128;
-use fpga_sync::host::report;
+use fpga_sync::host::plan::provider as report;
 
 use crate::support::cloud::{NOAUTH, local_cloud};
 use crate::support::fake_host::FakeHost;

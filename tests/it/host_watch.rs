@@ -10,13 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fpga_sync::cloud::placement::Placement;
-use fpga_sync::host::backends::sim::{self, Fault};
+use fpga_sync::host::discover::backends::sim::{self, Fault};
 use fpga_sync::host::driver::Slot;
 use fpga_sync::host::id::Id128;
-use fpga_sync::host::placement_sync::device_providers;
-use fpga_sync::host::report::{VERIFIED_TRAIT, WITHDRAWN_TRAIT};
-use fpga_sync::host::status::SlotState;
-use fpga_sync::host::watch::{Trigger, WatchStatus};
+use fpga_sync::host::plan::provider::{VERIFIED_TRAIT, WITHDRAWN_TRAIT};
+use fpga_sync::host::report::device_providers;
+use fpga_sync::host::report::status::SlotState;
+use fpga_sync::reconcile::watch::{Trigger, WatchStatus};
 use git2::Repository;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -361,7 +361,7 @@ async fn a_power_cycle_is_repaired_by_the_next_read_back() {
     );
 
     sim::power_cycle(&site.sim()).unwrap();
-    let cycled = fpga_sync::host::status::now();
+    let cycled = fpga_sync::host::report::status::now();
     assert_eq!(afu_id(&site.sim()), "");
     site.wait_status(30, "a read-back after the power cycle", |s| {
         s.status.finished_at > cycled && verified(s, &site.v1()) && s.trigger == Trigger::Verify
@@ -406,7 +406,7 @@ async fn a_power_cycle_whose_repair_cannot_download_is_withdrawn_by_the_verify_p
     std::fs::remove_dir_all(&cache).unwrap();
     std::fs::write(&cache, "not a folder").unwrap();
     sim::power_cycle(&site.sim()).unwrap();
-    let cycled = fpga_sync::host::status::now();
+    let cycled = fpga_sync::host::report::status::now();
     site.wait_status(30, "a failed repair", |s| {
         s.status.finished_at > cycled
             && s.trigger == Trigger::Verify

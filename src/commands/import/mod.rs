@@ -110,7 +110,13 @@ async fn import(
     args: &ImportArgs,
     filter: Option<&GlobSet>,
 ) -> Result<Vec<String>, Vec<Diagnostic>> {
-    let session = super::connect(&args.cloud).await.map_err(|d| vec![d])?;
+    let session = crate::reconcile::connect(
+        args.cloud.os_cloud.as_deref(),
+        crate::reconcile::Needs::Cloud,
+        super::warn,
+    )
+    .await
+    .map_err(|e| e.diagnostics())?;
     let observed = crate::cloud::observe::observe(&session)
         .await
         .map_err(|e| vec![e.into()])?;

@@ -18,7 +18,7 @@
 //! ```ignore
 //! let host = FakeHost::new();
 //! host.add_dfl_card("0000:5e:00.0", "8086:0b2b", IFACE, Some(AFU));
-//! let driver = fpga_sync::host::backends::driver(Backend::Opae, &host.config()).unwrap();
+//! let driver = fpga_sync::host::discover::backends::driver(Backend::Opae, &host.config()).unwrap();
 //! let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
 //! // ... program, then host.calls() lists what the fake tools were asked to do.
 //! ```
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fpga_sync::host::backends::DriverConfig;
+use fpga_sync::host::discover::backends::DriverConfig;
 use fpga_sync::host::id::Id128;
 use tempfile::TempDir;
 

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::driver::{DeviceInfo, Slot};
-use super::id::Id128;
-use super::image::ImageIdentity;
 use crate::desired::host_group::{Backend, Offer, Policy, resolve_for_host};
 use crate::desired::{Bitstream, Desired, host_entry_matches};
+use crate::host::driver::{DeviceInfo, Slot};
+use crate::host::id::Id128;
+use crate::host::image::ImageIdentity;
 
 /// A bitstream as a host needs it: where to find it and how the card will report it.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,8 @@
 //! with what other writers put there and retry on generation conflicts (the client's
 //! [`Placement::update_provider_traits`] and [`Placement::update_inventories`]).
 
+pub mod status;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -15,10 +17,11 @@ use futures_util::future::{try_join_all, try_join3};
 use crate::cloud::error::CloudError;
 use crate::cloud::placement::{CONFLICT_RETRIES, Inventory, Placement, Provider};
 use crate::host::plan::ProviderState;
+use crate::host::plan::provider::ProviderTarget;
 
 /// The compute-node provider of a host could not be chosen.
 #[derive(Debug)]
-pub enum HostProviderError {
+pub enum ComputeNodeError {
     /// No provider matches the host.
     NotFound {
         /// The host name given.
@@ -37,34 +40,44 @@ pub enum HostProviderError {
     Cloud(CloudError),
 }
 
-impl HostProviderError {
+impl ComputeNodeError {
+    /// Whether asking again may find it: nova-compute may not have registered the node
+    /// yet, or Placement was down.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ComputeNodeError::NotFound { .. } => true,
+            ComputeNodeError::Ambiguous { .. } => false,
+            ComputeNodeError::Cloud(e) => e.is_transient(),
+        }
+    }
+
     /// How to fix it, when something can be said.
     pub fn help(&self) -> Option<String> {
         match self {
-            HostProviderError::NotFound { .. } => Some(
+            ComputeNodeError::NotFound { .. } => Some(
                 "the host's nova-compute must have registered its compute node in Placement; \
                  otherwise pass `--host` with the name `openstack resource provider list` shows"
                     .into(),
             ),
-            HostProviderError::Ambiguous { .. } => Some(
+            ComputeNodeError::Ambiguous { .. } => Some(
                 "pass `--host` with the exact name `openstack resource provider list` shows".into(),
             ),
-            HostProviderError::Cloud(e) => e.help(),
+            ComputeNodeError::Cloud(e) => e.help(),
         }
     }
 }
 
-impl fmt::Display for HostProviderError {
+impl fmt::Display for ComputeNodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HostProviderError::NotFound { host, tried } => write!(
+            ComputeNodeError::NotFound { host, tried } => write!(
                 f,
                 "no compute-node resource provider for host `{host}` in Placement (tried {}); \
                  the host's nova-compute must have registered it, or pass `--host` with the name \
                  `openstack resource provider list` shows",
                 tried.join(", ")
             ),
-            HostProviderError::Ambiguous { host, candidates } => {
+            ComputeNodeError::Ambiguous { host, candidates } => {
                 let list: Vec<String> = candidates
                     .iter()
                     .map(|(name, uuid)| format!("`{name}` ({uuid})"))
@@ -76,21 +89,21 @@ impl fmt::Display for HostProviderError {
                     list.join(", ")
                 )
             }
-            HostProviderError::Cloud(e) => write!(f, "{e}"),
+            ComputeNodeError::Cloud(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for HostProviderError {}
+impl std::error::Error for ComputeNodeError {}
 
-impl From<CloudError> for HostProviderError {
+impl From<CloudError> for ComputeNodeError {
     fn from(e: CloudError) -> Self {
-        HostProviderError::Cloud(e)
+        ComputeNodeError::Cloud(e)
     }
 }
 
-impl From<HostProviderError> for crate::diagnostic::Diagnostic {
-    fn from(e: HostProviderError) -> Self {
+impl From<ComputeNodeError> for crate::diagnostic::Diagnostic {
+    fn from(e: ComputeNodeError) -> Self {
         let d = crate::diagnostic::Diagnostic::error("fpga_sync::host", e.to_string());
         match e.help() {
             Some(help) => d.help(help),
@@ -111,7 +124,7 @@ fn short_name(name: &str) -> &str {
 pub async fn find_compute_node(
     placement: &Placement<'_>,
     host: &str,
-) -> Result<Provider, HostProviderError> {
+) -> Result<Provider, ComputeNodeError> {
     let mut tried = vec![format!("the name `{host}`")];
     if let Some(p) = placement
         .providers(Some(host), None)
@@ -143,12 +156,12 @@ pub async fn find_compute_node(
         .collect();
     candidates.sort_by(|a, b| a.name.cmp(&b.name));
     match candidates.len() {
-        0 => Err(HostProviderError::NotFound {
+        0 => Err(ComputeNodeError::NotFound {
             host: host.to_owned(),
             tried,
         }),
         1 => Ok(candidates.remove(0)),
-        _ => Err(HostProviderError::Ambiguous {
+        _ => Err(ComputeNodeError::Ambiguous {
             host: host.to_owned(),
             candidates: candidates.into_iter().map(|p| (p.name, p.uuid)).collect(),
         }),
@@ -206,11 +219,10 @@ pub async fn write_device_provider(
     placement: &Placement<'_>,
     parent_uuid: &str,
     existing: Option<&ProviderState>,
-    name: &str,
-    traits: &BTreeSet<String>,
-    inventories: &BTreeMap<String, Inventory>,
+    want: &ProviderTarget,
     owned: impl Fn(&str) -> bool,
 ) -> Result<String, CloudError> {
+    let (name, traits, inventories) = (&want.name, &want.traits, &want.inventories);
     let uuid = match existing {
         Some(p) => p.uuid.clone(),
         None => create_under(placement, parent_uuid, name).await?,
@@ -304,6 +316,11 @@ async fn create_under(
         },
         other => other,
     })
+}
+
+/// How many consumers hold allocations against a provider now.
+pub async fn consumers(placement: &Placement<'_>, uuid: &str) -> Result<usize, CloudError> {
+    Ok(placement.allocations(uuid).await?.len())
 }
 
 /// Sets `reserved = total` on every inventory of the provider, so that nothing new is

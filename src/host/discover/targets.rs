@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::assignment::Target;
-use super::image::{self, ImageIdentity};
+use crate::host::image::{self, ImageIdentity};
+use crate::host::plan::assignment::Target;
 use crate::reconcile::Loaded;
 
 /// Every bitstream with a file, by name, and the problems of those whose header is
@@ -48,11 +48,6 @@ fn identity(
         .ok_or("the file cannot be read")?;
     let identity = image::identify(&header, sha256)?;
     // A cache that cannot be written only costs a header read next time.
-    if std::fs::create_dir_all(path.parent().unwrap_or(cache_dir)).is_ok() {
-        let temp = path.with_extension(format!("{}.tmp", std::process::id()));
-        if std::fs::write(&temp, serde_json::to_string(&identity).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(&temp, &path);
-        }
-    }
+    let _ = crate::atomic::write_json(&path, &identity);
     Ok(identity)
 }

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::driver::Driver;
 use crate::desired::host_group::Backend;
+use crate::host::driver::{Driver, DriverError};
 
 pub mod exec;
 pub mod fpga_manager;
@@ -64,14 +64,17 @@ impl Default for DriverConfig {
 }
 
 /// The driver for `backend`, configured by `config`.
-pub fn driver(backend: Backend, config: &DriverConfig) -> Result<Box<dyn Driver>, String> {
+pub fn driver(backend: Backend, config: &DriverConfig) -> Result<Box<dyn Driver>, DriverError> {
     Ok(match backend {
         Backend::Opae => Box::new(opae::Opae::new(config)),
         Backend::Xrt => Box::new(xrt::Xrt::new(config)),
         Backend::FpgaManager => Box::new(fpga_manager::FpgaManager::new(config)),
         Backend::Sim => Box::new(sim::Sim::new(config)),
-        Backend::Exec => Box::new(exec::Exec::new(config.exec.clone().ok_or(
-            "the exec backend needs its commands: give the host group an `exec:` section",
-        )?)),
+        Backend::Exec => Box::new(exec::Exec::new(config.exec.clone().ok_or_else(|| {
+            DriverError::Unsupported(
+                "the exec backend needs its commands: give the host group an `exec:` section"
+                    .into(),
+            )
+        })?)),
     })
 }

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::assignment::Target;
-use super::report;
 use crate::desired::host_group::{Policy, resolve_for_host};
 use crate::desired::{Desired, host_entry_matches};
+use crate::host::plan::assignment::Target;
+use crate::host::plan::provider;
 use crate::observed::ObservedProvider;
 
 /// A slot's state as Placement tells it.
@@ -82,7 +82,7 @@ pub fn fleet(
 ) -> Vec<FleetSlot> {
     let owned: BTreeMap<&str, &ObservedProvider> = providers
         .iter()
-        .filter(|p| p.traits.contains(report::OWNER_TRAIT))
+        .filter(|p| p.traits.contains(provider::OWNER_TRAIT))
         .map(|p| (p.name.as_str(), p))
         .collect();
     let mut hosts: BTreeMap<String, ()> = BTreeMap::new();
@@ -145,16 +145,16 @@ pub fn fleet(
                 for name in names {
                     let bs_trait = format!(
                         "{}{:032X}",
-                        report::BITSTREAM_TRAIT_PREFIX,
+                        provider::BITSTREAM_TRAIT_PREFIX,
                         target.bs_uuid.as_u128()
                     );
                     let carried = owned
                         .get(name.as_str())
-                        .and_then(|p| report::carried(&p.traits))
+                        .and_then(|p| provider::carried(&p.traits))
                         .map(|c| carried_text(c, targets, target));
                     let (state, detail) = match owned.get(name.as_str()) {
                         None => (FleetState::Pending, "not reported yet".to_owned()),
-                        Some(p) if p.traits.contains(report::FAILED_TRAIT) => (
+                        Some(p) if p.traits.contains(provider::FAILED_TRAIT) => (
                             FleetState::Failed,
                             match carried {
                                 Some(c) => format!(
@@ -166,12 +166,12 @@ pub fn fleet(
                                 }
                             },
                         ),
-                        Some(p) if p.traits.contains(report::WITHDRAWN_TRAIT) => (
+                        Some(p) if p.traits.contains(provider::WITHDRAWN_TRAIT) => (
                             FleetState::Withdrawn,
                             carried.unwrap_or_else(|| format!("does not carry `{}`", target.name)),
                         ),
                         Some(p)
-                            if p.traits.contains(report::VERIFIED_TRAIT)
+                            if p.traits.contains(provider::VERIFIED_TRAIT)
                                 && p.traits.contains(&bs_trait) =>
                         {
                             (FleetState::Verified, "read back and reported".to_owned())
@@ -199,14 +199,14 @@ pub fn fleet(
 
 /// What a withdrawn slot carries, for people: `carries nothing (expected `aes-1.1`)`.
 fn carried_text(
-    c: report::Carried,
+    c: provider::Carried,
     targets: &BTreeMap<String, Target>,
     expected: &Target,
 ) -> String {
     let what = match c {
-        report::Carried::Nothing => "nothing".to_owned(),
-        report::Carried::Unknown => "an image the card cannot identify".to_owned(),
-        report::Carried::Id(id) => match targets.values().find(|t| t.identity.id == id) {
+        provider::Carried::Nothing => "nothing".to_owned(),
+        provider::Carried::Unknown => "an image the card cannot identify".to_owned(),
+        provider::Carried::Id(id) => match targets.values().find(|t| t.identity.id == id) {
             Some(t) => format!("`{}`", t.name),
             None => format!("{id}"),
         },

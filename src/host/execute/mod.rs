@@ -9,22 +9,25 @@
 //! go on when a check it was told to make fails. A stop request is honoured between slots,
 //! never during programming. I/O: the drivers, Glance, Placement, the bitstream cache.
 
+pub mod fetch;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::assignment::Target;
-use super::driver::{Driver, Loaded, ProgramRequest, Slot};
-use super::fetch::{self, BitstreamCache};
-use super::image;
-use super::placement_sync::{self, Removal as Removed};
-use super::plan::{HostPlan, SlotAction, SlotPlan};
-use super::report::{self, ProviderTarget};
-use super::status::{SlotState, SlotStatus};
+use crate::cloud::CloudError;
 use crate::cloud::glance::Glance;
 use crate::cloud::placement::Placement;
 use crate::desired::host_group::Backend;
+use crate::host::driver::{Driver, Loaded, ProgramRequest, Slot};
+use crate::host::image;
+use crate::host::plan::assignment::Target;
+use crate::host::plan::provider::{self, ProviderTarget};
+use crate::host::plan::{HostPlan, SlotAction, SlotPlan};
+use crate::host::report::status::{SlotState, SlotStatus};
+use crate::host::report::{self, Removal as Removed};
+use fetch::BitstreamCache;
 
 /// Everything the executor talks to.
 pub struct HostExecutor<'a> {
@@ -46,6 +49,58 @@ pub struct HostExecutor<'a> {
     pub timeout: Duration,
     /// Set to stop after the current slot.
     pub stop: &'a AtomicBool,
+    /// Told what happens, as it happens.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// What the executor tells as it goes: `watch` and `apply --host` log it.
+pub trait Reporter: Sync {
+    /// A slot's provider was withdrawn from scheduling (`error`: the write failed, and
+    /// Placement may still offer a function the card does not carry).
+    fn withdrawn(&self, slot: &SlotPlan, error: Option<&CloudError>);
+    /// A slot is done, whatever its result.
+    fn slot_done(&self, status: &SlotStatus);
+    /// What happened to the provider of a device that is gone.
+    fn removal(&self, provider: &str, what: &str);
+}
+
+/// Tells everything to `tracing`: failures as warnings, a failed withdrawal as an error.
+pub struct LogReporter;
+
+impl Reporter for LogReporter {
+    fn withdrawn(&self, slot: &SlotPlan, error: Option<&CloudError>) {
+        let provider = slot.provider_name.as_deref().unwrap_or("");
+        match error {
+            None => tracing::warn!(
+                slot = %slot.assignment.slot,
+                provider,
+                carries = %slot.current,
+                "withdrawn from scheduling: the card does not carry its assignment"
+            ),
+            Some(e) => tracing::error!(
+                slot = %slot.assignment.slot,
+                provider,
+                error = %e,
+                "could not withdraw the provider from scheduling: Placement may still offer a function the card does not carry"
+            ),
+        }
+    }
+
+    fn slot_done(&self, s: &SlotStatus) {
+        let bitstream = s.bitstream.as_deref().unwrap_or("");
+        match s.state {
+            SlotState::Failed => {
+                tracing::warn!(slot = %s.slot, bitstream, state = ?s.state, programmed = s.programmed, "{}", s.message)
+            }
+            _ => {
+                tracing::info!(slot = %s.slot, bitstream, state = ?s.state, programmed = s.programmed, "{}", s.message)
+            }
+        }
+    }
+
+    fn removal(&self, provider: &str, what: &str) {
+        tracing::info!(provider, "{what}");
+    }
 }
 
 fn status(plan: &SlotPlan, state: SlotState, message: impl Into<String>) -> SlotStatus {
@@ -74,25 +129,15 @@ pub struct Executed {
 impl HostExecutor<'_> {
     /// Carries out `plan`.
     pub async fn run(&self, plan: &HostPlan) -> Executed {
-        let mut unwithdrawn: BTreeMap<&Slot, String> = BTreeMap::new();
+        let mut unwithdrawn: BTreeMap<&Slot, CloudError> = BTreeMap::new();
         for slot in &plan.slots {
             let Some(want) = &slot.withdraw else {
                 continue;
             };
             match self.write(slot, want).await {
-                Ok(_) => tracing::warn!(
-                    slot = %slot.assignment.slot,
-                    provider = %want.name,
-                    carries = %slot.current,
-                    "withdrawn from scheduling: the card does not carry its assignment"
-                ),
+                Ok(_) => self.reporter.withdrawn(slot, None),
                 Err(e) => {
-                    tracing::error!(
-                        slot = %slot.assignment.slot,
-                        provider = %want.name,
-                        error = %e,
-                        "could not withdraw the provider from scheduling: Placement may still offer a function the card does not carry"
-                    );
+                    self.reporter.withdrawn(slot, Some(&e));
                     unwithdrawn.insert(&slot.assignment.slot, e);
                 }
             }
@@ -130,36 +175,19 @@ impl HostExecutor<'_> {
             if slot.assignment.slot.region.is_none() && result.state == SlotState::Failed {
                 failed_devices.insert(address.clone());
             }
-            match result.state {
-                SlotState::Failed => tracing::warn!(
-                    slot = %slot.assignment.slot,
-                    bitstream = result.bitstream.as_deref().unwrap_or(""),
-                    state = ?result.state,
-                    programmed = result.programmed,
-                    "{}",
-                    result.message
-                ),
-                _ => tracing::info!(
-                    slot = %slot.assignment.slot,
-                    bitstream = result.bitstream.as_deref().unwrap_or(""),
-                    state = ?result.state,
-                    programmed = result.programmed,
-                    "{}",
-                    result.message
-                ),
-            }
+            self.reporter.slot_done(&result);
             out.push(result);
         }
         let mut removals = Vec::new();
         for r in &plan.removals {
             let p = &r.provider;
-            let line = match placement_sync::remove_device_provider(self.placement, p).await {
+            let line = match report::remove_device_provider(self.placement, p).await {
                 Ok(Removed::Removed) => format!(
                     "removed provider `{}`: its device is gone or no longer assigned",
                     p.name
                 ),
                 Ok(Removed::InUse { consumers }) => {
-                    match placement_sync::reserve_all(self.placement, &p.uuid).await {
+                    match report::reserve_all(self.placement, &p.uuid).await {
                         Ok(()) => format!(
                             "kept provider `{}` (device gone or unassigned): {consumers} consumer(s) hold allocations; everything reserved",
                             p.name
@@ -172,7 +200,7 @@ impl HostExecutor<'_> {
                 }
                 Err(e) => format!("could not remove provider `{}`: {e}", p.name),
             };
-            tracing::info!(provider = %p.name, "{line}");
+            self.reporter.removal(&p.name, &line);
             removals.push(line);
         }
         Executed {
@@ -285,14 +313,13 @@ impl HostExecutor<'_> {
             && !forced
             && let Some(p) = &plan.provider
         {
-            match self.placement.allocations(&p.uuid).await {
-                Ok(a) if !a.is_empty() => {
+            match report::consumers(self.placement, &p.uuid).await {
+                Ok(a) if a > 0 => {
                     return status(
                         plan,
                         SlotState::Blocked,
                         format!(
-                            "`{name}` was not programmed: {} consumer(s) took allocations while it was being drained; it stays reserved until they leave",
-                            a.len()
+                            "`{name}` was not programmed: {a} consumer(s) took allocations while it was being drained; it stays reserved until they leave"
                         ),
                     );
                 }
@@ -372,7 +399,7 @@ impl HostExecutor<'_> {
         }
     }
 
-    async fn fetch(&self, target: &Target) -> Result<PathBuf, String> {
+    async fn fetch(&self, target: &Target) -> Result<PathBuf, fetch::FetchError> {
         if let Some(path) = self.cache.cached(&target.sha256).await {
             return Ok(path);
         }
@@ -382,25 +409,18 @@ impl HostExecutor<'_> {
             &target.bs_uuid.to_string(),
             &target.sha256,
         )
-        .await
-        .map_err(|e| e.to_string())?;
-        self.cache
-            .fetch(self.glance, &image, &target.sha256)
-            .await
-            .map_err(|e| e.to_string())
+        .await?;
+        self.cache.fetch(self.glance, &image, &target.sha256).await
     }
 
-    async fn write(&self, plan: &SlotPlan, want: &ProviderTarget) -> Result<String, String> {
-        placement_sync::write_device_provider(
+    async fn write(&self, plan: &SlotPlan, want: &ProviderTarget) -> Result<String, CloudError> {
+        report::write_device_provider(
             self.placement,
             self.compute_node,
             plan.provider.as_ref(),
-            &want.name,
-            &want.traits,
-            &want.inventories,
-            report::owned_traits(self.named_traits),
+            want,
+            provider::owned_traits(self.named_traits),
         )
         .await
-        .map_err(|e| e.to_string())
     }
 }

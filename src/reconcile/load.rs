@@ -1,14 +1,14 @@
-//! The steps `validate`, `plan` and `apply` share: read and check the desired state, digest its
-//! bitstream files (cached), connect to the cloud, observe it, and plan. I/O: the source,
-//! the digest cache and the cloud; the planning itself is the pure `plan::plan`.
+//! Reading the desired state for every operation: read the source at a commit, check it
+//! (the pure parse and checks, with the file facts from the source), and digest its
+//! bitstream files (cached by blob). I/O: the source and the digest cache.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::apply::BitstreamFiles;
-use crate::desired::{self, Desired, Outcome};
+use crate::desired::{self, Desired, Outcome, RawContent};
 use crate::diagnostic::Diagnostic;
 use crate::source::{self, DigestCache, FileDigest, RepoSpec, Snapshot};
 
@@ -37,9 +37,18 @@ pub fn check(snapshot: &Snapshot) -> Outcome {
 /// Reads, validates and digests the desired state. Errors are every diagnostic found.
 pub fn load(spec: &RepoSpec) -> Result<Loaded, Vec<Diagnostic>> {
     let snapshot = source::read(spec).map_err(|d| vec![d])?;
+    load_snapshot(snapshot, spec).map_err(|(_, d)| d)
+}
+
+/// Validates and digests a snapshot already read; an invalid one comes back with every
+/// diagnostic found and its [`fingerprint`], which identifies what failed.
+pub fn load_snapshot(
+    snapshot: Snapshot,
+    spec: &RepoSpec,
+) -> Result<Loaded, (String, Vec<Diagnostic>)> {
     let outcome = check(&snapshot);
     let Some(desired) = outcome.desired else {
-        return Err(outcome.diagnostics);
+        return Err((fingerprint(&snapshot, None), outcome.diagnostics));
     };
     let cache = DigestCache::new(&spec.cache_dir);
     let digests = desired
@@ -73,51 +82,28 @@ impl BitstreamFiles for SnapshotFiles<'_> {
     }
 }
 
-/// A plan saved by `plan --out`, with what `apply FILE` needs to carry it out later.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SavedPlan {
-    /// The saved-plan format version.
-    pub format_version: u32,
-    /// The repository (`--repo`).
-    pub repo: String,
-    /// The desired-state folder (`--dir`).
-    pub dir: Option<String>,
-    /// Whether the files were read from disk rather than a commit.
-    pub worktree: bool,
-    /// The cloud's name.
-    pub cloud: String,
-    /// The plan.
-    pub plan: crate::plan::Plan,
-}
-
-impl SavedPlan {
-    /// Reads a saved plan.
-    pub fn read(path: &Path) -> Result<SavedPlan, Diagnostic> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::error(
-                "fpga_sync::saved_plan",
-                format!("cannot read the saved plan `{}`: {e}", path.display()),
-            )
-        })?;
-        let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
-            Diagnostic::error(
-                "fpga_sync::saved_plan",
-                format!("`{}` is not a saved plan: {e}", path.display()),
-            )
-            .help("make one with `fpga-sync plan --out FILE`")
-        })?;
-        if saved.format_version != crate::plan::FORMAT_VERSION {
-            return Err(Diagnostic::error(
-                "fpga_sync::saved_plan",
-                format!(
-                    "`{}` is a version {} plan; this fpga-sync applies version {}",
-                    path.display(),
-                    saved.format_version,
-                    crate::plan::FORMAT_VERSION
-                ),
-            )
-            .help("make the plan again with this fpga-sync"));
-        }
-        Ok(saved)
+/// What identifies a version of the desired state: the commit, or for files read from
+/// disk a digest of the YAML files and, once loaded, of the bitstream files' digests.
+pub fn fingerprint(snapshot: &Snapshot, digests: Option<&BTreeMap<String, FileDigest>>) -> String {
+    if let Some(commit) = &snapshot.commit {
+        return commit.clone();
     }
+    let mut hash = Sha256::new();
+    for f in &snapshot.files {
+        hash.update(f.path.as_bytes());
+        hash.update([0]);
+        match &f.content {
+            RawContent::Bytes(b) => {
+                hash.update((b.len() as u64).to_le_bytes());
+                hash.update(b);
+            }
+            RawContent::TooLarge { size } => hash.update(size.to_le_bytes()),
+        }
+    }
+    for (name, d) in digests.into_iter().flatten() {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(d.sha256.as_bytes());
+    }
+    format!("content:{:x}", hash.finalize())
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::driver::Slot;
+use crate::host::driver::Slot;
 
 /// The state of one slot after a reconcile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,17 +69,9 @@ impl HostStatus {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
-    /// Writes it: to a temporary file beside `path`, then renamed over it.
+    /// Writes it atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let temp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(
-            &temp,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&temp, path)
+        crate::atomic::write_json(path, self)
     }
 }
 

@@ -5,16 +5,22 @@
 //! region (forced or not), and nothing uses it (unless forced). Pure and deterministic:
 //! no I/O.
 
+pub mod assignment;
+pub mod fleet;
+pub mod manual;
+pub mod provider;
+pub mod render;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::assignment::{SlotAssignment, Target, interfaces_of_shell};
-use super::driver::{Busy, DeviceInfo, Loaded, Slot};
-use super::id::Id128;
-use super::report::{self, ProviderTarget, Withdrawal};
 use crate::cloud::placement::Inventory;
 use crate::desired::host_group::{Backend, Policy};
+use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot};
+use crate::host::id::Id128;
+use crate::host::plan::assignment::{SlotAssignment, Target, interfaces_of_shell};
+use provider::{ProviderTarget, Withdrawal};
 
 /// A device provider as Placement holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -181,7 +187,7 @@ enum ShellVerdict {
 /// Plans one host.
 pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
     let providers = input.providers.unwrap_or_default();
-    let owned = report::owned_traits(input.named_traits);
+    let owned = provider::owned_traits(input.named_traits);
     // Devices reporting more than one slot name their providers per region.
     let mut reporting: BTreeMap<&str, usize> = BTreeMap::new();
     for a in input.assignments.iter().filter(|a| reports(a)) {
@@ -195,7 +201,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
                 .map(|ds| ds.iter().find(|d| d.address == a.slot.address))
         });
         let provider_name = reports(a).then(|| {
-            report::provider_name(
+            provider::provider_name(
                 input.host,
                 a,
                 reporting.get(a.slot.address.as_str()).copied().unwrap_or(0) > 1,
@@ -208,11 +214,11 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         let on_success = provider_name
             .as_ref()
             .zip(target)
-            .map(|(n, t)| report::verified(n, a, t));
+            .map(|(n, t)| provider::verified(n, a, t));
         let on_failure = provider_name
             .as_ref()
             .zip(target)
-            .map(|(n, t)| report::withdrawn(n, a, t, Withdrawal::Failed, false));
+            .map(|(n, t)| provider::withdrawn(n, a, t, Withdrawal::Failed, false));
         let mut plan = SlotPlan {
             assignment: a.clone(),
             current: Loaded::Unknown("not read".into()),
@@ -231,7 +237,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         if let Some(p) = plan
             .provider
             .as_ref()
-            .filter(|p| !p.traits.contains(report::OWNER_TRAIT))
+            .filter(|p| !p.traits.contains(provider::OWNER_TRAIT))
         {
             plan.action = blocked(
                 format!(
@@ -240,7 +246,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
                 ),
                 format!(
                     "to let fpga-sync manage it, add the trait: `openstack --os-placement-api-version 1.6 resource provider trait set --trait {} ...` with its current traits, or remove the provider",
-                    report::OWNER_TRAIT
+                    provider::OWNER_TRAIT
                 ),
             );
             slots.push(plan);
@@ -340,7 +346,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         .collect();
     let removals = providers
         .iter()
-        .filter(|p| p.traits.contains(report::OWNER_TRAIT) && !kept.contains(p.name.as_str()))
+        .filter(|p| p.traits.contains(provider::OWNER_TRAIT) && !kept.contains(p.name.as_str()))
         .filter(|p| p.name.starts_with(&format!("{}_", input.host)))
         .map(|p| Removal {
             provider: p.clone(),
@@ -363,12 +369,12 @@ fn withdrawal(
     owned: &impl Fn(&str) -> bool,
 ) -> Option<ProviderTarget> {
     let (name, provider) = (plan.provider_name.as_ref()?, plan.provider.as_ref()?);
-    let want = report::withdrawn(
+    let want = provider::withdrawn(
         name,
         &plan.assignment,
         target,
         Withdrawal::ReadBack(&plan.current),
-        provider.traits.contains(report::FAILED_TRAIT),
+        provider.traits.contains(provider::FAILED_TRAIT),
     );
     (!provider_matches(provider, &want, owned)).then_some(want)
 }
@@ -485,13 +491,37 @@ fn gate(a: &SlotAssignment, plan: &SlotPlan, busy: &Busy, force: bool) -> Option
             "move or delete the instances using it, or run again with `--force` to program it anyway",
         ));
     }
-    if let Busy::InUse(holder) = busy {
-        return Some(blocked(
-            format!("{} is busy ({holder})", a.slot),
-            "stop what uses it, or run again with `--force` to program it anyway",
-        ));
+    busy_refusal(&a.slot, busy).map(|(reason, help)| blocked(reason, help))
+}
+
+/// The driver sees the slot in use: why, and what to do. Unforced programming refuses it.
+pub fn busy_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
+    match busy {
+        Busy::InUse(holder) => Some((
+            format!("{slot} is busy ({holder})"),
+            "stop what uses it, or run again with `--force` to program it anyway".to_owned(),
+        )),
+        Busy::Free | Busy::Unknown(_) => None,
     }
-    None
+}
+
+/// An image that needs an interface the region does not accept: why, and what to do.
+/// Nothing overrides this, `--force` included.
+pub fn interface_refusal(
+    image: &str,
+    slot: &Slot,
+    requires: Option<Id128>,
+    accepts: Option<Id128>,
+) -> Option<(String, String)> {
+    let (Some(requires), Some(accepts)) = (requires, accepts) else {
+        return None;
+    };
+    (requires != accepts).then(|| {
+        (
+            format!("`{image}` needs interface {requires}, but {slot} accepts {accepts}"),
+            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this".to_owned(),
+        )
+    })
 }
 
 #[allow(
@@ -535,16 +565,10 @@ fn decide(
             .or(offers.first().copied()),
         _ => accepts,
     };
-    if let (Some(requires), Some(accepts)) = (target.requires(), accepts)
-        && requires != accepts
+    if let Some((reason, help)) =
+        interface_refusal(&target.name, &a.slot, target.requires(), accepts)
     {
-        return blocked(
-            format!(
-                "`{}` needs interface {requires}, but {} accepts {accepts}",
-                target.name, a.slot
-            ),
-            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this",
-        );
+        return blocked(reason, help);
     }
     if let Some(action) = gate(a, plan, busy, input.force) {
         return action;

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::plan::{HostPlan, SlotAction, SlotPlan};
-use super::status::{HostStatus, SlotState, SlotStatus};
+use crate::host::plan::{HostPlan, SlotAction, SlotPlan};
+use crate::host::report::status::{HostStatus, SlotState, SlotStatus};
 
 fn bitstream(s: &SlotPlan) -> String {
     s.assignment

@@ -139,14 +139,7 @@ pub fn io_error(path: &Path, error: &std::io::Error) -> DriverError {
 /// Writes `bytes` to `path` atomically (a temporary file in the same folder, then
 /// rename), creating the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DriverError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(dir, &e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| io_error(tmp.path(), &e))?;
-    tmp.persist(path).map_err(|e| io_error(path, &e.error))?;
-    Ok(())
+    crate::atomic::write(path, bytes).map_err(|e| io_error(path, &e))
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::assignment::{SlotAssignment, Target};
-use super::driver::Loaded;
-use super::id::Id128;
 use crate::cloud::placement::Inventory;
 use crate::desired::host_group::Offer;
+use crate::host::driver::Loaded;
+use crate::host::id::Id128;
+use crate::host::plan::assignment::{SlotAssignment, Target};
 
 /// On every provider fpga-sync manages; providers without it are never touched.
 pub const OWNER_TRAIT: &str = "CUSTOM_FPGA_SYNC_MANAGED";
@@ -241,4 +241,22 @@ pub fn withdrawn(
 /// bitstreams. Any other trait on a provider is another writer's and stays.
 pub fn owned_traits(named: &BTreeSet<String>) -> impl Fn(&str) -> bool + '_ {
     move |name| is_derived_trait(name) || named.contains(name)
+}
+
+/// The traits fpga-sync may remove from its providers: those the assignments name and the
+/// vendor traits of the bitstreams.
+pub fn named_traits(desired: &crate::desired::Desired) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = desired
+        .bitstreams
+        .values()
+        .map(|b| vendor_trait(&b.spec.metadata.vendor))
+        .collect();
+    for g in desired.host_groups.values().map(|g| &g.spec) {
+        let entries = g
+            .devices
+            .iter()
+            .chain(g.overrides.iter().flat_map(|o| &o.devices));
+        out.extend(entries.flat_map(|d| d.traits.iter().cloned()));
+    }
+    out
 }

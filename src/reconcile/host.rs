@@ -1,0 +1,262 @@
+//! One compute host's pipeline, as `plan --host`, `apply --host`, `program` and each
+//! `watch` pass run it: the desired state at a commit → the host's drivers and what they
+//! see, the repository's bitstream headers and what Placement holds for the host →
+//! [`crate::host::plan::plan_host`] (pure) → [`crate::host::execute::HostExecutor`], which
+//! tells a reporter and returns the host's status. I/O: the repository, the drivers,
+//! Placement, Glance, the bitstream and header caches.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use super::{Error, Loaded, Needs};
+use crate::cloud::glance::Glance;
+use crate::cloud::placement::Placement;
+use crate::cloud::session::Session;
+use crate::desired::host_group::Backend;
+use crate::host::discover::backends::DriverConfig;
+use crate::host::discover::{self, targets};
+use crate::host::driver::{Driver, Slot};
+use crate::host::execute::fetch::BitstreamCache;
+use crate::host::execute::{HostExecutor, Reporter};
+use crate::host::plan::assignment::{self, Target};
+use crate::host::plan::{self, HostPlan, HostPlanInput, provider, render};
+use crate::host::report::status::{HostStatus, SlotState, SlotStatus, now};
+use crate::host::report::{self};
+use crate::source::RepoSpec;
+
+/// How the agent runs on this host.
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    /// The host, as the repository names it.
+    pub host: String,
+    /// The fpga-sync site whose images it uses.
+    pub site: String,
+    /// Program slots that are in use.
+    pub force: bool,
+    /// Where the drivers find hardware and tools.
+    pub drivers: DriverConfig,
+    /// Where fetched bitstreams and header identities are kept.
+    pub cache_dir: PathBuf,
+    /// How long a program call may take.
+    pub timeout: Duration,
+    /// Slots not to program this time, and why (`watch`'s backoff).
+    pub deferred: BTreeMap<Slot, String>,
+}
+
+/// A driver for each backend the host's groups use.
+pub type Drivers = BTreeMap<Backend, Box<dyn Driver>>;
+
+/// What one observation of the host saw and decided.
+pub struct Observation {
+    /// The plan.
+    pub plan: HostPlan,
+    /// Problems that do not stop the plan (a bitstream whose header is broken, a slot
+    /// assigned twice).
+    pub problems: Vec<String>,
+    /// The compute-node provider's uuid.
+    pub compute_node: String,
+    /// Traits the desired state names.
+    pub named_traits: BTreeSet<String>,
+}
+
+/// The drivers of the backends the host's groups use; an error when no group names the
+/// host.
+pub fn drivers(loaded: &Loaded, options: &HostOptions) -> Result<Drivers, Error> {
+    let drivers = discover::host_drivers(&loaded.desired, &options.host, &options.drivers)?;
+    if drivers.is_empty() {
+        return Err(Error::UnknownHost {
+            host: options.host.clone(),
+        });
+    }
+    Ok(drivers)
+}
+
+/// The repository's bitstreams as hosts need them, by name (broken headers left out).
+pub fn targets_of(loaded: &Loaded, cache_dir: &Path) -> BTreeMap<String, Target> {
+    targets::targets(loaded, cache_dir).0
+}
+
+/// Reads the cards, the bitstream headers and Placement, and plans the host. A backend
+/// that cannot run fails the whole observation: nothing is planned on the strength of a
+/// discovery that could not look.
+pub async fn observe(
+    loaded: &Loaded,
+    options: &HostOptions,
+    drivers: &Drivers,
+    placement: &Placement<'_>,
+) -> Result<Observation, Error> {
+    let (targets, mut problems) = targets::targets(loaded, &options.cache_dir);
+    let seen = discover::discover(drivers);
+    if let Some(e) = discover::unavailable(&seen) {
+        return Err(e.clone().into());
+    }
+    let devices = discover::for_planner(&seen);
+    let found = seen
+        .iter()
+        .filter_map(|(b, r)| Some((*b, r.as_ref().ok()?.clone())))
+        .collect();
+    let (assignments, assignment_problems) =
+        assignment::for_host(&loaded.desired, &options.host, &targets, &found);
+    problems.extend(
+        assignment_problems
+            .into_iter()
+            .map(|p| format!("host group `{}`: {}", p.group, p.message)),
+    );
+    let compute = report::find_compute_node(placement, &options.host).await?;
+    let providers = report::device_providers(placement, &compute.uuid).await?;
+    let named = provider::named_traits(&loaded.desired);
+    let plan = plan::plan_host(&HostPlanInput {
+        host: &options.host,
+        assignments: &assignments,
+        targets: &targets,
+        devices: &devices,
+        providers: Some(&providers),
+        named_traits: &named,
+        force: options.force,
+        deferred: &options.deferred,
+    });
+    Ok(Observation {
+        plan,
+        problems,
+        compute_node: compute.uuid,
+        named_traits: named,
+    })
+}
+
+/// Carries out an observed plan and returns the host's status. `previous` carries the
+/// failure counts forward. A plan without changes is not executed: its status says what
+/// the cards carry.
+#[allow(clippy::too_many_arguments, reason = "the pass's whole context")]
+pub async fn execute(
+    session: &Session,
+    loaded: &Loaded,
+    options: &HostOptions,
+    drivers: &Drivers,
+    observation: &Observation,
+    previous: Option<&HostStatus>,
+    stop: &AtomicBool,
+    reporter: &dyn Reporter,
+) -> HostStatus {
+    if !observation.plan.has_changes() {
+        let mut slots = render::statuses(&observation.plan);
+        carry_failures(&mut slots, previous);
+        return HostStatus {
+            host: options.host.clone(),
+            commit: loaded.desired.commit.clone(),
+            finished_at: now(),
+            error: None,
+            slots,
+            removals: Vec::new(),
+        };
+    }
+    let placement = Placement::new(session);
+    let glance = Glance::new(session);
+    let cache = BitstreamCache::new(options.cache_dir.join("bitstreams"));
+    let executor = HostExecutor {
+        drivers,
+        placement: &placement,
+        glance: &glance,
+        cache: &cache,
+        site: &options.site,
+        compute_node: &observation.compute_node,
+        named_traits: &observation.named_traits,
+        timeout: options.timeout,
+        stop,
+        reporter,
+    };
+    let executed = executor.run(&observation.plan).await;
+    let mut slots = executed.slots;
+    carry_failures(&mut slots, previous);
+    HostStatus {
+        host: options.host.clone(),
+        commit: loaded.desired.commit.clone(),
+        finished_at: now(),
+        error: (!executed.unwithdrawn.is_empty()).then(|| {
+            format!(
+                "could not withdraw from scheduling: {}",
+                executed.unwithdrawn.join("; ")
+            )
+        }),
+        slots,
+        removals: executed.removals,
+    }
+}
+
+/// Counts consecutive failures per slot from the previous status.
+pub fn carry_failures(slots: &mut [SlotStatus], previous: Option<&HostStatus>) {
+    for s in slots {
+        let before = previous
+            .and_then(|p| p.slots.iter().find(|o| o.slot == s.slot))
+            .map_or(0, |o| o.failures);
+        s.failures = match s.state {
+            SlotState::Failed | SlotState::Blocked => before + 1,
+            _ => 0,
+        };
+    }
+}
+
+/// A host observed: what `plan --host` shows and `apply --host` carries out.
+pub struct Prepared {
+    /// The desired state.
+    pub loaded: Loaded,
+    /// The host's drivers.
+    pub drivers: Drivers,
+    /// The cloud session.
+    pub session: Session,
+    /// The plan and what it was made from.
+    pub observation: Observation,
+}
+
+/// Everything `plan --host` and `apply --host` do before they diverge: read the desired
+/// state, set up the drivers, connect (Placement only, see [`Needs::Placement`]), observe
+/// and plan.
+pub async fn prepare(
+    spec: &RepoSpec,
+    os_cloud: Option<&str>,
+    options: &HostOptions,
+    warn: impl Fn(&str),
+) -> Result<Prepared, Error> {
+    let loaded = super::load(spec)?;
+    let drivers = drivers(&loaded, options)?;
+    let session = super::connect(os_cloud, Needs::Placement, warn).await?;
+    let observation = observe(&loaded, options, &drivers, &Placement::new(&session)).await?;
+    Ok(Prepared {
+        loaded,
+        drivers,
+        session,
+        observation,
+    })
+}
+
+/// What the backends see: those named, or those the repository's groups give `host`. The
+/// discovery runs off the async threads; a backend that cannot run says so in its entry.
+pub fn devices(
+    spec: &RepoSpec,
+    host: Option<&str>,
+    backends: &[Backend],
+    config: &DriverConfig,
+) -> Result<discover::Seen, Error> {
+    let drivers: Drivers = match host {
+        Some(host) if backends.is_empty() => {
+            let loaded = super::load(spec)?;
+            let drivers = discover::host_drivers(&loaded.desired, host, config)?;
+            if drivers.is_empty() {
+                return Err(Error::other(
+                    crate::diagnostic::Diagnostic::error(
+                        "fpga_sync::host",
+                        format!("no host group of the repository names host `{host}`"),
+                    )
+                    .help("give `--backend` to list what a backend sees anyway"),
+                ));
+            }
+            drivers
+        }
+        _ => backends
+            .iter()
+            .map(|b| Ok((*b, crate::host::discover::backends::driver(*b, config)?)))
+            .collect::<Result<_, Error>>()?,
+    };
+    Ok(discover::discover(&drivers))
+}
