@@ -1,5 +1,6 @@
-//! The command line: subcommands, their options and `--help` texts (clap derive). Pure:
-//! parsing only.
+//! The command line: subcommands, their options and `--help` texts (clap derive), and the
+//! conversions of arguments into the options of the operations layer (defaults resolved
+//! from the environment, e.g. the cache folder).
 
 use std::path::PathBuf;
 

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod desired;
 pub mod diagnostic;
 pub mod host;
+pub mod import;
 pub mod markers;
 pub mod observed;
 pub mod plan;

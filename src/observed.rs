@@ -5,9 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
-
-use crate::cloud::placement::Inventory;
+use serde::{Deserialize, Serialize};
 
 /// A snapshot of the cloud.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -114,6 +112,23 @@ pub fn is_fpga_extra_spec(key: &str) -> bool {
         Some((group, name)) if group.starts_with("trait") => is_fpga_trait(name),
         _ => false,
     }
+}
+
+/// One resource class's inventory on a provider: all six fields.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Inventory {
+    /// How many there are.
+    pub total: u64,
+    /// How many are held back from scheduling.
+    pub reserved: u64,
+    /// The smallest allocation.
+    pub min_unit: u64,
+    /// The largest allocation.
+    pub max_unit: u64,
+    /// Allocations are multiples of this.
+    pub step_size: u64,
+    /// Overcommit ratio.
+    pub allocation_ratio: f64,
 }
 
 #[cfg(test)]

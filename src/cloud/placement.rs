@@ -47,22 +47,7 @@ pub struct Provider {
     pub root_provider_uuid: Option<String>,
 }
 
-/// One resource class's inventory on a provider: all six fields.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Inventory {
-    /// How many there are.
-    pub total: u64,
-    /// How many are held back from scheduling.
-    pub reserved: u64,
-    /// The smallest allocation.
-    pub min_unit: u64,
-    /// The largest allocation.
-    pub max_unit: u64,
-    /// Allocations are multiples of this.
-    pub step_size: u64,
-    /// Overcommit ratio.
-    pub allocation_ratio: f64,
-}
+pub use crate::observed::Inventory;
 
 /// A Placement client.
 pub struct Placement<'s> {

@@ -140,3 +140,12 @@ mod tests {
         assert_eq!(path_problem("a\\b"), Some("it uses `\\`"));
     }
 }
+
+/// A file's content identity.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileDigest {
+    /// sha256, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}

@@ -2,10 +2,7 @@
 //! the interface id it needs, read from the GBS (Intel OPAE) or AXLF/xclbin (AMD XRT)
 //! header. A format without such a header is identified by its content (the first 128
 //! bits of its sha256), which the `sim` and `fpga-manager` backends record. Pure: parses
-//! bytes; [`identify_file`] reads only the header.
-
-use std::io::Read;
-use std::path::Path;
+//! bytes (`discover::targets::identify_file` reads a file's header).
 
 use crate::host::id::Id128;
 
@@ -63,15 +60,6 @@ pub fn identify(header: &[u8], sha256: &str) -> Result<ImageIdentity, String> {
         id,
         requires: None,
     })
-}
-
-/// Reads the header of the file at `path` and identifies it.
-pub fn identify_file(path: &Path, sha256: &str) -> std::io::Result<Result<ImageIdentity, String>> {
-    let mut header = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_HEADER as u64)
-        .read_to_end(&mut header)?;
-    Ok(identify(&header, sha256))
 }
 
 fn gbs(bytes: &[u8]) -> Result<ImageIdentity, String> {

@@ -21,3 +21,4 @@ pub mod id;
 pub mod image;
 pub mod plan;
 pub mod report;
+pub mod status;

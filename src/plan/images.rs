@@ -10,12 +10,12 @@ use super::{
     image_fingerprint,
 };
 use crate::desired::Bitstream;
+use crate::desired::files::FileDigest;
 use crate::markers::{
     self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, STATE_COMPLETE,
     STATE_UPLOADING,
 };
 use crate::observed::{Observed, ObservedImage};
-use crate::source::FileDigest;
 
 /// The ids of the images with `bs-uuid` `uuid`, sorted, for fingerprints.
 pub(super) fn ids_of(observed: &Observed, uuid: &str) -> String {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 pub use action::{Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation};
 
 use crate::desired::Desired;
+use crate::desired::files::FileDigest;
 use crate::observed::Observed;
-use crate::source::FileDigest;
 
 /// The version of saved plans and of `plan --format json`.
 pub const FORMAT_VERSION: u32 = 1;

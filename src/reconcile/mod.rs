@@ -13,6 +13,7 @@
 
 pub mod cloud;
 pub mod host;
+pub mod import;
 mod load;
 pub mod program;
 mod saved;

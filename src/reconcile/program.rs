@@ -18,7 +18,7 @@ use crate::diagnostic::Diagnostic;
 use crate::host::discover;
 use crate::host::driver::{Loaded as Carries, ProgramRequest, Slot};
 use crate::host::execute::fetch::{self, BitstreamCache};
-use crate::host::image::{self, ImageIdentity};
+use crate::host::image::ImageIdentity;
 use crate::host::plan::assignment::{self, Target};
 use crate::host::plan::manual::{self, Refusal};
 use crate::host::plan::provider::{self, Withdrawal};
@@ -228,7 +228,7 @@ async fn image_for(
                 "check the path",
             )
         })?;
-        let identity = image::identify_file(as_file, &sha256)
+        let identity = crate::host::discover::targets::identify_file(as_file, &sha256)
             .map_err(|e| {
                 fail(
                     format!("reading `{}`: {e}", as_file.display()),

@@ -10,14 +10,7 @@ use sha2::{Digest, Sha256};
 use super::folder::{hex, sha256_of};
 use super::{Reader, Snapshot};
 
-/// A file's content identity.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FileDigest {
-    /// sha256, lower-case hex.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-}
+pub use crate::desired::files::FileDigest;
 
 /// Where digests are cached.
 pub struct DigestCache {

@@ -535,23 +535,21 @@ async fn a_failing_device_backs_off_until_the_repository_changes() {
     let site = HostSite::new().await;
     sim::set_fault(&site.sim(), &region(), Fault::ProgramFails, true).unwrap();
     let repo = site.site.path().to_str().unwrap().to_owned();
-    // Backoff base = min(10 s, verify-every) = 1 s: attempts 1, 2, 4, 8 s apart.
+    // Backoff base = min(10 s, verify-every) = 1 s.
     let mut watch = site.watch(&repo, &["--verify-every", "1", "--max-backoff", "30"]);
 
-    // When each program call happened.
+    // The timing of the backoff (1, 2, 4 s ...) is the schedule's, tested on tokio's
+    // paused clock in `reconcile::watch`; here: the failing slot is deferred between
+    // attempts, read back on every tick, and its attempts are counted in the status file.
     let started = Instant::now();
-    let mut times = Vec::new();
     let mut deferred_seen = false;
-    while times.len() < 4 {
+    while site.calls() < 2 || !deferred_seen {
         assert!(
             started.elapsed() < Duration::from_secs(40),
-            "{times:?}\n{}",
+            "{} calls, deferred seen: {deferred_seen}\n{}",
+            site.calls(),
             watch.log()
         );
-        let n = site.calls();
-        while times.len() < n {
-            times.push(started.elapsed());
-        }
         if let Some(s) = site.status()
             && s.status.slots.iter().any(|s| {
                 s.slot == region()
@@ -564,27 +562,8 @@ async fn a_failing_device_backs_off_until_the_repository_changes() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        deferred_seen,
-        "a status showing the deferral: {}",
-        watch.log()
-    );
-    let gaps: Vec<f64> = times
-        .windows(2)
-        .map(|w| (w[1] - w[0]).as_secs_f64())
-        .collect();
-    // Each attempt waits at least its backoff (1, 2, 4 s after the failure ends), and not
-    // much longer (one pass and the polling here, slow on a busy machine).
-    for (gap, nominal) in gaps.iter().zip([1.0, 2.0, 4.0]) {
-        assert!(
-            *gap >= nominal && *gap < nominal + 4.0,
-            "growing intervals 1, 2, 4 s: {gaps:?}\n{}",
-            watch.log()
-        );
-    }
-    // The status of the pass that made the fourth call.
-    let status = site.wait_status(10, "the fourth attempt recorded", |s| {
-        s.backoff.first().is_some_and(|b| b.attempts >= 4)
+    let status = site.wait_status(10, "the second attempt recorded", |s| {
+        s.backoff.first().is_some_and(|b| b.attempts >= 2)
     });
     let slot = status
         .status
@@ -593,12 +572,12 @@ async fn a_failing_device_backs_off_until_the_repository_changes() {
         .find(|s| s.slot == region())
         .unwrap();
     assert!(
-        slot.failures as usize >= site.calls() && status.passes as usize > site.calls() + 2,
+        slot.failures >= 2 && status.passes as usize > site.calls(),
         "read back every tick, programmed only after the backoff: {status:#?}"
     );
     assert_eq!(status.backoff.len(), 1, "{status:#?}");
 
-    // Fixed, and a commit: retried at once although the backoff has 8 s to go.
+    // Fixed, and a commit: retried at once, whatever the backoff has to go.
     sim::set_fault(&site.sim(), &region(), Fault::ProgramFails, false).unwrap();
     site.site.write(
         "state/hosts.yaml",

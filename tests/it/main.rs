@@ -20,6 +20,7 @@ mod host_safety;
 mod host_watch;
 mod hostile_input;
 mod import;
+mod layering;
 mod plan_apply;
 mod planner;
 mod schema_file;

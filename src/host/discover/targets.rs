@@ -51,3 +51,13 @@ fn identity(
     let _ = crate::atomic::write_json(&path, &identity);
     Ok(identity)
 }
+
+/// Reads the header of the file at `path` and identifies it.
+pub fn identify_file(path: &Path, sha256: &str) -> std::io::Result<Result<ImageIdentity, String>> {
+    use std::io::Read;
+    let mut header = Vec::new();
+    std::fs::File::open(path)?
+        .take(image::MAX_HEADER as u64)
+        .read_to_end(&mut header)?;
+    Ok(image::identify(&header, sha256))
+}

@@ -21,7 +21,6 @@ use crate::cloud::glance::Glance;
 use crate::cloud::placement::Placement;
 use crate::desired::host_group::Backend;
 use crate::host::driver::{Driver, Loaded, ProgramRequest, Slot};
-use crate::host::image;
 use crate::host::plan::assignment::Target;
 use crate::host::plan::provider::{self, ProviderTarget};
 use crate::host::plan::{HostPlan, SlotAction, SlotPlan};
@@ -288,7 +287,7 @@ impl HostExecutor<'_> {
             Ok(file) => file,
             Err(e) => return failed(format!("`{name}` was not programmed: {e}")),
         };
-        match image::identify_file(&file, &target.sha256) {
+        match crate::host::discover::targets::identify_file(&file, &target.sha256) {
             Ok(Ok(identity)) if identity == target.identity => {}
             Ok(Ok(identity)) => {
                 return failed(format!(

@@ -15,11 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::cloud::placement::Inventory;
 use crate::desired::host_group::{Backend, Policy};
 use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot};
 use crate::host::id::Id128;
 use crate::host::plan::assignment::{SlotAssignment, Target, interfaces_of_shell};
+use crate::observed::Inventory;
 use provider::{ProviderTarget, Withdrawal};
 
 /// A device provider as Placement holds it.

@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cloud::placement::Inventory;
 use crate::desired::host_group::Offer;
 use crate::host::driver::Loaded;
 use crate::host::id::Id128;
 use crate::host::plan::assignment::{SlotAssignment, Target};
+use crate::observed::Inventory;
 
 /// On every provider fpga-sync manages; providers without it are never touched.
 pub const OWNER_TRAIT: &str = "CUSTOM_FPGA_SYNC_MANAGED";

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::host::plan::{HostPlan, SlotAction, SlotPlan};
-use crate::host::report::status::{HostStatus, SlotState, SlotStatus};
+use crate::host::status::{HostStatus, SlotState, SlotStatus};
 
 fn bitstream(s: &SlotPlan) -> String {
     s.assignment

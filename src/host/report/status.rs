@@ -1,67 +1,9 @@
-//! The host agent's record of each slot's last result, written after every reconcile as
-//! one JSON file that monitoring (or a person with `jq`) reads, and that `watch` uses for
-//! its per-device backoff. I/O: the status file, replaced atomically.
+//! Reading and writing the host status file, replaced atomically, and the clock it is
+//! stamped with. I/O: the status file, the wall clock.
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::host::driver::Slot;
-
-/// The state of one slot after a reconcile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SlotState {
-    /// It carries its bitstream, read back from the card, and Placement says so.
-    Verified,
-    /// Not yet done (a dry run, or stopped before its turn).
-    Pending,
-    /// Refused before touching the card (in use, incompatible, shell missing, ...).
-    Blocked,
-    /// Fetching, programming, read-back or reporting failed.
-    Failed,
-    /// `policy: manual`: left alone.
-    Manual,
-}
-
-/// One slot's last result.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SlotStatus {
-    /// The slot.
-    pub slot: Slot,
-    /// The bitstream assigned to it.
-    pub bitstream: Option<String>,
-    /// Its state.
-    pub state: SlotState,
-    /// What happened, for people.
-    pub message: String,
-    /// Its provider, when it reports one.
-    pub provider: Option<String>,
-    /// Whether this reconcile programmed it.
-    pub programmed: bool,
-    /// Consecutive failed reconciles (drives the backoff).
-    #[serde(default)]
-    pub failures: u32,
-}
-
-/// One host's last reconcile.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HostStatus {
-    /// The host.
-    pub host: String,
-    /// The commit reconciled (`None`: files on disk).
-    pub commit: Option<String>,
-    /// When it finished, seconds since the Unix epoch.
-    pub finished_at: u64,
-    /// Why the reconcile as a whole failed (reading the repository, reaching Placement),
-    /// if it did.
-    pub error: Option<String>,
-    /// Each slot.
-    pub slots: Vec<SlotStatus>,
-    /// Providers removed or kept for devices that are gone.
-    #[serde(default)]
-    pub removals: Vec<String>,
-}
+pub use crate::host::status::{HostStatus, SlotState, SlotStatus};
 
 impl HostStatus {
     /// Reads a status file; `None` when absent or unreadable.

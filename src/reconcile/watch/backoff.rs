@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use super::schedule::backoff_delay;
 use super::status::BackoffEntry;
 use crate::host::driver::Slot;
-use crate::host::report::status::{HostStatus, SlotState};
+use crate::host::status::{HostStatus, SlotState};
 
 /// A time for people: RFC 3339, UTC, whole seconds.
 pub fn format_time(t: SystemTime) -> String {

@@ -35,7 +35,6 @@ use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, Slot,
 };
 use crate::host::id::Id128;
-use crate::host::image;
 
 // Loads go through the kernel's firmware loader; one at a time in this process.
 static LOAD_LOCK: Mutex<()> = Mutex::new(());
@@ -254,7 +253,7 @@ impl Driver for FpgaManager {
         }
         let sha = self.stage(request.image)?;
         let staged = self.firmware.join("fpga-sync").join(format!("{sha}.bin"));
-        let identity = image::identify_file(&staged, &sha)
+        let identity = crate::host::discover::targets::identify_file(&staged, &sha)
             .map_err(|e| io_error(&staged, &e))?
             .map_err(|reason| DriverError::Parse {
                 source: request.image.display().to_string(),

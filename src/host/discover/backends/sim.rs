@@ -25,7 +25,7 @@
 //! Programming: vanished → `NotFound`; a region whose `compat_id` differs from the
 //! image's `requires` → `Incompatible` (forced or not); busy and not forced → `Busy`;
 //! `program_fails` → `ToolFailed` (code 1); else the image is identified
-//! ([`image::identify_file`]) and its id written atomically to `afu_id` (region) or
+//! ([`crate::host::discover::targets::identify_file`]) and its id written atomically to `afu_id` (region) or
 //! `bitstream_id` (device) — with `readback_differs`, that id with its lowest bit flipped.
 //! Every call, refused ones included, is appended to `calls.jsonl` as
 //! `{"slot", "image", "force", "result": "ok" | "<error text>"}`.
@@ -44,7 +44,6 @@ use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
 };
 use crate::host::id::Id128;
-use crate::host::image;
 
 /// The `sim` backend.
 pub struct Sim {
@@ -210,7 +209,7 @@ impl Sim {
             });
         }
         let sha = crate::source::sha256_of(req.image).map_err(|e| io_error(req.image, &e))?;
-        let identity = image::identify_file(req.image, &sha)
+        let identity = crate::host::discover::targets::identify_file(req.image, &sha)
             .map_err(|e| io_error(req.image, &e))?
             .map_err(|reason| DriverError::Parse {
                 source: req.image.display().to_string(),

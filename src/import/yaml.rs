@@ -65,7 +65,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// Text for a comment or a message: one line, control characters as spaces.
-pub(super) fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {

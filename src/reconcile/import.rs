@@ -1,139 +1,59 @@
-//! `fpga-sync import`: writes desired-state YAML for what a cloud already holds, so that an
-//! operator who did the seed's manual steps moves to fpga-sync in one command. It observes
-//! the cloud and writes into `--to DIR`:
-//!
-//! - `bitstreams.yaml`: one Bitstream per active FPGA-tagged image, with its data downloaded
-//!   into `bitstreams/files/` (streamed, checked against Glance's hash), its sha256 pinned,
-//!   the spec's metadata (the `topology` JSON turned back into structured YAML), the other
-//!   properties, and `adopt: true` so the first apply takes the image over;
-//! - `placement.yaml`: the custom traits and resource classes;
-//! - `flavors.yaml`: the flavors with FPGA requests, extra specs included, `adopt: true`;
-//! - `fpga-sync.schema.json`, which each YAML file's modeline names for editors.
-//!
-//! fpga-sync's own marks (`fpga_sync_*` properties, the `fpga_sync:site` extra spec) are
-//! left out. Metadata the spec needs but an image lacks is never made up: the document gets
-//! `# TODO` comments, a warning is printed, and `validate` points at the gap. Existing files
-//! are not overwritten without `--force`; nothing is written unless every download worked.
-//!
-//! I/O: the cloud (reads, image downloads), files under `--to`, stdout (the files written)
-//! and stderr (progress, warnings, errors). Choosing what to import ([`select`]) and
-//! rendering the YAML ([`bitstreams_file`], [`placement_file`], [`flavors_file`]) are pure.
+//! `fpga-sync import` as an operation: observe the cloud, choose what to import
+//! ([`crate::import::select`]), download the chosen images (streamed, checked against
+//! Glance's hash) into a staging folder inside `--to`, then move them into place and write
+//! the YAML files and the schema. Existing files are not overwritten without `force`;
+//! nothing is written unless every download worked. I/O: the cloud (reads, image
+//! downloads), files under `--to`, stderr (progress and warnings).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
-use crate::cli::ImportArgs;
+use super::{Error, Needs};
 use crate::cloud::CloudError;
 use crate::cloud::glance::Glance;
 use crate::cloud::session::Session;
-use crate::desired::bitstream::{
-    FPGA_TAG, GLANCE_RESERVED_PROPERTIES, METADATA_KEYS, OWNER_PROPERTY_PREFIX,
-};
-use crate::desired::topology::{PhysicalFunction, Topology, VirtualFunction};
-use crate::desired::{API_VERSION, Kind};
 use crate::diagnostic::Diagnostic;
-use crate::markers::{self, FLAVOR_OWNER_SPEC};
-use crate::observed::{Observed, ObservedFlavor, ObservedImage};
-
-mod documents;
-mod select;
-mod yaml;
-
-pub use documents::*;
-pub use select::*;
-pub use yaml::*;
-
-/// The file of the Bitstream documents, in `--to`.
-pub const BITSTREAMS_FILE: &str = "bitstreams.yaml";
-/// The file of the Trait and ResourceClass documents.
-pub const PLACEMENT_FILE: &str = "placement.yaml";
-/// The file of the Flavor documents.
-pub const FLAVORS_FILE: &str = "flavors.yaml";
-/// The JSON Schema the YAML files' modelines name.
-pub const SCHEMA_FILE: &str = "fpga-sync.schema.json";
-/// Where the downloaded bitstream files go, relative to `--to`.
-pub const FILES_DIR: &str = "bitstreams/files";
+use crate::import::*;
 
 /// Downloads running at once (the session's own limit still applies).
 const PARALLEL_DOWNLOADS: usize = 4;
-/// The longest file name stem written, in bytes (file systems allow 255 for the whole name).
-const MAX_STEM: usize = 200;
-/// Metadata keys the spec requires.
-const REQUIRED_KEYS: [&str; 8] = [
-    "bs-name",
-    "bs-uuid",
-    "vendor",
-    "board",
-    "version",
-    "driver_ver",
-    "driver_path",
-    "function_uuid",
-];
-/// Metadata keys that hold a uuid.
-const UUID_KEYS: [&str; 4] = ["bs-uuid", "shell_id", "region_uuid", "function_uuid"];
-/// File name suffixes kept from an image name.
-const BITSTREAM_SUFFIXES: [&str; 3] = [".gbs", ".xclbin", ".bin"];
 
-/// Runs `import`; returns the exit code: 0 written, 1 failed, 2 bad `--match` pattern.
-pub fn run(args: &ImportArgs, color: bool) -> std::io::Result<u8> {
-    let filter = match name_filter(&args.matching) {
-        Ok(f) => f,
-        Err(d) => {
-            eprint!("{}", d.render(color));
-            return Ok(2);
-        }
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    match runtime.block_on(import(args, filter.as_ref())) {
-        Ok(written) => {
-            let mut out = std::io::stdout().lock();
-            for path in written {
-                writeln!(out, "{path}")?;
-            }
-            Ok(0)
-        }
-        Err(diagnostics) => {
-            for d in diagnostics {
-                eprint!("{}", d.render(color));
-            }
-            Ok(1)
-        }
-    }
+/// What to import, and where.
+pub struct ImportOptions<'a> {
+    /// The cloud (`--os-cloud`).
+    pub os_cloud: Option<&'a str>,
+    /// The folder to write into.
+    pub to: PathBuf,
+    /// Overwrite files that exist.
+    pub force: bool,
+    /// Only objects whose names match.
+    pub filter: Option<GlobSet>,
 }
 
 /// Observes, downloads and writes; returns the files written.
-async fn import(
-    args: &ImportArgs,
-    filter: Option<&GlobSet>,
-) -> Result<Vec<String>, Vec<Diagnostic>> {
-    let session = crate::reconcile::connect(
-        args.cloud.os_cloud.as_deref(),
-        crate::reconcile::Needs::Cloud,
-        super::warn,
-    )
-    .await
-    .map_err(|e| e.diagnostics())?;
-    let observed = crate::cloud::observe::observe(&session)
-        .await
-        .map_err(|e| vec![e.into()])?;
-    let mut selection = select(&observed, filter);
+pub async fn import(
+    options: &ImportOptions<'_>,
+    warn: impl Fn(&str),
+) -> Result<Vec<String>, Error> {
+    let session = super::connect(options.os_cloud, Needs::Cloud, &warn).await?;
+    let observed = crate::cloud::observe::observe(&session).await?;
+    let mut selection = select(&observed, options.filter.as_ref());
     for note in &selection.notes {
         eprintln!("{note}");
     }
-    let dir = &args.to;
-    if !args.force {
-        refuse_existing(dir, &selection).map_err(|d| vec![d])?;
+    let dir = &options.to;
+    if !options.force {
+        refuse_existing(dir, &selection).map_err(Error::other)?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| vec![io_error(dir, &e)])?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::other(io_error(dir, &e)))?;
     // Downloads land here first, so that a failed import leaves nothing behind.
     let staging = tempfile::Builder::new()
         .prefix(".fpga-sync-import-")
         .tempdir_in(dir)
-        .map_err(|e| vec![io_error(dir, &e)])?;
+        .map_err(|e| Error::other(io_error(dir, &e)))?;
     let digests = download_all(&session, &mut selection, staging.path()).await?;
     let written = write_out(
         dir,
@@ -142,7 +62,7 @@ async fn import(
         &selection,
         &digests,
     )
-    .map_err(|d| vec![d])?;
+    .map_err(Error::other)?;
     eprintln!(
         "Imported {} bitstream(s), {} trait(s), {} resource class(es) and {} flavor(s) into `{}`.\nNext: `fpga-sync validate --worktree --repo {}`, then `fpga-sync plan`: the first apply adopts the images and flavors.",
         selection.images.len(),
@@ -200,41 +120,11 @@ fn write_out(
     Ok(written)
 }
 
-/// The `--match` patterns as one set; `None` imports everything.
-fn name_filter(patterns: &[String]) -> Result<Option<GlobSet>, Diagnostic> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = Glob::new(p).map_err(|e| {
-            Diagnostic::error(
-                "fpga_sync::bad_pattern",
-                format!("`--match {p}` is not a valid glob: {e}"),
-            )
-            .help("write a glob such as `fpga.*` or `*-crypto-*`; quote it for the shell")
-        })?;
-        set.add(glob);
-    }
-    set.build()
-        .map(Some)
-        .map_err(|e| Diagnostic::error("fpga_sync::bad_pattern", format!("`--match`: {e}")))
-}
-
 fn io_error(path: &Path, e: &std::io::Error) -> Diagnostic {
     Diagnostic::error(
         "fpga_sync::import_io",
         format!("cannot write `{}`: {e}", path.display()),
     )
-}
-
-/// Every path the import writes, relative to `--to`.
-fn targets(selection: &Selection) -> Vec<String> {
-    [BITSTREAMS_FILE, PLACEMENT_FILE, FLAVORS_FILE, SCHEMA_FILE]
-        .into_iter()
-        .map(str::to_owned)
-        .chain(selection.images.iter().map(|i| i.file.clone()))
-        .collect()
 }
 
 /// An error naming the files that exist already, if any.
@@ -274,7 +164,7 @@ async fn download_all(
     session: &Session,
     selection: &mut Selection,
     staging: &Path,
-) -> Result<BTreeMap<String, String>, Vec<Diagnostic>> {
+) -> Result<BTreeMap<String, String>, Error> {
     let results: Vec<(String, Result<Fetched, CloudError>)> =
         futures_util::stream::iter(selection.images.iter())
             .map(|image| async move {
@@ -299,7 +189,7 @@ async fn download_all(
         }
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(Error::Desired(errors));
     }
     selection.images.retain(|i| !gone.contains(&i.id));
     Ok(digests)
@@ -330,10 +220,3 @@ async fn download(
         Err(e) => Err(e),
     }
 }
-
-fn file_name_of(rel: &str) -> &str {
-    rel.rsplit('/').next().unwrap_or(rel)
-}
-
-#[cfg(test)]
-mod tests;
