@@ -18,6 +18,7 @@ pub mod import;
 pub mod markers;
 pub mod observed;
 pub mod plan;
+pub mod private_dir;
 pub mod reconcile;
 pub mod source;
 pub mod text;

@@ -24,3 +24,4 @@ mod layering;
 mod plan_apply;
 mod planner;
 mod schema_file;
+mod systemd_unit;

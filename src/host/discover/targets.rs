@@ -35,9 +35,13 @@ fn identity(
     sha256: &str,
     cache_dir: &Path,
 ) -> Result<ImageIdentity, String> {
-    let path = cache_dir.join("identities").join(sha256);
+    let dir = cache_dir.join("identities");
+    let path = dir.join(sha256);
+    // A cache folder others can write could lie about a bitstream's interface: not used.
+    let private = crate::private_dir::ensure(&dir).is_ok();
     if let Some(cached) = std::fs::read_to_string(&path)
         .ok()
+        .filter(|_| private)
         .and_then(|t| serde_json::from_str::<ImageIdentity>(&t).ok())
     {
         return Ok(cached);
@@ -48,7 +52,9 @@ fn identity(
         .ok_or("the file cannot be read")?;
     let identity = image::identify(&header, sha256)?;
     // A cache that cannot be written only costs a header read next time.
-    let _ = crate::atomic::write_json(&path, &identity);
+    if private {
+        let _ = crate::atomic::write_json(&path, &identity);
+    }
     Ok(identity)
 }
 

@@ -6,7 +6,9 @@
 //! A cached file is `<dir>/<sha256>`, read-only. Downloads go to a temporary file beside
 //! it and are renamed into place only once verified ([`Glance::download`]); a cached file
 //! is hashed again whenever it is asked for, and deleted when it no longer matches, so a
-//! file changed between fetch and programming is caught.
+//! file changed between fetch and programming is caught. The cache folder is made `0700`
+//! and used only while it is the agent's alone (its own user's, not writable by others,
+//! not a symlink, nor its parent); a cached entry that is a symlink is never followed.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub enum FetchError {
     },
     /// Glance failed.
     Cloud(CloudError),
+    /// The cache folder is not the agent's alone (see [`crate::private_dir`]).
+    NotPrivate(crate::private_dir::NotPrivate),
     /// The cache directory could not be written.
     Io {
         /// The path.
@@ -76,6 +80,7 @@ impl fmt::Display for FetchError {
                 "the download of image {image} did not match and was discarded: {detail}"
             ),
             FetchError::Cloud(e) => write!(f, "{e}"),
+            FetchError::NotPrivate(e) => write!(f, "the bitstream cache is refused: {e}"),
             FetchError::Io { path, reason } => write!(f, "{path}: {reason}"),
         }
     }
@@ -156,6 +161,15 @@ impl BitstreamCache {
         &self.dir
     }
 
+    /// Whether the cache folder and its parent are the agent's alone.
+    fn private(&self) -> Result<(), crate::private_dir::NotPrivate> {
+        crate::private_dir::check(&self.dir)?;
+        match self.dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => crate::private_dir::check(parent),
+            _ => Ok(()),
+        }
+    }
+
     /// Where the file of content `sha256` lives: `<dir>/<sha256>`. Only meaningful for a
     /// real sha256 (64 lower-case hex digits); [`Self::cached`] and [`Self::fetch`] check.
     pub fn path(&self, sha256: &str) -> PathBuf {
@@ -169,11 +183,20 @@ impl BitstreamCache {
         if !is_sha256(sha256) {
             return None;
         }
+        if self.private().is_err() {
+            return None;
+        }
         let path = self.path(sha256);
         let sha256 = sha256.to_owned();
         tokio::task::spawn_blocking(move || {
-            if !path.is_file() {
-                return None;
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_file() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    // Planted, not fetched: never followed, and gone.
+                    let _ = std::fs::remove_file(&path);
+                    return None;
+                }
+                _ => return None,
             }
             match crate::source::sha256_of(&path) {
                 Ok(actual) if actual == sha256 => Some(path),
@@ -210,9 +233,8 @@ impl BitstreamCache {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| io(&self.dir, e))?;
+        crate::private_dir::ensure(&self.dir).map_err(FetchError::NotPrivate)?;
+        self.private().map_err(FetchError::NotPrivate)?;
         let path = self.path(sha256);
         match glance.download(&image.id, &path, Some(sha256)).await {
             Ok(_) => {}
@@ -261,7 +283,8 @@ mod tests {
     #[tokio::test]
     async fn a_changed_cached_file_is_deleted_and_absent() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = BitstreamCache::new(dir.path());
+        let cache = BitstreamCache::new(dir.path().join("bitstreams"));
+        crate::private_dir::ensure(cache.dir()).unwrap();
         // sha256("abc")
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         std::fs::write(cache.path(abc), b"abc").unwrap();
@@ -270,5 +293,33 @@ mod tests {
         assert_eq!(cache.cached(abc).await, None);
         assert!(!cache.path(abc).exists());
         assert_eq!(cache.cached("../x").await, None);
+    }
+
+    #[tokio::test]
+    async fn a_planted_symlink_or_a_shared_folder_is_never_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BitstreamCache::new(dir.path().join("bitstreams"));
+        crate::private_dir::ensure(cache.dir()).unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        // A file with the right content elsewhere, linked in under its digest.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"abc").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, cache.path(abc)).unwrap();
+        assert_eq!(cache.cached(abc).await, None, "a symlink is not followed");
+        assert!(
+            std::fs::symlink_metadata(cache.path(abc)).is_err(),
+            "and removed"
+        );
+        assert!(elsewhere.exists(), "its target untouched");
+
+        std::fs::write(cache.path(abc), b"abc").unwrap();
+        assert_eq!(cache.cached(abc).await, Some(cache.path(abc)));
+        std::fs::set_permissions(cache.dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(
+            cache.cached(abc).await,
+            None,
+            "a folder others can write is not used"
+        );
     }
 }
