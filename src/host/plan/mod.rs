@@ -8,12 +8,13 @@
 pub mod assignment;
 pub mod fleet;
 pub mod manual;
+pub mod observed;
 pub mod provider;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cloud::placement::Inventory;
 use crate::desired::host_group::{Backend, Policy};
@@ -23,7 +24,7 @@ use crate::host::plan::assignment::{SlotAssignment, Target, interfaces_of_shell}
 use provider::{ProviderTarget, Withdrawal};
 
 /// A device provider as Placement holds it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProviderState {
     /// Its uuid.
     pub uuid: String,
