@@ -16,6 +16,9 @@ use crate::desired::Desired;
 use crate::desired::host_group::Backend;
 use crate::host::driver::{DeviceInfo, Slot};
 
+/// What each backend found, or why it could not list devices, as the planner reads it.
+pub type Discoveries = BTreeMap<Backend, Result<Vec<DeviceInfo>, String>>;
+
 /// One host as its planner sees it.
 ///
 /// In JSON, `devices` maps each backend to what `fpga-sync devices --format json` prints
@@ -27,7 +30,7 @@ pub struct HostObserved {
     pub host: String,
     /// What each backend found, or why it could not list devices.
     #[serde(with = "discoveries")]
-    pub devices: BTreeMap<Backend, Result<Vec<DeviceInfo>, String>>,
+    pub devices: Discoveries,
     /// The device providers under the host's compute node, by name.
     pub providers: Vec<ProviderState>,
     /// Program slots that are in use.
@@ -90,10 +93,7 @@ mod discoveries {
         Error(String),
     }
 
-    pub(super) fn serialize<S: Serializer>(
-        devices: &BTreeMap<Backend, Result<Vec<DeviceInfo>, String>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(devices: &Discoveries, s: S) -> Result<S::Ok, S::Error> {
         let shown: BTreeMap<Backend, Shown<'_>> = devices
             .iter()
             .map(|(b, r)| {
@@ -107,9 +107,7 @@ mod discoveries {
         shown.serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<Backend, Result<Vec<DeviceInfo>, String>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Discoveries, D::Error> {
         Ok(BTreeMap::<Backend, Read>::deserialize(d)?
             .into_iter()
             .map(|(b, r)| match r {
