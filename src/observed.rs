@@ -1,14 +1,17 @@
 //! What the cloud holds that fpga-sync cares about, as plain data: FPGA-tagged images,
 //! custom traits and resource classes, FPGA device providers with their inventories and
 //! traits, and flavors that ask for FPGA resources. Built by `cloud::observe`; read by the
-//! planner and by `fpga-sync observe`. Pure: no I/O here.
+//! planner and by `fpga-sync observe`. It serialises both ways: the JSON `fpga-sync
+//! observe --format json` prints reads back into an [`Observed`] (its extra
+//! `format_version` and `cloud` keys are ignored), so a plan can be replayed offline
+//! (`tests/scenarios`). Pure: no I/O here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 /// A snapshot of the cloud.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Observed {
     /// Images tagged `FPGA`, by name then id.
     pub images: Vec<ObservedImage>,
@@ -26,7 +29,7 @@ pub struct Observed {
 }
 
 /// An FPGA image in Glance.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ObservedImage {
     /// Its id.
     pub id: String,
@@ -51,7 +54,7 @@ pub struct ObservedImage {
 }
 
 /// An FPGA device (or region) resource provider.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ObservedProvider {
     /// Its uuid.
     pub uuid: String,
@@ -68,7 +71,7 @@ pub struct ObservedProvider {
 }
 
 /// A flavor with FPGA requests.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ObservedFlavor {
     /// Its id.
     pub id: String,
@@ -143,5 +146,54 @@ mod tests {
         assert!(is_fpga_extra_spec("accel:device_profile"));
         assert!(!is_fpga_extra_spec("resources:VCPU"));
         assert!(!is_fpga_extra_spec("hw:cpu_policy"));
+    }
+
+    #[test]
+    fn what_observe_prints_reads_back_unchanged() {
+        let printed = serde_json::json!({
+            "format_version": 1,
+            "cloud": "local-noauth",
+            "images": [{
+                "id": "6a1f2b9e-0c1d-4f5e-9a8b-7c6d5e4f3a2b",
+                "name": "aes-128",
+                "status": "active",
+                "visibility": "private",
+                "tags": ["FPGA"],
+                "size": 14,
+                "os_hash_algo": "sha512",
+                "os_hash_value": "ab".repeat(64),
+                "updated_at": "2025-01-15T10:00:00Z",
+                "properties": {"bs-uuid": "20d0ca1f-9329-4be1-a1b6-d7e9ab7d2fee"}
+            }],
+            "traits": ["CUSTOM_FPGA"],
+            "resource_classes": ["CUSTOM_FPGA_INTEL_PF"],
+            "providers": [{
+                "uuid": "9b0c5a52-1f3c-4a34-8d51-2f8e3b7f5d10",
+                "name": "compute-a01_0000:5e:00.0",
+                "generation": 3,
+                "parent": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+                "inventories": {"CUSTOM_FPGA_INTEL_PF": {
+                    "total": 2, "reserved": 0, "min_unit": 1, "max_unit": 2,
+                    "step_size": 1, "allocation_ratio": 1.0
+                }},
+                "traits": ["CUSTOM_FPGA_SYNC_MANAGED"]
+            }],
+            "flavors": [{
+                "id": "5d0f3c1e-2b4a-4c6d-8e9f-0a1b2c3d4e5f",
+                "name": "fpga.aes",
+                "vcpus": 4, "ram": 8192, "disk": 40, "ephemeral": 0, "swap": 0,
+                "is_public": true,
+                "description": null,
+                "extra_specs": {"resources:CUSTOM_FPGA_INTEL_PF": "2"}
+            }],
+            "other_flavors": {"m1.small": "2"}
+        });
+        let observed: Observed = serde_json::from_value(printed.clone()).unwrap();
+        let mut again = serde_json::to_value(&observed).unwrap();
+        let again = again.as_object_mut().unwrap();
+        let mut printed = printed.as_object().unwrap().clone();
+        printed.remove("format_version");
+        printed.remove("cloud");
+        assert_eq!(again, &printed);
     }
 }

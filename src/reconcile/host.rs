@@ -1,9 +1,10 @@
 //! One compute host's pipeline, as `plan --host`, `apply --host`, `program` and each
 //! `watch` pass run it: the desired state at a commit → the host's drivers and what they
-//! see, the repository's bitstream headers and what Placement holds for the host →
-//! [`crate::host::plan::plan_host`] (pure) → [`crate::host::execute::HostExecutor`], which
-//! tells a reporter and returns the host's status. I/O: the repository, the drivers,
-//! Placement, Glance, the bitstream and header caches.
+//! see, the repository's bitstream headers and what Placement holds for the host (a
+//! [`HostObserved`]) → [`crate::host::plan::observed::plan`] (pure) →
+//! [`crate::host::execute::HostExecutor`], which tells a reporter and returns the host's
+//! status. I/O: the repository, the drivers, Placement, Glance, the bitstream and header
+//! caches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,9 @@ use crate::host::discover::{self, targets};
 use crate::host::driver::{Driver, Slot};
 use crate::host::execute::fetch::BitstreamCache;
 use crate::host::execute::{HostExecutor, Reporter};
-use crate::host::plan::assignment::{self, Target};
-use crate::host::plan::{self, HostPlan, HostPlanInput, provider, render};
+use crate::host::plan::assignment::Target;
+use crate::host::plan::observed::{self, HostObserved};
+use crate::host::plan::{HostPlan, provider, render};
 use crate::host::report::status::{HostStatus, SlotState, SlotStatus, now};
 use crate::host::report::{self};
 use crate::source::RepoSpec;
@@ -92,31 +94,17 @@ pub async fn observe(
     if let Some(e) = discover::unavailable(&seen) {
         return Err(e.clone().into());
     }
-    let devices = discover::for_planner(&seen);
-    let found = seen
-        .iter()
-        .filter_map(|(b, r)| Some((*b, r.as_ref().ok()?.clone())))
-        .collect();
-    let (assignments, assignment_problems) =
-        assignment::for_host(&loaded.desired, &options.host, &targets, &found);
-    problems.extend(
-        assignment_problems
-            .into_iter()
-            .map(|p| format!("host group `{}`: {}", p.group, p.message)),
-    );
     let compute = report::find_compute_node(placement, &options.host).await?;
-    let providers = report::device_providers(placement, &compute.uuid).await?;
-    let named = provider::named_traits(&loaded.desired);
-    let plan = plan::plan_host(&HostPlanInput {
-        host: &options.host,
-        assignments: &assignments,
-        targets: &targets,
-        devices: &devices,
-        providers: Some(&providers),
-        named_traits: &named,
+    let observed = HostObserved {
+        host: options.host.clone(),
+        devices: discover::for_planner(&seen),
+        providers: report::device_providers(placement, &compute.uuid).await?,
         force: options.force,
-        deferred: &options.deferred,
-    });
+        deferred: options.deferred.clone(),
+    };
+    let (plan, assignment_problems) = observed::plan(&loaded.desired, &targets, &observed);
+    problems.extend(assignment_problems);
+    let named = provider::named_traits(&loaded.desired);
     Ok(Observation {
         plan,
         problems,

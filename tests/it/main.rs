@@ -23,5 +23,6 @@ mod import;
 mod layering;
 mod plan_apply;
 mod planner;
+mod scenarios;
 mod schema_file;
 mod systemd_unit;

@@ -8,12 +8,13 @@
 pub mod assignment;
 pub mod fleet;
 pub mod manual;
+pub mod observed;
 pub mod provider;
 pub mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::desired::host_group::{Backend, Policy};
 use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot};
@@ -23,7 +24,7 @@ use crate::observed::Inventory;
 use provider::{ProviderTarget, Withdrawal};
 
 /// A device provider as Placement holds it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProviderState {
     /// Its uuid.
     pub uuid: String,
