@@ -219,6 +219,45 @@ pub enum Operation {
     },
 }
 
+/// When an operation runs, in the order they run: the planner sorts its actions by it and
+/// the executor runs the actions of one phase in parallel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Traits are created.
+    Traits,
+    /// Resource classes are created.
+    ResourceClasses,
+    /// Images are uploaded, finished, verified, patched or replaced.
+    Images,
+    /// Flavors are created, changed or replaced: after the traits and resource classes
+    /// their extra specs name.
+    Flavors,
+    /// Flavors are deleted.
+    FlavorDeletions,
+    /// Images are deleted: last, after the flavors that might have used them.
+    ImageDeletions,
+}
+
+impl Operation {
+    /// The phase it runs in.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Operation::EnsureTrait { .. } => Phase::Traits,
+            Operation::EnsureResourceClass { .. } => Phase::ResourceClasses,
+            Operation::CreateImage { .. }
+            | Operation::FinishImage { .. }
+            | Operation::VerifyAndPatchImage { .. }
+            | Operation::PatchImage { .. }
+            | Operation::ReplaceImage { .. } => Phase::Images,
+            Operation::CreateFlavor { .. }
+            | Operation::UpdateFlavor { .. }
+            | Operation::ReplaceFlavor { .. } => Phase::Flavors,
+            Operation::DeleteFlavor { .. } => Phase::FlavorDeletions,
+            Operation::DeleteImage { .. } => Phase::ImageDeletions,
+        }
+    }
+}
+
 /// One step of a plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
@@ -241,4 +280,111 @@ pub struct Action {
     pub used_by: Vec<String>,
     /// What the executor does.
     pub operation: Operation,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_run_traits_classes_images_flavors_then_deletions_flavors_first() {
+        let image = ImageSpec {
+            name: "i".into(),
+            visibility: "private".into(),
+            tags: vec![],
+            properties: BTreeMap::new(),
+            source: "i.bin".into(),
+            sha256: "0".repeat(64),
+            size: 1,
+        };
+        let flavor = FlavorSpec {
+            name: "f".into(),
+            vcpus: 1,
+            ram: 1,
+            disk: 1,
+            ephemeral: 0,
+            swap: 0,
+            is_public: true,
+            description: None,
+            extra_specs: BTreeMap::new(),
+        };
+        let id = || "id".to_owned();
+        let in_order = [
+            (Operation::EnsureTrait { name: "T".into() }, Phase::Traits),
+            (
+                Operation::EnsureResourceClass { name: "R".into() },
+                Phase::ResourceClasses,
+            ),
+            (
+                Operation::CreateImage {
+                    image: image.clone(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::FinishImage {
+                    id: id(),
+                    image: image.clone(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::VerifyAndPatchImage {
+                    id: id(),
+                    source: "i.bin".into(),
+                    sha256: "0".repeat(64),
+                    patch: ImagePatch::default(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::PatchImage {
+                    id: id(),
+                    patch: ImagePatch::default(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::ReplaceImage {
+                    old_id: id(),
+                    image,
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::CreateFlavor {
+                    flavor: flavor.clone(),
+                },
+                Phase::Flavors,
+            ),
+            (
+                Operation::UpdateFlavor {
+                    id: id(),
+                    description: None,
+                    set_specs: BTreeMap::new(),
+                    unset_specs: vec![],
+                },
+                Phase::Flavors,
+            ),
+            (
+                Operation::ReplaceFlavor {
+                    old_id: id(),
+                    flavor,
+                },
+                Phase::Flavors,
+            ),
+            (Operation::DeleteFlavor { id: id() }, Phase::FlavorDeletions),
+            (Operation::DeleteImage { id: id() }, Phase::ImageDeletions),
+        ];
+        for (op, phase) in &in_order {
+            assert_eq!(op.phase(), *phase, "{op:?}");
+        }
+        let phases: Vec<Phase> = in_order.iter().map(|(op, _)| op.phase()).collect();
+        assert!(phases.is_sorted(), "{phases:?}");
+        assert!(Phase::Traits < Phase::ResourceClasses);
+        assert!(Phase::ResourceClasses < Phase::Images);
+        assert!(Phase::Images < Phase::Flavors);
+        assert!(Phase::Flavors < Phase::FlavorDeletions);
+        assert!(Phase::FlavorDeletions < Phase::ImageDeletions);
+    }
 }

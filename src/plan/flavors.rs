@@ -126,7 +126,6 @@ pub(super) fn plan(
             .filter_map(|k| k.split_once(':').map(|(_, n)| n.to_owned()))
             .collect();
         let draft = |kind, reason, changes, operation| Draft {
-            phase: 3,
             kind,
             object: ObjectType::Flavor,
             name: name.clone(),
@@ -273,7 +272,6 @@ pub(super) fn plan(
         fingerprints.insert(format!("flavor:{}", f.id), flavor_fingerprint(f));
         if input.settings.prune {
             drafts.push(Draft {
-                phase: 4,
                 kind: Kind::Delete,
                 object: ObjectType::Flavor,
                 name: f.name.clone(),

@@ -239,7 +239,6 @@ pub(super) fn plan(
             fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
         }
         let draft = |kind, reason: Option<String>, changes, operation| Draft {
-            phase: 2,
             kind,
             object: ObjectType::Image,
             name: b.name.clone(),
@@ -303,7 +302,6 @@ pub(super) fn plan(
         let primary = ranked[0];
         for leftover in &ranked[1..] {
             drafts.push(Draft {
-                phase: 5,
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name: b.name.clone(),
@@ -397,7 +395,6 @@ pub(super) fn plan(
         let name = image.name.clone().unwrap_or_else(|| image.id.clone());
         if input.settings.prune {
             drafts.push(Draft {
-                phase: 5,
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name,

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use action::{Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation};
+pub use action::{
+    Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation, Phase,
+};
 
 use crate::desired::Desired;
 use crate::observed::Observed;
@@ -107,7 +109,6 @@ impl Plan {
 
 /// An action before it has its place in the plan.
 pub(crate) struct Draft {
-    phase: u8,
     kind: Kind,
     object: ObjectType,
     name: String,
@@ -137,7 +138,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         );
         if !existing_traits.contains(name.as_str()) {
             drafts.push(Draft {
-                phase: 0,
                 kind: Kind::Create,
                 object: ObjectType::Trait,
                 name: name.clone(),
@@ -161,7 +161,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         );
         if !existing_classes.contains(name.as_str()) {
             drafts.push(Draft {
-                phase: 1,
                 kind: Kind::Create,
                 object: ObjectType::ResourceClass,
                 name: name.clone(),
@@ -217,7 +216,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         return Err(problems);
     }
 
-    drafts.sort_by(|a, b| (a.phase, &a.name).cmp(&(b.phase, &b.name)));
+    drafts.sort_by(|a, b| (a.operation.phase(), &a.name).cmp(&(b.operation.phase(), &b.name)));
     let created: BTreeMap<String, usize> = drafts
         .iter()
         .enumerate()
