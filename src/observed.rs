@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+pub use crate::cloud::glance::ImageStatus;
 use crate::cloud::placement::Inventory;
 
 /// A snapshot of the cloud.
@@ -35,7 +36,7 @@ pub struct ObservedImage {
     /// Its name.
     pub name: Option<String>,
     /// `active`, `queued`, ...
-    pub status: String,
+    pub status: ImageStatus,
     /// Visibility.
     pub visibility: Option<String>,
     /// Tags, sorted.

@@ -38,7 +38,7 @@ pub struct Image {
     #[serde(default)]
     pub name: Option<String>,
     /// `queued`, `saving`, `active`, ...
-    pub status: String,
+    pub status: ImageStatus,
     /// Visibility.
     #[serde(default)]
     pub visibility: Option<String>,
@@ -60,6 +60,84 @@ pub struct Image {
     /// Every other field: the custom properties among them.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// An image's status, as Glance names it. Reads and writes the same strings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ImageStatus {
+    /// A record without data.
+    Queued,
+    /// Data is being uploaded (the upload call).
+    Saving,
+    /// Data is being staged (the import call).
+    Uploading,
+    /// Staged data is being imported.
+    Importing,
+    /// Data stored and usable.
+    Active,
+    /// Data not downloadable by non-admins.
+    Deactivated,
+    /// An upload failed.
+    Killed,
+    /// Deleted, the record kept.
+    Deleted,
+    /// Deleted, the data not removed yet.
+    PendingDelete,
+    /// Any other status, as Glance wrote it.
+    Other(String),
+}
+
+impl ImageStatus {
+    /// The name Glance uses.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImageStatus::Queued => "queued",
+            ImageStatus::Saving => "saving",
+            ImageStatus::Uploading => "uploading",
+            ImageStatus::Importing => "importing",
+            ImageStatus::Active => "active",
+            ImageStatus::Deactivated => "deactivated",
+            ImageStatus::Killed => "killed",
+            ImageStatus::Deleted => "deleted",
+            ImageStatus::PendingDelete => "pending_delete",
+            ImageStatus::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for ImageStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "queued" => ImageStatus::Queued,
+            "saving" => ImageStatus::Saving,
+            "uploading" => ImageStatus::Uploading,
+            "importing" => ImageStatus::Importing,
+            "active" => ImageStatus::Active,
+            "deactivated" => ImageStatus::Deactivated,
+            "killed" => ImageStatus::Killed,
+            "deleted" => ImageStatus::Deleted,
+            "pending_delete" => ImageStatus::PendingDelete,
+            other => ImageStatus::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ImageStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ImageStatus::from(String::deserialize(d)?.as_str()))
+    }
 }
 
 /// Fields of the image record that are not custom properties.
@@ -476,4 +554,42 @@ fn temp_path(dest: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dest.with_file_name(format!(".{name}.part-{:08x}", rand::random::<u32>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImageStatus;
+
+    #[test]
+    fn image_statuses_read_and_write_glance_s_names() {
+        let names = [
+            "queued",
+            "saving",
+            "uploading",
+            "importing",
+            "active",
+            "deactivated",
+            "killed",
+            "deleted",
+            "pending_delete",
+            "resting",
+        ];
+        for name in names {
+            let status: ImageStatus = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(status.to_string(), name);
+            assert_eq!(
+                serde_json::to_value(&status).unwrap(),
+                serde_json::json!(name)
+            );
+            assert_eq!(status, ImageStatus::from(name));
+        }
+        assert_eq!(
+            ImageStatus::from("pending_delete"),
+            ImageStatus::PendingDelete
+        );
+        assert_eq!(
+            ImageStatus::from("resting"),
+            ImageStatus::Other("resting".into())
+        );
+    }
 }

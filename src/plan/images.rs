@@ -14,7 +14,7 @@ use crate::markers::{
     self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, STATE_COMPLETE,
     STATE_UPLOADING,
 };
-use crate::observed::{Observed, ObservedImage};
+use crate::observed::{ImageStatus, Observed, ObservedImage};
 use crate::source::FileDigest;
 
 /// The ids of the images with `bs-uuid` `uuid`, sorted, for fingerprints.
@@ -264,7 +264,7 @@ pub(super) fn plan(
                         Operation::CreateImage { image: spec },
                     ));
                 }
-                ([stranger], true) if stranger.status == "active" => {
+                ([stranger], true) if stranger.status == ImageStatus::Active => {
                     let (changes, operation) = verify_and_patch(&spec, stranger, commit);
                     let reason = format!(
                         "adopt image {}: its content is checked against `{}` first",
@@ -295,7 +295,7 @@ pub(super) fn plan(
             (
                 sha(i) != Some(&spec.sha256),
                 state(i) != Some(STATE_COMPLETE),
-                i.status != "active",
+                i.status != ImageStatus::Active,
                 i.id.clone(),
             )
         });
@@ -318,8 +318,8 @@ pub(super) fn plan(
             });
         }
         let same_content = sha(primary) == Some(spec.sha256.as_str());
-        match (same_content, primary.status.as_str(), state(primary)) {
-            (true, "active", Some(STATE_COMPLETE)) => {
+        match (same_content, &primary.status, state(primary)) {
+            (true, ImageStatus::Active, Some(STATE_COMPLETE)) => {
                 let mut d = diff(&spec, primary);
                 if d.changes.is_empty() {
                     tally.unchanged += 1;
@@ -334,7 +334,7 @@ pub(super) fn plan(
                     drafts.push(draft(Kind::Update, None, d.changes, operation));
                 }
             }
-            (true, "queued", _) => drafts.push(draft(
+            (true, ImageStatus::Queued, _) => drafts.push(draft(
                 Kind::Update,
                 Some(format!(
                     "finish image {}: an interrupted run created it but uploaded nothing",
@@ -346,7 +346,7 @@ pub(super) fn plan(
                     image: spec,
                 },
             )),
-            (true, "active", _) => {
+            (true, ImageStatus::Active, _) => {
                 let (changes, operation) = verify_and_patch(&spec, primary, commit);
                 let reason = format!(
                     "verify image {}: an interrupted run uploaded it but did not check it",

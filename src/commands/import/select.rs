@@ -1,6 +1,7 @@
 //! What `import` takes from the cloud, and the file names the downloads get. Pure.
 
 use super::*;
+use crate::observed::ImageStatus;
 
 /// What an import takes from the cloud.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -81,7 +82,7 @@ pub(super) fn select_images(
             continue;
         }
         let shown = one_line(name);
-        if image.status != "active" {
+        if image.status != ImageStatus::Active {
             out.notes.push(format!(
                 "warning: image `{shown}` ({}) is `{}`: it has no data to import; not imported",
                 image.id, image.status
