@@ -5,10 +5,55 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::cloud::glance::ImageStatus;
 use crate::cloud::placement::Inventory;
+
+/// An id newtype: a string the cloud assigned, kept apart from names and from other kinds
+/// of ids so that one is never passed for another. Written as the plain string.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as the service writes it.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A Glance image's id (never its name).
+    ImageId
+);
+id_type!(
+    /// A Nova flavor's id (never its name).
+    FlavorId
+);
 
 /// A snapshot of the cloud.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -25,14 +70,14 @@ pub struct Observed {
     /// by name.
     pub flavors: Vec<ObservedFlavor>,
     /// Every other flavor, name → id: only to tell a desired flavor that its name is taken.
-    pub other_flavors: BTreeMap<String, String>,
+    pub other_flavors: BTreeMap<String, FlavorId>,
 }
 
 /// An FPGA image in Glance.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ObservedImage {
     /// Its id.
-    pub id: String,
+    pub id: ImageId,
     /// Its name.
     pub name: Option<String>,
     /// `active`, `queued`, ...
@@ -74,7 +119,7 @@ pub struct ObservedProvider {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ObservedFlavor {
     /// Its id.
-    pub id: String,
+    pub id: FlavorId,
     /// Its name.
     pub name: String,
     /// Virtual CPUs.

@@ -76,7 +76,7 @@ pub fn render(o: &Observed) -> String {
                 p("board"),
                 p("function_name"),
                 i.size.map_or("-".into(), |s| s.to_string()),
-                i.id.clone(),
+                i.id.to_string(),
             ]
         }),
     );

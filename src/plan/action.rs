@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::observed::{FlavorId, ImageId};
+
 /// What an action does to its object, as the plan shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,7 +154,7 @@ pub enum Operation {
     /// the file into it, check, mark `complete`.
     FinishImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
         /// The image.
         image: ImageSpec,
     },
@@ -160,7 +162,7 @@ pub enum Operation {
     /// an upload whose last step was interrupted), then patch.
     VerifyAndPatchImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
         /// The bitstream file.
         source: String,
         /// Its sha256.
@@ -171,7 +173,7 @@ pub enum Operation {
     /// Patch properties and tags in place.
     PatchImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
         /// The changes.
         patch: ImagePatch,
     },
@@ -179,14 +181,14 @@ pub enum Operation {
     /// one, so a bitstream is always in Glance.
     ReplaceImage {
         /// The old image's id.
-        old_id: String,
+        old_id: ImageId,
         /// The new image.
         image: ImageSpec,
     },
     /// `DELETE /v2/images/{id}`.
     DeleteImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
     },
     /// Create the flavor and set its extra specs.
     CreateFlavor {
@@ -196,7 +198,7 @@ pub enum Operation {
     /// Change the description and extra specs in place.
     UpdateFlavor {
         /// The flavor's id.
-        id: String,
+        id: FlavorId,
         /// The new description, when it changes.
         description: Option<Option<String>>,
         /// Extra specs set.
@@ -208,14 +210,14 @@ pub enum Operation {
     /// are unique. Running servers keep their copy of the old flavor.
     ReplaceFlavor {
         /// The old flavor's id.
-        old_id: String,
+        old_id: FlavorId,
         /// The new flavor.
         flavor: FlavorSpec,
     },
     /// `DELETE /flavors/{id}`.
     DeleteFlavor {
         /// The flavor's id.
-        id: String,
+        id: FlavorId,
     },
 }
 
@@ -308,7 +310,8 @@ mod tests {
             description: None,
             extra_specs: BTreeMap::new(),
         };
-        let id = || "id".to_owned();
+        let id = || ImageId::from("id");
+        let flavor_id = || FlavorId::from("id");
         let in_order = [
             (Operation::EnsureTrait { name: "T".into() }, Phase::Traits),
             (
@@ -359,7 +362,7 @@ mod tests {
             ),
             (
                 Operation::UpdateFlavor {
-                    id: id(),
+                    id: flavor_id(),
                     description: None,
                     set_specs: BTreeMap::new(),
                     unset_specs: vec![],
@@ -368,12 +371,15 @@ mod tests {
             ),
             (
                 Operation::ReplaceFlavor {
-                    old_id: id(),
+                    old_id: flavor_id(),
                     flavor,
                 },
                 Phase::Flavors,
             ),
-            (Operation::DeleteFlavor { id: id() }, Phase::FlavorDeletions),
+            (
+                Operation::DeleteFlavor { id: flavor_id() },
+                Phase::FlavorDeletions,
+            ),
             (Operation::DeleteImage { id: id() }, Phase::ImageDeletions),
         ];
         for (op, phase) in &in_order {

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::desired::DesiredFlavor;
 use crate::markers::{self, FLAVOR_OWNER_SPEC};
-use crate::observed::{Observed, ObservedFlavor};
+use crate::observed::{FlavorId, Observed, ObservedFlavor};
 
 /// The id of the flavor named `name`, or `none`, for fingerprints.
 pub(super) fn id_named(observed: &Observed, name: &str) -> String {
@@ -19,8 +19,8 @@ pub(super) fn id_named(observed: &Observed, name: &str) -> String {
         .flavors
         .iter()
         .find(|f| f.name == name)
-        .map(|f| f.id.clone())
-        .or_else(|| observed.other_flavors.get(name).cloned())
+        .map(|f| f.id.to_string())
+        .or_else(|| observed.other_flavors.get(name).map(FlavorId::to_string))
         .unwrap_or_else(|| "none".into())
 }
 

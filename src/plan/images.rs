@@ -224,7 +224,7 @@ pub(super) fn plan(
             .collect();
         for i in &mine {
             fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
-            claimed.insert(&i.id);
+            claimed.insert(i.id.as_str());
         }
         let strangers: Vec<&ObservedImage> = observed
             .images
@@ -392,7 +392,7 @@ pub(super) fn plan(
 
     for image in owned.iter().filter(|i| !claimed.contains(i.id.as_str())) {
         fingerprints.insert(format!("image:{}", image.id), image_fingerprint(image));
-        let name = image.name.clone().unwrap_or_else(|| image.id.clone());
+        let name = image.name.clone().unwrap_or_else(|| image.id.to_string());
         if input.settings.prune {
             drafts.push(Draft {
                 kind: Kind::Delete,

@@ -28,13 +28,13 @@ pub fn current_fingerprints(
                 "image" => observed
                     .images
                     .iter()
-                    .find(|i| i.id == name)
+                    .find(|i| i.id.as_str() == name)
                     .map_or_else(|| "absent".into(), image_fingerprint),
                 "images_of" => images::ids_of(observed, name),
                 "flavor" => observed
                     .flavors
                     .iter()
-                    .find(|f| f.id == name)
+                    .find(|f| f.id.as_str() == name)
                     .map_or_else(|| "absent".into(), flavor_fingerprint),
                 "flavor_named" => flavors::id_named(observed, name),
                 _ => "unknown".into(),

@@ -145,7 +145,7 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         .map(|a| (a.kind, &a.operation))
         .collect();
     assert!(
-        matches!(aes_actions.as_slice(), [(Kind::Update, Operation::PatchImage { id, .. }), (Kind::Delete, Operation::DeleteImage { id: gone })] if id == "id-verified" && gone == "id-leftover"),
+        matches!(aes_actions.as_slice(), [(Kind::Update, Operation::PatchImage { id, .. }), (Kind::Delete, Operation::DeleteImage { id: gone })] if id.as_str() == "id-verified" && gone.as_str() == "id-leftover"),
         "{aes_actions:#?}"
     );
 
