@@ -22,4 +22,5 @@ mod hostile_input;
 mod import;
 mod plan_apply;
 mod planner;
+mod saved_plans;
 mod schema_file;
