@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Why;
 use crate::observed::{FlavorId, ImageId};
 
 /// What an action does to its object, as the plan shows it.
@@ -271,8 +272,9 @@ pub struct Action {
     pub object: ObjectType,
     /// The object's name.
     pub name: String,
-    /// Why, when it is not obvious (a replace, a delete, a finished upload).
-    pub reason: Option<String>,
+    /// Why, when it is not obvious (a replace, a delete, a finished upload); written as
+    /// its text.
+    pub reason: Option<Why>,
     /// What changes.
     pub changes: Vec<Change>,
     /// Actions that must succeed first.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Change, Draft, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
+    Change, Draft, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally, Why,
     flavor_fingerprint,
 };
 use crate::desired::DesiredFlavor;
@@ -163,9 +163,7 @@ pub(super) fn plan(
                 };
                 drafts.push(draft(
                     Kind::Replace,
-                    Some(format!(
-                        "adopt flavor {id}: its sizes are not known, so it is recreated"
-                    )),
+                    Some(Why::AdoptFlavor { id: id.clone() }),
                     fixed_changes(&spec, &o),
                     Operation::ReplaceFlavor {
                         old_id: id.clone(),
@@ -173,10 +171,11 @@ pub(super) fn plan(
                     },
                 ));
             } else {
-                let what = Some(format!(
-                    "{} vCPU, {} MiB RAM, {} GiB disk",
-                    spec.vcpus, spec.ram, spec.disk
-                ));
+                let what = Some(Why::NewFlavor {
+                    vcpus: spec.vcpus,
+                    ram: spec.ram,
+                    disk: spec.disk,
+                });
                 let specs = spec
                     .extra_specs
                     .iter()
@@ -216,24 +215,17 @@ pub(super) fn plan(
         }
         let fixed = fixed_changes(&spec, existing);
         if !fixed.is_empty() {
-            let why: Vec<String> = fixed
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} → {}",
-                        c.field,
-                        c.old.as_deref().unwrap_or("-"),
-                        c.new.as_deref().unwrap_or("-")
-                    )
-                })
-                .collect();
+            let why = Why::FixedFields(fixed.clone());
             let mut changes = fixed;
             changes.extend(spec_changes(&spec, existing).0);
             drafts.push(draft(
                 Kind::Replace,
-                Some(format!("{} forces a new flavor: Nova cannot change it; running servers keep their copy", why.join(", "))),
+                Some(why),
                 changes,
-                Operation::ReplaceFlavor { old_id: existing.id.clone(), flavor: spec },
+                Operation::ReplaceFlavor {
+                    old_id: existing.id.clone(),
+                    flavor: spec,
+                },
             ));
             continue;
         }
@@ -275,7 +267,7 @@ pub(super) fn plan(
                 kind: Kind::Delete,
                 object: ObjectType::Flavor,
                 name: f.name.clone(),
-                reason: Some(format!("no longer in the repository; flavor {}", f.id)),
+                reason: Some(Why::PrunedFlavor { id: f.id.clone() }),
                 changes: vec![],
                 operation: Operation::DeleteFlavor { id: f.id.clone() },
                 needs: vec![],

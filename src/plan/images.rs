@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Change, Draft, ImagePatch, ImageSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
-    image_fingerprint,
+    Why, image_fingerprint,
 };
 use crate::desired::Bitstream;
 use crate::markers::{
@@ -178,10 +178,6 @@ fn sha(i: &ObservedImage) -> Option<&str> {
     i.properties.get(IMAGE_SHA256).map(String::as_str)
 }
 
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
-}
-
 pub(super) fn plan(
     input: &PlanInput<'_>,
     used_by: &BTreeMap<String, Vec<String>>,
@@ -238,7 +234,7 @@ pub(super) fn plan(
         for i in &strangers {
             fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
         }
-        let draft = |kind, reason: Option<String>, changes, operation| Draft {
+        let draft = |kind, reason: Option<Why>, changes, operation| Draft {
             kind,
             object: ObjectType::Image,
             name: b.name.clone(),
@@ -251,12 +247,7 @@ pub(super) fn plan(
         if mine.is_empty() {
             match (strangers.as_slice(), b.adopt) {
                 ([], _) => {
-                    let what = Some(format!(
-                        "from `{}`, {} bytes, sha256 {}",
-                        spec.source,
-                        spec.size,
-                        short(&spec.sha256)
-                    ));
+                    let what = Some(Why::upload(&spec.source, spec.size, &spec.sha256));
                     drafts.push(draft(
                         Kind::Create,
                         what,
@@ -266,10 +257,10 @@ pub(super) fn plan(
                 }
                 ([stranger], true) if stranger.status == ImageStatus::Active => {
                     let (changes, operation) = verify_and_patch(&spec, stranger, commit);
-                    let reason = format!(
-                        "adopt image {}: its content is checked against `{}` first",
-                        stranger.id, spec.source
-                    );
+                    let reason = Why::AdoptImage {
+                        id: stranger.id.clone(),
+                        source: spec.source.clone(),
+                    };
                     drafts.push(draft(Kind::Update, Some(reason), changes, operation));
                 }
                 (found, _) => {
@@ -305,10 +296,10 @@ pub(super) fn plan(
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name: b.name.clone(),
-                reason: Some(format!(
-                    "image {} is a leftover of an interrupted upload ({})",
-                    leftover.id, leftover.status
-                )),
+                reason: Some(Why::Leftover {
+                    id: leftover.id.clone(),
+                    status: leftover.status.clone(),
+                }),
                 changes: vec![],
                 operation: Operation::DeleteImage {
                     id: leftover.id.clone(),
@@ -336,10 +327,9 @@ pub(super) fn plan(
             }
             (true, ImageStatus::Queued, _) => drafts.push(draft(
                 Kind::Update,
-                Some(format!(
-                    "finish image {}: an interrupted run created it but uploaded nothing",
-                    primary.id
-                )),
+                Some(Why::FinishUpload {
+                    id: primary.id.clone(),
+                }),
                 vec![],
                 Operation::FinishImage {
                     id: primary.id.clone(),
@@ -348,18 +338,17 @@ pub(super) fn plan(
             )),
             (true, ImageStatus::Active, _) => {
                 let (changes, operation) = verify_and_patch(&spec, primary, commit);
-                let reason = format!(
-                    "verify image {}: an interrupted run uploaded it but did not check it",
-                    primary.id
-                );
+                let reason = Why::VerifyUpload {
+                    id: primary.id.clone(),
+                };
                 drafts.push(draft(Kind::Update, Some(reason), changes, operation));
             }
             (true, status, _) => drafts.push(draft(
                 Kind::Replace,
-                Some(format!(
-                    "an interrupted upload left image {} `{status}`",
-                    primary.id
-                )),
+                Some(Why::Interrupted {
+                    id: primary.id.clone(),
+                    status: status.clone(),
+                }),
                 vec![],
                 Operation::ReplaceImage {
                     old_id: primary.id.clone(),
@@ -370,12 +359,7 @@ pub(super) fn plan(
                 let old = sha(primary).unwrap_or("unknown");
                 drafts.push(draft(
                     Kind::Replace,
-                    Some(format!(
-                        "content changed: sha256 {} → {} (`{}`)",
-                        short(old),
-                        short(&spec.sha256),
-                        spec.source
-                    )),
+                    Some(Why::content_changed(old, &spec.sha256, &spec.source)),
                     vec![Change {
                         field: "sha256".into(),
                         old: Some(old.to_owned()),
@@ -398,7 +382,9 @@ pub(super) fn plan(
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name,
-                reason: Some(format!("no longer in the repository; image {}", image.id)),
+                reason: Some(Why::PrunedImage {
+                    id: image.id.clone(),
+                }),
                 changes: vec![],
                 operation: Operation::DeleteImage {
                     id: image.id.clone(),

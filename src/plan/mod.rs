@@ -10,6 +10,7 @@ mod flavors;
 mod images;
 pub mod render;
 pub mod stale;
+pub mod why;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use action::{
     Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation, Phase,
 };
+pub use why::Why;
 
 use crate::desired::Desired;
 use crate::observed::Observed;
@@ -112,7 +114,7 @@ pub(crate) struct Draft {
     kind: Kind,
     object: ObjectType,
     name: String,
-    reason: Option<String>,
+    reason: Option<Why>,
     changes: Vec<Change>,
     operation: Operation,
     /// Trait and resource class names it needs.
@@ -191,12 +193,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
     // The mass-delete guard counts what pruning removes, not leftovers of interrupted runs.
     let pruned = drafts
         .iter()
-        .filter(|d| {
-            d.kind == Kind::Delete
-                && d.reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("no longer in"))
-        })
+        .filter(|d| d.reason.as_ref().is_some_and(Why::is_pruning))
         .count();
     let owned = images.owned + flavors.owned;
     if pruned > 0

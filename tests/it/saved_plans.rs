@@ -5,12 +5,12 @@
 //! Those files load into the typed plan, nothing in them left untyped, and write back
 //! unchanged. No cloud.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use fpga_sync::desired::Desired;
 use fpga_sync::observed::{Observed, ObservedFlavor, ObservedImage};
-use fpga_sync::plan::{PlanInput, PlanSettings, plan};
+use fpga_sync::plan::{PlanInput, PlanSettings, Why, plan};
 use fpga_sync::reconcile::SavedPlan;
 use fpga_sync::source::FileDigest;
 
@@ -244,7 +244,13 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
     // Objects made by hand, adopted; a trait missing.
     let mut adopting = desired.clone();
     adopting.bitstreams.get_mut("aes-128").unwrap().spec.adopt = true;
-    adopting.flavors.get_mut("fpga.aes").unwrap().spec.flavor.adopt = true;
+    adopting
+        .flavors
+        .get_mut("fpga.aes")
+        .unwrap()
+        .spec
+        .flavor
+        .adopt = true;
     let adopt = Observed {
         images: vec![
             image(
@@ -284,4 +290,53 @@ fn saved_plans_are_byte_for_byte_what_the_untyped_planner_wrote() {
         let want = std::fs::read_to_string(fixture(name)).unwrap();
         assert_eq!(to_file(&saved), want, "{name}");
     }
+}
+
+#[test]
+fn saved_plans_of_the_untyped_planner_load_typed_and_write_back_unchanged() {
+    let mut reasons = Vec::new();
+    for name in ["fresh", "drift", "kept", "recover", "adopt"] {
+        let path = fixture(name);
+        let saved = SavedPlan::read(&path).unwrap_or_else(|d| panic!("{name}: {}", d.message));
+        assert_eq!(
+            to_file(&saved),
+            std::fs::read_to_string(&path).unwrap(),
+            "{name}"
+        );
+        reasons.extend(saved.plan.actions.into_iter().filter_map(|a| a.reason));
+    }
+    assert!(
+        reasons.iter().all(|r| !matches!(r, Why::Other(_))),
+        "every reason the planner writes reads back typed: {reasons:#?}"
+    );
+    let kinds: BTreeSet<String> = reasons
+        .iter()
+        .map(|r| {
+            format!("{r:?}")
+                .split([' ', '('])
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(
+            [
+                "AdoptFlavor",
+                "AdoptImage",
+                "ContentChanged",
+                "FinishUpload",
+                "FixedFields",
+                "Interrupted",
+                "Leftover",
+                "NewFlavor",
+                "PrunedFlavor",
+                "PrunedImage",
+                "Upload",
+                "VerifyUpload",
+            ]
+            .map(String::from)
+        )
+    );
 }
