@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Change, Draft, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally, Why,
-    flavor_fingerprint,
+    Change, Draft, FingerprintKey, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem,
+    Tally, Why, flavor_fingerprint,
 };
 use crate::desired::DesiredFlavor;
 use crate::markers::{self, FLAVOR_OWNER_SPEC};
@@ -104,7 +104,7 @@ pub(super) fn plan(
     input: &PlanInput<'_>,
     drafts: &mut Vec<Draft>,
     problems: &mut Vec<Problem>,
-    fingerprints: &mut BTreeMap<String, String>,
+    fingerprints: &mut BTreeMap<FingerprintKey, String>,
     not_pruned: &mut Vec<String>,
 ) -> Tally {
     let observed = input.observed;
@@ -119,7 +119,10 @@ pub(super) fn plan(
     };
     for (name, declared) in &input.desired.flavors {
         let spec = spec(&declared.spec, &input.settings.site);
-        fingerprints.insert(format!("flavor_named:{name}"), id_named(observed, name));
+        fingerprints.insert(
+            FingerprintKey::FlavorNamed(name.clone()),
+            id_named(observed, name),
+        );
         let needs: Vec<String> = spec
             .extra_specs
             .keys()
@@ -196,7 +199,7 @@ pub(super) fn plan(
             continue;
         };
         fingerprints.insert(
-            format!("flavor:{}", existing.id),
+            FingerprintKey::Flavor(existing.id.clone()),
             flavor_fingerprint(existing),
         );
         if markers::flavor_site(&existing.extra_specs) != Some(input.settings.site.as_str())
@@ -261,7 +264,7 @@ pub(super) fn plan(
         .iter()
         .filter(|f| !input.desired.flavors.contains_key(&f.name))
     {
-        fingerprints.insert(format!("flavor:{}", f.id), flavor_fingerprint(f));
+        fingerprints.insert(FingerprintKey::Flavor(f.id.clone()), flavor_fingerprint(f));
         if input.settings.prune {
             drafts.push(Draft {
                 kind: Kind::Delete,

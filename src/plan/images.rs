@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Change, Draft, ImagePatch, ImageSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
-    Why, image_fingerprint,
+    Change, Draft, FingerprintKey, ImagePatch, ImageSpec, Kind, ObjectType, Operation, PlanInput,
+    Problem, Tally, Why, image_fingerprint,
 };
 use crate::desired::Bitstream;
 use crate::markers::{
@@ -183,7 +183,7 @@ pub(super) fn plan(
     used_by: &BTreeMap<String, Vec<String>>,
     drafts: &mut Vec<Draft>,
     problems: &mut Vec<Problem>,
-    fingerprints: &mut BTreeMap<String, String>,
+    fingerprints: &mut BTreeMap<FingerprintKey, String>,
     not_pruned: &mut Vec<String>,
 ) -> Tally {
     let observed = input.observed;
@@ -203,7 +203,10 @@ pub(super) fn plan(
     for declared in input.desired.bitstreams.values() {
         let b = &declared.spec;
         let uuid = b.metadata.bs_uuid.to_string();
-        fingerprints.insert(format!("images_of:{uuid}"), ids_of(observed, &uuid));
+        fingerprints.insert(
+            FingerprintKey::ImagesOf(uuid.clone()),
+            ids_of(observed, &uuid),
+        );
         let Some(digest) = input.digests.get(&b.name) else {
             problems.push(Problem {
                 message: format!("bitstream `{}` ({}) has no file to upload", b.name, declared.origin()),
@@ -219,7 +222,7 @@ pub(super) fn plan(
             .filter(|i| i.properties.get("bs-uuid") == Some(&uuid))
             .collect();
         for i in &mine {
-            fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
+            fingerprints.insert(FingerprintKey::Image(i.id.clone()), image_fingerprint(i));
             claimed.insert(i.id.as_str());
         }
         let strangers: Vec<&ObservedImage> = observed
@@ -232,7 +235,7 @@ pub(super) fn plan(
             })
             .collect();
         for i in &strangers {
-            fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
+            fingerprints.insert(FingerprintKey::Image(i.id.clone()), image_fingerprint(i));
         }
         let draft = |kind, reason: Option<Why>, changes, operation| Draft {
             kind,
@@ -375,7 +378,10 @@ pub(super) fn plan(
     }
 
     for image in owned.iter().filter(|i| !claimed.contains(i.id.as_str())) {
-        fingerprints.insert(format!("image:{}", image.id), image_fingerprint(image));
+        fingerprints.insert(
+            FingerprintKey::Image(image.id.clone()),
+            image_fingerprint(image),
+        );
         let name = image.name.clone().unwrap_or_else(|| image.id.to_string());
         if input.settings.prune {
             drafts.push(Draft {

@@ -6,6 +6,7 @@
 //! unowned one is a problem that says how to adopt it. Pure: no I/O, no clock.
 
 pub mod action;
+pub mod fingerprint;
 mod flavors;
 mod images;
 pub mod render;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use action::{
     Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation, Phase,
 };
+pub use fingerprint::FingerprintKey;
 pub use why::Why;
 
 use crate::desired::Desired;
@@ -77,7 +79,7 @@ pub struct Plan {
     pub unchanged: usize,
     /// Fingerprints of every observed object the plan depends on: an applied saved plan
     /// must find them unchanged.
-    pub fingerprints: BTreeMap<String, String>,
+    pub fingerprints: BTreeMap<FingerprintKey, String>,
     /// Owned objects that left the repository but stay because pruning is off.
     pub not_pruned: Vec<String>,
 }
@@ -135,7 +137,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
     let existing_traits: BTreeSet<&str> = observed.traits.iter().map(String::as_str).collect();
     for name in desired.traits.keys() {
         fingerprints.insert(
-            format!("trait:{name}"),
+            FingerprintKey::Trait(name.clone()),
             presence(existing_traits.contains(name.as_str())),
         );
         if !existing_traits.contains(name.as_str()) {
@@ -158,7 +160,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         .collect();
     for name in desired.resource_classes.keys() {
         fingerprints.insert(
-            format!("resource_class:{name}"),
+            FingerprintKey::ResourceClass(name.clone()),
             presence(existing_classes.contains(name.as_str())),
         );
         if !existing_classes.contains(name.as_str()) {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use fpga_sync::desired::Desired;
 use fpga_sync::observed::{Observed, ObservedFlavor, ObservedImage};
-use fpga_sync::plan::{PlanInput, PlanSettings, Why, plan};
+use fpga_sync::plan::{FingerprintKey, PlanInput, PlanSettings, Why, plan};
 use fpga_sync::reconcile::SavedPlan;
 use fpga_sync::source::FileDigest;
 
@@ -295,6 +295,7 @@ fn saved_plans_are_byte_for_byte_what_the_untyped_planner_wrote() {
 #[test]
 fn saved_plans_of_the_untyped_planner_load_typed_and_write_back_unchanged() {
     let mut reasons = Vec::new();
+    let mut key_kinds = BTreeSet::new();
     for name in ["fresh", "drift", "kept", "recover", "adopt"] {
         let path = fixture(name);
         let saved = SavedPlan::read(&path).unwrap_or_else(|d| panic!("{name}: {}", d.message));
@@ -303,8 +304,20 @@ fn saved_plans_of_the_untyped_planner_load_typed_and_write_back_unchanged() {
             std::fs::read_to_string(&path).unwrap(),
             "{name}"
         );
+        key_kinds.extend(saved.plan.fingerprints.keys().map(FingerprintKey::kind));
         reasons.extend(saved.plan.actions.into_iter().filter_map(|a| a.reason));
     }
+    assert_eq!(
+        key_kinds,
+        BTreeSet::from([
+            "flavor",
+            "flavor_named",
+            "image",
+            "images_of",
+            "resource_class",
+            "trait"
+        ])
+    );
     assert!(
         reasons.iter().all(|r| !matches!(r, Why::Other(_))),
         "every reason the planner writes reads back typed: {reasons:#?}"
@@ -338,5 +351,27 @@ fn saved_plans_of_the_untyped_planner_load_typed_and_write_back_unchanged() {
             ]
             .map(String::from)
         )
+    );
+}
+
+#[test]
+fn a_saved_plan_with_a_fingerprint_of_an_unknown_kind_is_refused_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    let text = std::fs::read_to_string(fixture("fresh")).unwrap();
+    assert!(text.contains("\"trait:CUSTOM_FPGA\": \"absent\""));
+    std::fs::write(
+        &path,
+        text.replace("\"trait:CUSTOM_FPGA\"", "\"provider:CUSTOM_FPGA\""),
+    )
+    .unwrap();
+    let err = SavedPlan::read(&path).unwrap_err();
+    assert!(
+        err.message.contains("is not a saved plan")
+            && err
+                .message
+                .contains("`provider:CUSTOM_FPGA` is not a fingerprint key"),
+        "{}",
+        err.message
     );
 }
