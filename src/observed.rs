@@ -10,6 +10,51 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+/// An id newtype: a string the cloud assigned, kept apart from names and from other kinds
+/// of ids so that one is never passed for another. Written as the plain string.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as the service writes it.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_owned())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A Glance image's id (never its name).
+    ImageId
+);
+id_type!(
+    /// A Nova flavor's id (never its name).
+    FlavorId
+);
+
 /// A snapshot of the cloud.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Observed {
@@ -25,18 +70,18 @@ pub struct Observed {
     /// by name.
     pub flavors: Vec<ObservedFlavor>,
     /// Every other flavor, name → id: only to tell a desired flavor that its name is taken.
-    pub other_flavors: BTreeMap<String, String>,
+    pub other_flavors: BTreeMap<String, FlavorId>,
 }
 
 /// An FPGA image in Glance.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ObservedImage {
     /// Its id.
-    pub id: String,
+    pub id: ImageId,
     /// Its name.
     pub name: Option<String>,
     /// `active`, `queued`, ...
-    pub status: String,
+    pub status: ImageStatus,
     /// Visibility.
     pub visibility: Option<String>,
     /// Tags, sorted.
@@ -74,7 +119,7 @@ pub struct ObservedProvider {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ObservedFlavor {
     /// Its id.
-    pub id: String,
+    pub id: FlavorId,
     /// Its name.
     pub name: String,
     /// Virtual CPUs.
@@ -132,6 +177,84 @@ pub struct Inventory {
     pub step_size: u64,
     /// Overcommit ratio.
     pub allocation_ratio: f64,
+}
+
+/// An image's status, as Glance names it. Reads and writes the same strings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ImageStatus {
+    /// A record without data.
+    Queued,
+    /// Data is being uploaded (the upload call).
+    Saving,
+    /// Data is being staged (the import call).
+    Uploading,
+    /// Staged data is being imported.
+    Importing,
+    /// Data stored and usable.
+    Active,
+    /// Data not downloadable by non-admins.
+    Deactivated,
+    /// An upload failed.
+    Killed,
+    /// Deleted, the record kept.
+    Deleted,
+    /// Deleted, the data not removed yet.
+    PendingDelete,
+    /// Any other status, as Glance wrote it.
+    Other(String),
+}
+
+impl ImageStatus {
+    /// The name Glance uses.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImageStatus::Queued => "queued",
+            ImageStatus::Saving => "saving",
+            ImageStatus::Uploading => "uploading",
+            ImageStatus::Importing => "importing",
+            ImageStatus::Active => "active",
+            ImageStatus::Deactivated => "deactivated",
+            ImageStatus::Killed => "killed",
+            ImageStatus::Deleted => "deleted",
+            ImageStatus::PendingDelete => "pending_delete",
+            ImageStatus::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for ImageStatus {
+    fn from(s: &str) -> Self {
+        match s {
+            "queued" => ImageStatus::Queued,
+            "saving" => ImageStatus::Saving,
+            "uploading" => ImageStatus::Uploading,
+            "importing" => ImageStatus::Importing,
+            "active" => ImageStatus::Active,
+            "deactivated" => ImageStatus::Deactivated,
+            "killed" => ImageStatus::Killed,
+            "deleted" => ImageStatus::Deleted,
+            "pending_delete" => ImageStatus::PendingDelete,
+            other => ImageStatus::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ImageStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(ImageStatus::from(String::deserialize(d)?.as_str()))
+    }
 }
 
 #[cfg(test)]

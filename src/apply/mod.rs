@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 
 use crate::cloud::CloudError;
 use crate::cloud::session::Session;
-use crate::plan::{Action, Operation, Plan};
+use crate::plan::{Action, Plan};
 
 /// Where the executor finds a bitstream file to upload.
 pub trait BitstreamFiles {
@@ -53,24 +53,6 @@ impl Applied {
     }
 }
 
-/// The phase an operation runs in: the planner's order, read back from the operation.
-fn phase(op: &Operation) -> u8 {
-    match op {
-        Operation::EnsureTrait { .. } => 0,
-        Operation::EnsureResourceClass { .. } => 1,
-        Operation::CreateImage { .. }
-        | Operation::FinishImage { .. }
-        | Operation::VerifyAndPatchImage { .. }
-        | Operation::PatchImage { .. }
-        | Operation::ReplaceImage { .. } => 2,
-        Operation::CreateFlavor { .. }
-        | Operation::UpdateFlavor { .. }
-        | Operation::ReplaceFlavor { .. } => 3,
-        Operation::DeleteFlavor { .. } => 4,
-        Operation::DeleteImage { .. } => 5,
-    }
-}
-
 /// Runs `plan`. `concurrency` bounds the actions of one phase in flight; requests are
 /// bounded again by the session.
 pub async fn apply(
@@ -84,7 +66,7 @@ pub async fn apply(
     let mut phases: Vec<Vec<&Action>> = Vec::new();
     for action in &plan.actions {
         match phases.last_mut() {
-            Some(last) if phase(&last[0].operation) == phase(&action.operation) => {
+            Some(last) if last[0].operation.phase() == action.operation.phase() => {
                 last.push(action)
             }
             _ => phases.push(vec![action]),

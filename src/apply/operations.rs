@@ -42,7 +42,7 @@ pub(super) async fn run(
             create_image(&glance, image, action, files, reporter).await
         }
         Operation::FinishImage { id, image } => {
-            upload_and_mark(&glance, id, image, action, files, reporter).await
+            upload_and_mark(&glance, id.as_str(), image, action, files, reporter).await
         }
         Operation::VerifyAndPatchImage {
             id,
@@ -51,7 +51,7 @@ pub(super) async fn run(
             patch,
         } => {
             let path = files.path_for(source).map_err(io(source))?;
-            let current = glance.image(id).await?;
+            let current = glance.image(id.as_str()).await?;
             let algo = current
                 .os_hash_algo
                 .as_deref()
@@ -72,14 +72,14 @@ pub(super) async fn run(
                     actual: current.os_hash_value.unwrap_or_else(|| "no hash".into()),
                 });
             }
-            patch_image(&glance, id, patch).await
+            patch_image(&glance, id.as_str(), patch).await
         }
-        Operation::PatchImage { id, patch } => patch_image(&glance, id, patch).await,
+        Operation::PatchImage { id, patch } => patch_image(&glance, id.as_str(), patch).await,
         Operation::ReplaceImage { old_id, image } => {
             create_image(&glance, image, action, files, reporter).await?;
-            glance.delete(old_id).await
+            glance.delete(old_id.as_str()).await
         }
-        Operation::DeleteImage { id } => match glance.delete(id).await {
+        Operation::DeleteImage { id } => match glance.delete(id.as_str()).await {
             // Already gone is what was wanted.
             Err(e) if e.status() == Some(404) => Ok(()),
             other => other,
@@ -92,24 +92,25 @@ pub(super) async fn run(
             unset_specs,
         } => {
             if let Some(description) = description {
-                nova.set_description(id, description.as_deref()).await?;
+                nova.set_description(id.as_str(), description.as_deref())
+                    .await?;
             }
             if !set_specs.is_empty() {
-                nova.set_extra_specs(id, set_specs).await?;
+                nova.set_extra_specs(id.as_str(), set_specs).await?;
             }
             for key in unset_specs {
-                nova.unset_extra_spec(id, key).await?;
+                nova.unset_extra_spec(id.as_str(), key).await?;
             }
             Ok(())
         }
         Operation::ReplaceFlavor { old_id, flavor } => {
-            match nova.delete_flavor(old_id).await {
+            match nova.delete_flavor(old_id.as_str()).await {
                 Err(e) if e.status() != Some(404) => return Err(e),
                 _ => {}
             }
             create_flavor(&nova, flavor).await
         }
-        Operation::DeleteFlavor { id } => match nova.delete_flavor(id).await {
+        Operation::DeleteFlavor { id } => match nova.delete_flavor(id.as_str()).await {
             Err(e) if e.status() == Some(404) => Ok(()),
             other => other,
         },

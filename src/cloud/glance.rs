@@ -38,7 +38,7 @@ pub struct Image {
     #[serde(default)]
     pub name: Option<String>,
     /// `queued`, `saving`, `active`, ...
-    pub status: String,
+    pub status: ImageStatus,
     /// Visibility.
     #[serde(default)]
     pub visibility: Option<String>,
@@ -61,6 +61,8 @@ pub struct Image {
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
 }
+
+pub use crate::observed::ImageStatus;
 
 /// Fields of the image record that are not custom properties.
 const CORE_FIELDS: [&str; 17] = [
@@ -476,4 +478,42 @@ fn temp_path(dest: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     dest.with_file_name(format!(".{name}.part-{:08x}", rand::random::<u32>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImageStatus;
+
+    #[test]
+    fn image_statuses_read_and_write_glance_s_names() {
+        let names = [
+            "queued",
+            "saving",
+            "uploading",
+            "importing",
+            "active",
+            "deactivated",
+            "killed",
+            "deleted",
+            "pending_delete",
+            "resting",
+        ];
+        for name in names {
+            let status: ImageStatus = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(status.to_string(), name);
+            assert_eq!(
+                serde_json::to_value(&status).unwrap(),
+                serde_json::json!(name)
+            );
+            assert_eq!(status, ImageStatus::from(name));
+        }
+        assert_eq!(
+            ImageStatus::from("pending_delete"),
+            ImageStatus::PendingDelete
+        );
+        assert_eq!(
+            ImageStatus::from("resting"),
+            ImageStatus::Other("resting".into())
+        );
+    }
 }

@@ -9,7 +9,7 @@ use super::nova::Nova;
 use super::placement::Placement;
 use super::session::Session;
 use crate::observed::{
-    Observed, ObservedFlavor, ObservedImage, ObservedProvider, is_fpga_extra_spec,
+    FlavorId, Observed, ObservedFlavor, ObservedImage, ObservedProvider, is_fpga_extra_spec,
     is_fpga_resource_class, is_fpga_trait,
 };
 
@@ -58,7 +58,7 @@ async fn images(session: &Session) -> Result<Vec<ObservedImage>, CloudError> {
             let mut tags = i.tags;
             tags.sort();
             ObservedImage {
-                id: i.id,
+                id: i.id.into(),
                 name: i.name,
                 status: i.status,
                 visibility: i.visibility,
@@ -119,7 +119,7 @@ async fn flavors(
 ) -> Result<
     (
         Vec<ObservedFlavor>,
-        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, FlavorId>,
     ),
     CloudError,
 > {
@@ -131,11 +131,11 @@ async fn flavors(
             f.extra_specs.keys().any(|k| is_fpga_extra_spec(k))
                 || crate::markers::flavor_site(&f.extra_specs).is_some()
         });
-    let other = other.into_iter().map(|f| (f.name, f.id)).collect();
+    let other = other.into_iter().map(|f| (f.name, f.id.into())).collect();
     let mut out: Vec<ObservedFlavor> = fpga
         .into_iter()
         .map(|f| ObservedFlavor {
-            id: f.id,
+            id: f.id.into(),
             name: f.name,
             vcpus: f.vcpus,
             ram: f.ram,

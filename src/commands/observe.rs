@@ -70,13 +70,13 @@ pub fn render(o: &Observed) -> String {
             let p = |k: &str| i.properties.get(k).cloned().unwrap_or_else(|| "-".into());
             vec![
                 i.name.clone().unwrap_or_else(|| "-".into()),
-                i.status.clone(),
+                i.status.to_string(),
                 p("bs-uuid"),
                 p("vendor"),
                 p("board"),
                 p("function_name"),
                 i.size.map_or("-".into(), |s| s.to_string()),
-                i.id.clone(),
+                i.id.to_string(),
             ]
         }),
     );

@@ -21,7 +21,7 @@ pub fn bitstreams_file<'a>(
     let mut docs = Vec::new();
     let mut todos = Vec::new();
     for image in images {
-        let digest = sha256.get(&image.id).map_or("", String::as_str);
+        let digest = sha256.get(image.id.as_str()).map_or("", String::as_str);
         let (doc, issues) = bitstream_doc(image, &image.file, digest);
         if !issues.is_empty() {
             todos.push((&image.image, issues));

@@ -1,6 +1,7 @@
 //! What `import` takes from the cloud, and the file names the downloads get. Pure.
 
 use super::*;
+use crate::observed::ImageStatus;
 
 /// What an import takes from the cloud.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -52,7 +53,7 @@ pub fn select(observed: &Observed, filter: Option<&GlobSet>) -> Selection {
     for f in &flavors {
         if let Some(site) = markers::flavor_site(&f.extra_specs) {
             out.notes
-                .push(site_note("flavor", &one_line(&f.name), &f.id, site));
+                .push(site_note("flavor", &one_line(&f.name), f.id.as_str(), site));
         }
     }
     out.flavors = flavors;
@@ -81,7 +82,7 @@ pub(super) fn select_images(
             continue;
         }
         let shown = one_line(name);
-        if image.status != "active" {
+        if image.status != ImageStatus::Active {
             out.notes.push(format!(
                 "warning: image `{shown}` ({}) is `{}`: it has no data to import; not imported",
                 image.id, image.status
@@ -95,13 +96,17 @@ pub(super) fn select_images(
             ));
             continue;
         }
-        first_of.insert(name, &image.id);
+        first_of.insert(name, image.id.as_str());
         if let Some(site) = markers::image_site(&image.properties) {
-            out.notes.push(site_note("image", &shown, &image.id, site));
+            out.notes
+                .push(site_note("image", &shown, image.id.as_str(), site));
         }
         out.images.push(SelectedImage {
             image: image.clone(),
-            file: format!("{FILES_DIR}/{}", file_name(name, &image.id, &mut files)),
+            file: format!(
+                "{FILES_DIR}/{}",
+                file_name(name, image.id.as_str(), &mut files)
+            ),
         });
     }
 }

@@ -13,7 +13,7 @@ fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn image(name: &str, properties: BTreeMap<String, String>) -> ObservedImage {
     ObservedImage {
-        id: format!("id-{name}"),
+        id: format!("id-{name}").into(),
         name: Some(name.into()),
         status: "active".into(),
         visibility: Some("public".into()),
@@ -93,7 +93,7 @@ fn a_bitstream_reads_back_as_the_image_it_came_from() {
         file: "bitstreams/files/aes-128.gbs".into(),
     }];
     let sha = "ab".repeat(32);
-    let digests = BTreeMap::from([(image.id.clone(), sha.clone())]);
+    let digests = BTreeMap::from([(image.id.to_string(), sha.clone())]);
     let (text, todos) = bitstreams_file("# header\n", &selected, &digests);
     assert!(todos.is_empty(), "{todos:?}");
     assert!(text.starts_with("# yaml-language-server: $schema=./fpga-sync.schema.json\n# header\n# Glance image id-aes-128.gbs\n"), "{text}");

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Why;
+use crate::observed::{FlavorId, ImageId};
+
 /// What an action does to its object, as the plan shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,7 +155,7 @@ pub enum Operation {
     /// the file into it, check, mark `complete`.
     FinishImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
         /// The image.
         image: ImageSpec,
     },
@@ -160,7 +163,7 @@ pub enum Operation {
     /// an upload whose last step was interrupted), then patch.
     VerifyAndPatchImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
         /// The bitstream file.
         source: String,
         /// Its sha256.
@@ -171,7 +174,7 @@ pub enum Operation {
     /// Patch properties and tags in place.
     PatchImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
         /// The changes.
         patch: ImagePatch,
     },
@@ -179,14 +182,14 @@ pub enum Operation {
     /// one, so a bitstream is always in Glance.
     ReplaceImage {
         /// The old image's id.
-        old_id: String,
+        old_id: ImageId,
         /// The new image.
         image: ImageSpec,
     },
     /// `DELETE /v2/images/{id}`.
     DeleteImage {
         /// The image's id.
-        id: String,
+        id: ImageId,
     },
     /// Create the flavor and set its extra specs.
     CreateFlavor {
@@ -196,7 +199,7 @@ pub enum Operation {
     /// Change the description and extra specs in place.
     UpdateFlavor {
         /// The flavor's id.
-        id: String,
+        id: FlavorId,
         /// The new description, when it changes.
         description: Option<Option<String>>,
         /// Extra specs set.
@@ -208,15 +211,54 @@ pub enum Operation {
     /// are unique. Running servers keep their copy of the old flavor.
     ReplaceFlavor {
         /// The old flavor's id.
-        old_id: String,
+        old_id: FlavorId,
         /// The new flavor.
         flavor: FlavorSpec,
     },
     /// `DELETE /flavors/{id}`.
     DeleteFlavor {
         /// The flavor's id.
-        id: String,
+        id: FlavorId,
     },
+}
+
+/// When an operation runs, in the order they run: the planner sorts its actions by it and
+/// the executor runs the actions of one phase in parallel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Traits are created.
+    Traits,
+    /// Resource classes are created.
+    ResourceClasses,
+    /// Images are uploaded, finished, verified, patched or replaced.
+    Images,
+    /// Flavors are created, changed or replaced: after the traits and resource classes
+    /// their extra specs name.
+    Flavors,
+    /// Flavors are deleted.
+    FlavorDeletions,
+    /// Images are deleted: last, after the flavors that might have used them.
+    ImageDeletions,
+}
+
+impl Operation {
+    /// The phase it runs in.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Operation::EnsureTrait { .. } => Phase::Traits,
+            Operation::EnsureResourceClass { .. } => Phase::ResourceClasses,
+            Operation::CreateImage { .. }
+            | Operation::FinishImage { .. }
+            | Operation::VerifyAndPatchImage { .. }
+            | Operation::PatchImage { .. }
+            | Operation::ReplaceImage { .. } => Phase::Images,
+            Operation::CreateFlavor { .. }
+            | Operation::UpdateFlavor { .. }
+            | Operation::ReplaceFlavor { .. } => Phase::Flavors,
+            Operation::DeleteFlavor { .. } => Phase::FlavorDeletions,
+            Operation::DeleteImage { .. } => Phase::ImageDeletions,
+        }
+    }
 }
 
 /// One step of a plan.
@@ -230,8 +272,9 @@ pub struct Action {
     pub object: ObjectType,
     /// The object's name.
     pub name: String,
-    /// Why, when it is not obvious (a replace, a delete, a finished upload).
-    pub reason: Option<String>,
+    /// Why, when it is not obvious (a replace, a delete, a finished upload); written as
+    /// its text.
+    pub reason: Option<Why>,
     /// What changes.
     pub changes: Vec<Change>,
     /// Actions that must succeed first.
@@ -241,4 +284,115 @@ pub struct Action {
     pub used_by: Vec<String>,
     /// What the executor does.
     pub operation: Operation,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_run_traits_classes_images_flavors_then_deletions_flavors_first() {
+        let image = ImageSpec {
+            name: "i".into(),
+            visibility: "private".into(),
+            tags: vec![],
+            properties: BTreeMap::new(),
+            source: "i.bin".into(),
+            sha256: "0".repeat(64),
+            size: 1,
+        };
+        let flavor = FlavorSpec {
+            name: "f".into(),
+            vcpus: 1,
+            ram: 1,
+            disk: 1,
+            ephemeral: 0,
+            swap: 0,
+            is_public: true,
+            description: None,
+            extra_specs: BTreeMap::new(),
+        };
+        let id = || ImageId::from("id");
+        let flavor_id = || FlavorId::from("id");
+        let in_order = [
+            (Operation::EnsureTrait { name: "T".into() }, Phase::Traits),
+            (
+                Operation::EnsureResourceClass { name: "R".into() },
+                Phase::ResourceClasses,
+            ),
+            (
+                Operation::CreateImage {
+                    image: image.clone(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::FinishImage {
+                    id: id(),
+                    image: image.clone(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::VerifyAndPatchImage {
+                    id: id(),
+                    source: "i.bin".into(),
+                    sha256: "0".repeat(64),
+                    patch: ImagePatch::default(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::PatchImage {
+                    id: id(),
+                    patch: ImagePatch::default(),
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::ReplaceImage {
+                    old_id: id(),
+                    image,
+                },
+                Phase::Images,
+            ),
+            (
+                Operation::CreateFlavor {
+                    flavor: flavor.clone(),
+                },
+                Phase::Flavors,
+            ),
+            (
+                Operation::UpdateFlavor {
+                    id: flavor_id(),
+                    description: None,
+                    set_specs: BTreeMap::new(),
+                    unset_specs: vec![],
+                },
+                Phase::Flavors,
+            ),
+            (
+                Operation::ReplaceFlavor {
+                    old_id: flavor_id(),
+                    flavor,
+                },
+                Phase::Flavors,
+            ),
+            (
+                Operation::DeleteFlavor { id: flavor_id() },
+                Phase::FlavorDeletions,
+            ),
+            (Operation::DeleteImage { id: id() }, Phase::ImageDeletions),
+        ];
+        for (op, phase) in &in_order {
+            assert_eq!(op.phase(), *phase, "{op:?}");
+        }
+        let phases: Vec<Phase> = in_order.iter().map(|(op, _)| op.phase()).collect();
+        assert!(phases.is_sorted(), "{phases:?}");
+        assert!(Phase::Traits < Phase::ResourceClasses);
+        assert!(Phase::ResourceClasses < Phase::Images);
+        assert!(Phase::Images < Phase::Flavors);
+        assert!(Phase::Flavors < Phase::FlavorDeletions);
+        assert!(Phase::FlavorDeletions < Phase::ImageDeletions);
+    }
 }

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Change, Draft, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
-    flavor_fingerprint,
+    Change, Draft, FingerprintKey, FlavorSpec, Kind, ObjectType, Operation, PlanInput, Problem,
+    Tally, Why, flavor_fingerprint,
 };
 use crate::desired::DesiredFlavor;
 use crate::markers::{self, FLAVOR_OWNER_SPEC};
-use crate::observed::{Observed, ObservedFlavor};
+use crate::observed::{FlavorId, Observed, ObservedFlavor};
 
 /// The id of the flavor named `name`, or `none`, for fingerprints.
 pub(super) fn id_named(observed: &Observed, name: &str) -> String {
@@ -19,8 +19,8 @@ pub(super) fn id_named(observed: &Observed, name: &str) -> String {
         .flavors
         .iter()
         .find(|f| f.name == name)
-        .map(|f| f.id.clone())
-        .or_else(|| observed.other_flavors.get(name).cloned())
+        .map(|f| f.id.to_string())
+        .or_else(|| observed.other_flavors.get(name).map(FlavorId::to_string))
         .unwrap_or_else(|| "none".into())
 }
 
@@ -104,7 +104,7 @@ pub(super) fn plan(
     input: &PlanInput<'_>,
     drafts: &mut Vec<Draft>,
     problems: &mut Vec<Problem>,
-    fingerprints: &mut BTreeMap<String, String>,
+    fingerprints: &mut BTreeMap<FingerprintKey, String>,
     not_pruned: &mut Vec<String>,
 ) -> Tally {
     let observed = input.observed;
@@ -119,14 +119,16 @@ pub(super) fn plan(
     };
     for (name, declared) in &input.desired.flavors {
         let spec = spec(&declared.spec, &input.settings.site);
-        fingerprints.insert(format!("flavor_named:{name}"), id_named(observed, name));
+        fingerprints.insert(
+            FingerprintKey::FlavorNamed(name.clone()),
+            id_named(observed, name),
+        );
         let needs: Vec<String> = spec
             .extra_specs
             .keys()
             .filter_map(|k| k.split_once(':').map(|(_, n)| n.to_owned()))
             .collect();
         let draft = |kind, reason, changes, operation| Draft {
-            phase: 3,
             kind,
             object: ObjectType::Flavor,
             name: name.clone(),
@@ -164,9 +166,7 @@ pub(super) fn plan(
                 };
                 drafts.push(draft(
                     Kind::Replace,
-                    Some(format!(
-                        "adopt flavor {id}: its sizes are not known, so it is recreated"
-                    )),
+                    Some(Why::AdoptFlavor { id: id.clone() }),
                     fixed_changes(&spec, &o),
                     Operation::ReplaceFlavor {
                         old_id: id.clone(),
@@ -174,10 +174,11 @@ pub(super) fn plan(
                     },
                 ));
             } else {
-                let what = Some(format!(
-                    "{} vCPU, {} MiB RAM, {} GiB disk",
-                    spec.vcpus, spec.ram, spec.disk
-                ));
+                let what = Some(Why::NewFlavor {
+                    vcpus: spec.vcpus,
+                    ram: spec.ram,
+                    disk: spec.disk,
+                });
                 let specs = spec
                     .extra_specs
                     .iter()
@@ -198,7 +199,7 @@ pub(super) fn plan(
             continue;
         };
         fingerprints.insert(
-            format!("flavor:{}", existing.id),
+            FingerprintKey::Flavor(existing.id.clone()),
             flavor_fingerprint(existing),
         );
         if markers::flavor_site(&existing.extra_specs) != Some(input.settings.site.as_str())
@@ -217,24 +218,17 @@ pub(super) fn plan(
         }
         let fixed = fixed_changes(&spec, existing);
         if !fixed.is_empty() {
-            let why: Vec<String> = fixed
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} → {}",
-                        c.field,
-                        c.old.as_deref().unwrap_or("-"),
-                        c.new.as_deref().unwrap_or("-")
-                    )
-                })
-                .collect();
+            let why = Why::FixedFields(fixed.clone());
             let mut changes = fixed;
             changes.extend(spec_changes(&spec, existing).0);
             drafts.push(draft(
                 Kind::Replace,
-                Some(format!("{} forces a new flavor: Nova cannot change it; running servers keep their copy", why.join(", "))),
+                Some(why),
                 changes,
-                Operation::ReplaceFlavor { old_id: existing.id.clone(), flavor: spec },
+                Operation::ReplaceFlavor {
+                    old_id: existing.id.clone(),
+                    flavor: spec,
+                },
             ));
             continue;
         }
@@ -270,14 +264,13 @@ pub(super) fn plan(
         .iter()
         .filter(|f| !input.desired.flavors.contains_key(&f.name))
     {
-        fingerprints.insert(format!("flavor:{}", f.id), flavor_fingerprint(f));
+        fingerprints.insert(FingerprintKey::Flavor(f.id.clone()), flavor_fingerprint(f));
         if input.settings.prune {
             drafts.push(Draft {
-                phase: 4,
                 kind: Kind::Delete,
                 object: ObjectType::Flavor,
                 name: f.name.clone(),
-                reason: Some(format!("no longer in the repository; flavor {}", f.id)),
+                reason: Some(Why::PrunedFlavor { id: f.id.clone() }),
                 changes: vec![],
                 operation: Operation::DeleteFlavor { id: f.id.clone() },
                 needs: vec![],

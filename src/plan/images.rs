@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Change, Draft, ImagePatch, ImageSpec, Kind, ObjectType, Operation, PlanInput, Problem, Tally,
-    image_fingerprint,
+    Change, Draft, FingerprintKey, ImagePatch, ImageSpec, Kind, ObjectType, Operation, PlanInput,
+    Problem, Tally, Why, image_fingerprint,
 };
 use crate::desired::Bitstream;
 use crate::desired::files::FileDigest;
@@ -15,7 +15,7 @@ use crate::markers::{
     self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, STATE_COMPLETE,
     STATE_UPLOADING,
 };
-use crate::observed::{Observed, ObservedImage};
+use crate::observed::{ImageStatus, Observed, ObservedImage};
 
 /// The ids of the images with `bs-uuid` `uuid`, sorted, for fingerprints.
 pub(super) fn ids_of(observed: &Observed, uuid: &str) -> String {
@@ -178,16 +178,12 @@ fn sha(i: &ObservedImage) -> Option<&str> {
     i.properties.get(IMAGE_SHA256).map(String::as_str)
 }
 
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
-}
-
 pub(super) fn plan(
     input: &PlanInput<'_>,
     used_by: &BTreeMap<String, Vec<String>>,
     drafts: &mut Vec<Draft>,
     problems: &mut Vec<Problem>,
-    fingerprints: &mut BTreeMap<String, String>,
+    fingerprints: &mut BTreeMap<FingerprintKey, String>,
     not_pruned: &mut Vec<String>,
 ) -> Tally {
     let observed = input.observed;
@@ -207,7 +203,10 @@ pub(super) fn plan(
     for declared in input.desired.bitstreams.values() {
         let b = &declared.spec;
         let uuid = b.metadata.bs_uuid.to_string();
-        fingerprints.insert(format!("images_of:{uuid}"), ids_of(observed, &uuid));
+        fingerprints.insert(
+            FingerprintKey::ImagesOf(uuid.clone()),
+            ids_of(observed, &uuid),
+        );
         let Some(digest) = input.digests.get(&b.name) else {
             problems.push(Problem {
                 message: format!("bitstream `{}` ({}) has no file to upload", b.name, declared.origin()),
@@ -223,8 +222,8 @@ pub(super) fn plan(
             .filter(|i| i.properties.get("bs-uuid") == Some(&uuid))
             .collect();
         for i in &mine {
-            fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
-            claimed.insert(&i.id);
+            fingerprints.insert(FingerprintKey::Image(i.id.clone()), image_fingerprint(i));
+            claimed.insert(i.id.as_str());
         }
         let strangers: Vec<&ObservedImage> = observed
             .images
@@ -236,10 +235,9 @@ pub(super) fn plan(
             })
             .collect();
         for i in &strangers {
-            fingerprints.insert(format!("image:{}", i.id), image_fingerprint(i));
+            fingerprints.insert(FingerprintKey::Image(i.id.clone()), image_fingerprint(i));
         }
-        let draft = |kind, reason: Option<String>, changes, operation| Draft {
-            phase: 2,
+        let draft = |kind, reason: Option<Why>, changes, operation| Draft {
             kind,
             object: ObjectType::Image,
             name: b.name.clone(),
@@ -252,12 +250,7 @@ pub(super) fn plan(
         if mine.is_empty() {
             match (strangers.as_slice(), b.adopt) {
                 ([], _) => {
-                    let what = Some(format!(
-                        "from `{}`, {} bytes, sha256 {}",
-                        spec.source,
-                        spec.size,
-                        short(&spec.sha256)
-                    ));
+                    let what = Some(Why::upload(&spec.source, spec.size, &spec.sha256));
                     drafts.push(draft(
                         Kind::Create,
                         what,
@@ -265,12 +258,12 @@ pub(super) fn plan(
                         Operation::CreateImage { image: spec },
                     ));
                 }
-                ([stranger], true) if stranger.status == "active" => {
+                ([stranger], true) if stranger.status == ImageStatus::Active => {
                     let (changes, operation) = verify_and_patch(&spec, stranger, commit);
-                    let reason = format!(
-                        "adopt image {}: its content is checked against `{}` first",
-                        stranger.id, spec.source
-                    );
+                    let reason = Why::AdoptImage {
+                        id: stranger.id.clone(),
+                        source: spec.source.clone(),
+                    };
                     drafts.push(draft(Kind::Update, Some(reason), changes, operation));
                 }
                 (found, _) => {
@@ -296,21 +289,20 @@ pub(super) fn plan(
             (
                 sha(i) != Some(&spec.sha256),
                 state(i) != Some(STATE_COMPLETE),
-                i.status != "active",
+                i.status != ImageStatus::Active,
                 i.id.clone(),
             )
         });
         let primary = ranked[0];
         for leftover in &ranked[1..] {
             drafts.push(Draft {
-                phase: 5,
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name: b.name.clone(),
-                reason: Some(format!(
-                    "image {} is a leftover of an interrupted upload ({})",
-                    leftover.id, leftover.status
-                )),
+                reason: Some(Why::Leftover {
+                    id: leftover.id.clone(),
+                    status: leftover.status.clone(),
+                }),
                 changes: vec![],
                 operation: Operation::DeleteImage {
                     id: leftover.id.clone(),
@@ -320,8 +312,8 @@ pub(super) fn plan(
             });
         }
         let same_content = sha(primary) == Some(spec.sha256.as_str());
-        match (same_content, primary.status.as_str(), state(primary)) {
-            (true, "active", Some(STATE_COMPLETE)) => {
+        match (same_content, &primary.status, state(primary)) {
+            (true, ImageStatus::Active, Some(STATE_COMPLETE)) => {
                 let mut d = diff(&spec, primary);
                 if d.changes.is_empty() {
                     tally.unchanged += 1;
@@ -336,32 +328,30 @@ pub(super) fn plan(
                     drafts.push(draft(Kind::Update, None, d.changes, operation));
                 }
             }
-            (true, "queued", _) => drafts.push(draft(
+            (true, ImageStatus::Queued, _) => drafts.push(draft(
                 Kind::Update,
-                Some(format!(
-                    "finish image {}: an interrupted run created it but uploaded nothing",
-                    primary.id
-                )),
+                Some(Why::FinishUpload {
+                    id: primary.id.clone(),
+                }),
                 vec![],
                 Operation::FinishImage {
                     id: primary.id.clone(),
                     image: spec,
                 },
             )),
-            (true, "active", _) => {
+            (true, ImageStatus::Active, _) => {
                 let (changes, operation) = verify_and_patch(&spec, primary, commit);
-                let reason = format!(
-                    "verify image {}: an interrupted run uploaded it but did not check it",
-                    primary.id
-                );
+                let reason = Why::VerifyUpload {
+                    id: primary.id.clone(),
+                };
                 drafts.push(draft(Kind::Update, Some(reason), changes, operation));
             }
             (true, status, _) => drafts.push(draft(
                 Kind::Replace,
-                Some(format!(
-                    "an interrupted upload left image {} `{status}`",
-                    primary.id
-                )),
+                Some(Why::Interrupted {
+                    id: primary.id.clone(),
+                    status: status.clone(),
+                }),
                 vec![],
                 Operation::ReplaceImage {
                     old_id: primary.id.clone(),
@@ -372,12 +362,7 @@ pub(super) fn plan(
                 let old = sha(primary).unwrap_or("unknown");
                 drafts.push(draft(
                     Kind::Replace,
-                    Some(format!(
-                        "content changed: sha256 {} → {} (`{}`)",
-                        short(old),
-                        short(&spec.sha256),
-                        spec.source
-                    )),
+                    Some(Why::content_changed(old, &spec.sha256, &spec.source)),
                     vec![Change {
                         field: "sha256".into(),
                         old: Some(old.to_owned()),
@@ -393,15 +378,19 @@ pub(super) fn plan(
     }
 
     for image in owned.iter().filter(|i| !claimed.contains(i.id.as_str())) {
-        fingerprints.insert(format!("image:{}", image.id), image_fingerprint(image));
-        let name = image.name.clone().unwrap_or_else(|| image.id.clone());
+        fingerprints.insert(
+            FingerprintKey::Image(image.id.clone()),
+            image_fingerprint(image),
+        );
+        let name = image.name.clone().unwrap_or_else(|| image.id.to_string());
         if input.settings.prune {
             drafts.push(Draft {
-                phase: 5,
                 kind: Kind::Delete,
                 object: ObjectType::Image,
                 name,
-                reason: Some(format!("no longer in the repository; image {}", image.id)),
+                reason: Some(Why::PrunedImage {
+                    id: image.id.clone(),
+                }),
                 changes: vec![],
                 operation: Operation::DeleteImage {
                     id: image.id.clone(),

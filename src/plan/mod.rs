@@ -6,16 +6,22 @@
 //! unowned one is a problem that says how to adopt it. Pure: no I/O, no clock.
 
 pub mod action;
+pub mod fingerprint;
 mod flavors;
 mod images;
 pub mod render;
 pub mod stale;
+pub mod why;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use action::{Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation};
+pub use action::{
+    Action, Change, FlavorSpec, ImagePatch, ImageSpec, Kind, ObjectType, Operation, Phase,
+};
+pub use fingerprint::FingerprintKey;
+pub use why::Why;
 
 use crate::desired::Desired;
 use crate::desired::files::FileDigest;
@@ -73,7 +79,7 @@ pub struct Plan {
     pub unchanged: usize,
     /// Fingerprints of every observed object the plan depends on: an applied saved plan
     /// must find them unchanged.
-    pub fingerprints: BTreeMap<String, String>,
+    pub fingerprints: BTreeMap<FingerprintKey, String>,
     /// Owned objects that left the repository but stay because pruning is off.
     pub not_pruned: Vec<String>,
 }
@@ -107,11 +113,10 @@ impl Plan {
 
 /// An action before it has its place in the plan.
 pub(crate) struct Draft {
-    phase: u8,
     kind: Kind,
     object: ObjectType,
     name: String,
-    reason: Option<String>,
+    reason: Option<Why>,
     changes: Vec<Change>,
     operation: Operation,
     /// Trait and resource class names it needs.
@@ -132,12 +137,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
     let existing_traits: BTreeSet<&str> = observed.traits.iter().map(String::as_str).collect();
     for name in desired.traits.keys() {
         fingerprints.insert(
-            format!("trait:{name}"),
+            FingerprintKey::Trait(name.clone()),
             presence(existing_traits.contains(name.as_str())),
         );
         if !existing_traits.contains(name.as_str()) {
             drafts.push(Draft {
-                phase: 0,
                 kind: Kind::Create,
                 object: ObjectType::Trait,
                 name: name.clone(),
@@ -156,12 +160,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         .collect();
     for name in desired.resource_classes.keys() {
         fingerprints.insert(
-            format!("resource_class:{name}"),
+            FingerprintKey::ResourceClass(name.clone()),
             presence(existing_classes.contains(name.as_str())),
         );
         if !existing_classes.contains(name.as_str()) {
             drafts.push(Draft {
-                phase: 1,
                 kind: Kind::Create,
                 object: ObjectType::ResourceClass,
                 name: name.clone(),
@@ -192,12 +195,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
     // The mass-delete guard counts what pruning removes, not leftovers of interrupted runs.
     let pruned = drafts
         .iter()
-        .filter(|d| {
-            d.kind == Kind::Delete
-                && d.reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("no longer in"))
-        })
+        .filter(|d| d.reason.as_ref().is_some_and(Why::is_pruning))
         .count();
     let owned = images.owned + flavors.owned;
     if pruned > 0
@@ -217,7 +215,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         return Err(problems);
     }
 
-    drafts.sort_by(|a, b| (a.phase, &a.name).cmp(&(b.phase, &b.name)));
+    drafts.sort_by(|a, b| (a.operation.phase(), &a.name).cmp(&(b.operation.phase(), &b.name)));
     let created: BTreeMap<String, usize> = drafts
         .iter()
         .enumerate()

@@ -118,7 +118,7 @@ pub async fn from_saved(
     if !changes.is_empty() {
         return Err(Error::StalePlan {
             path: path.display().to_string(),
-            changes: changes.iter().map(|c| format!("  {c}")).collect(),
+            changes,
         });
     }
     Ok(Planned {

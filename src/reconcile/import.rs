@@ -169,7 +169,7 @@ async fn download_all(
         futures_util::stream::iter(selection.images.iter())
             .map(|image| async move {
                 let result = download(session, image, staging).await;
-                (image.id.clone(), result)
+                (image.id.to_string(), result)
             })
             .buffered(PARALLEL_DOWNLOADS)
             .collect()
@@ -191,7 +191,7 @@ async fn download_all(
     if !errors.is_empty() {
         return Err(Error::Desired(errors));
     }
-    selection.images.retain(|i| !gone.contains(&i.id));
+    selection.images.retain(|i| !gone.contains(i.id.as_str()));
     Ok(digests)
 }
 
@@ -202,7 +202,10 @@ async fn download(
 ) -> Result<Fetched, CloudError> {
     let name = one_line(image.name.as_deref().unwrap_or_default());
     let dest = staging.join(file_name_of(&image.file));
-    match Glance::new(session).download(&image.id, &dest, None).await {
+    match Glance::new(session)
+        .download(image.id.as_str(), &dest, None)
+        .await
+    {
         Ok(d) => {
             eprintln!(
                 "downloaded image `{name}` ({}): {} bytes, sha256 {}",

@@ -61,8 +61,8 @@ pub enum Error {
     StalePlan {
         /// The plan file.
         path: String,
-        /// What changed, for people.
-        changes: Vec<String>,
+        /// What moved.
+        changes: Vec<crate::plan::stale::Moved>,
     },
     /// A local file or stream could not be read or written.
     #[error("{what}")]
@@ -137,7 +137,14 @@ impl Error {
             Error::StalePlan { changes, .. } => vec![
                 Diagnostic::error(
                     "fpga_sync::stale_plan",
-                    format!("{self}:\n{}", changes.join("\n")),
+                    format!(
+                        "{self}:\n{}",
+                        changes
+                            .iter()
+                            .map(|c| format!("  {c}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
                 )
                 .help("make a new plan with `fpga-sync plan --out FILE` and review it"),
             ],

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fpga_sync::cloud::glance::{Glance, NewImage, PatchOp, digest_file};
+use fpga_sync::cloud::glance::{Glance, ImageStatus, NewImage, PatchOp, digest_file};
 use fpga_sync::cloud::hashing::HashAlgo;
 use fpga_sync::cloud::nova::{NewFlavor, Nova};
 use serde_json::json;
@@ -43,7 +43,7 @@ async fn images_upload_verify_list_patch_download_and_delete() {
 
         let tag = unique("TEST");
         let image = glance.create(&new_image(&tag)).await.unwrap();
-        assert_eq!(image.status, "queued");
+        assert_eq!(image.status, ImageStatus::Queued);
         let seen = Arc::new(AtomicU64::new(0));
         let progress = seen.clone();
         let sent = glance
@@ -65,7 +65,7 @@ async fn images_upload_verify_list_patch_download_and_delete() {
             "{mode}: progress reached the end"
         );
         let stored = glance.image(&image.id).await.unwrap();
-        assert_eq!(stored.status, "active");
+        assert_eq!(stored.status, ImageStatus::Active);
         assert_eq!(
             stored.os_hash_value.as_deref(),
             Some(expected.multihash.as_str())

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use fpga_sync::apply::{BitstreamFiles, Reporter, apply};
 use fpga_sync::cloud::CloudError;
 use fpga_sync::cloud::error::Service;
+use fpga_sync::cloud::glance::ImageStatus;
 use fpga_sync::cloud::session::{Session, SessionOptions};
 use fpga_sync::plan::{Action, FlavorSpec, ImageSpec, Kind, ObjectType, Operation, Plan};
 
@@ -192,10 +193,10 @@ async fn a_failure_skips_its_dependents_and_lets_the_rest_finish() {
         .unwrap();
     assert_eq!(
         (
-            image.status.as_str(),
+            &image.status,
             image.properties()["fpga_sync_state"].as_str()
         ),
-        ("active", "complete")
+        (&ImageStatus::Active, "complete")
     );
     glance.delete(&image.id).await.unwrap();
     let nova = fpga_sync::cloud::nova::Nova::new(&session);

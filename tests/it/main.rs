@@ -23,6 +23,7 @@ mod import;
 mod layering;
 mod plan_apply;
 mod planner;
+mod saved_plans;
 mod scenarios;
 mod schema_file;
 mod systemd_unit;

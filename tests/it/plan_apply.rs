@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use fpga_sync::cloud::glance::ImageStatus;
 use git2::Repository;
 
 use crate::support::Site;
@@ -436,7 +437,7 @@ async fn objects_fpga_sync_does_not_own_are_never_touched() {
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         glance.image(&stranger.id).await.unwrap().status,
-        "queued",
+        ImageStatus::Queued,
         "the unowned image is still there"
     );
     glance.delete(&stranger.id).await.unwrap();
@@ -532,7 +533,12 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
     });
     let half = glance.image(&id).await.unwrap();
     assert_eq!(half.name.as_deref(), Some(name.as_str()));
-    assert_ne!(half.status, "active", "killed halfway: {}", log());
+    assert_ne!(
+        half.status,
+        ImageStatus::Active,
+        "killed halfway: {}",
+        log()
+    );
     let left = glance.image(&half.id).await.unwrap();
     assert_ne!(
         left.properties()["fpga_sync_state"],
@@ -586,8 +592,8 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
         .collect();
     assert_eq!(done.len(), 1, "one image, no leftovers");
     assert_eq!(
-        (done[0].status.as_str(), done[0].size),
-        ("active", Some(384 * 1024 * 1024))
+        (&done[0].status, done[0].size),
+        (&ImageStatus::Active, Some(384 * 1024 * 1024))
     );
     assert_eq!(done[0].properties()["fpga_sync_state"], "complete");
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use fpga_sync::desired::Desired;
 use fpga_sync::observed::{Observed, ObservedImage};
-use fpga_sync::plan::{Kind, ObjectType, Operation, PlanInput, PlanSettings, plan};
+use fpga_sync::plan::{Kind, ObjectType, Operation, PlanInput, PlanSettings, Why, plan};
 use fpga_sync::source::FileDigest;
 
 use crate::support::valid_site;
@@ -145,7 +145,7 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         .map(|a| (a.kind, &a.operation))
         .collect();
     assert!(
-        matches!(aes_actions.as_slice(), [(Kind::Update, Operation::PatchImage { id, .. }), (Kind::Delete, Operation::DeleteImage { id: gone })] if id == "id-verified" && gone == "id-leftover"),
+        matches!(aes_actions.as_slice(), [(Kind::Update, Operation::PatchImage { id, .. }), (Kind::Delete, Operation::DeleteImage { id: gone })] if id.as_str() == "id-verified" && gone.as_str() == "id-leftover"),
         "{aes_actions:#?}"
     );
 
@@ -168,10 +168,16 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         .find(|a| a.name == "aes-128" && a.kind == Kind::Replace)
         .expect("a replace");
     assert!(
+        matches!(&replace.reason, Some(Why::ContentChanged { source, .. }) if source == "files/aes.gbs"),
+        "{:?}",
+        replace.reason
+    );
+    assert!(
         replace
             .reason
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .starts_with("content changed: sha256 "),
         "{:?}",
         replace.reason
@@ -228,5 +234,84 @@ fn another_site_s_image_is_not_ours() {
         p.actions.iter().all(|a| a.object != ObjectType::Image),
         "{:#?}",
         p.actions
+    );
+}
+
+#[test]
+fn the_mass_delete_guard_counts_only_what_pruning_removes() {
+    let d = desired();
+    let digests = digests(&d);
+    let aes = d.bitstreams["aes-128"].spec.metadata.bs_uuid.to_string();
+    let sha = digests["aes-128"].sha256.clone();
+    let owned = |id: &str, uuid: &str, status: &str, state: &str| {
+        image(id, "aes-128", uuid, Some("default"), &sha, status, state)
+    };
+    // The verified image and three duplicates interrupted runs left.
+    let leftovers = Observed {
+        images: vec![
+            owned("id-a", &aes, "active", "complete"),
+            owned("id-b", &aes, "queued", "uploading"),
+            owned("id-c", &aes, "queued", "uploading"),
+            owned("id-d", &aes, "killed", "uploading"),
+        ],
+        ..Observed::default()
+    };
+    let strict = PlanSettings {
+        prune: true,
+        max_delete_share: 0.0,
+        ..PlanSettings::default()
+    };
+    let input = |observed| PlanInput {
+        desired: &d,
+        digests: &digests,
+        observed,
+        settings: strict.clone(),
+    };
+    let p = plan(&input(&leftovers)).expect("leftovers are not pruning");
+    let deletes: Vec<&Why> = p
+        .actions
+        .iter()
+        .filter(|a| a.kind == Kind::Delete)
+        .filter_map(|a| a.reason.as_ref())
+        .collect();
+    assert_eq!(deletes.len(), 3, "{deletes:#?}");
+    assert!(deletes.iter().all(|w| matches!(w, Why::Leftover { .. })));
+
+    // One owned image that left the repository is what the guard counts: 1 of 5.
+    let mut one_gone = leftovers.clone();
+    one_gone.images.push(owned(
+        "id-gone",
+        "11111111-2222-4333-8444-555555555555",
+        "active",
+        "complete",
+    ));
+    let problems = plan(&input(&one_gone)).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0]
+            .message
+            .starts_with("refusing to delete 1 of the 5 objects fpga-sync manages (20%"),
+        "{}",
+        problems[0].message
+    );
+    let allowed = PlanInput {
+        settings: PlanSettings {
+            allow_mass_delete: true,
+            ..strict.clone()
+        },
+        ..input(&one_gone)
+    };
+    let p = plan(&allowed).unwrap();
+    let pruned: Vec<&Why> = p
+        .actions
+        .iter()
+        .filter_map(|a| a.reason.as_ref())
+        .filter(|w| w.is_pruning())
+        .collect();
+    assert_eq!(
+        pruned,
+        [&Why::PrunedImage {
+            id: "id-gone".into()
+        }]
     );
 }

@@ -23,7 +23,9 @@ use fpga_sync::host::plan::observed::{self, HostObserved};
 use fpga_sync::host::plan::provider::ProviderTarget;
 use fpga_sync::host::plan::{HostPlan, SlotAction, fleet, render as host_render};
 use fpga_sync::markers::{IMAGE_STATE, STATE_COMPLETE};
-use fpga_sync::observed::{Observed, ObservedFlavor, ObservedImage};
+use fpga_sync::observed::{
+    FlavorId, ImageId, ImageStatus, Observed, ObservedFlavor, ObservedImage,
+};
 use fpga_sync::plan::{
     self, Action, FlavorSpec, ImagePatch, ImageSpec, Operation, Plan, PlanInput, PlanSettings,
     render,
@@ -527,7 +529,7 @@ fn apply(observed: &mut Observed, plan: &Plan) {
             }
             Operation::FinishImage { id, image } => {
                 let i = image_mut(observed, id);
-                i.status = "active".into();
+                i.status = ImageStatus::Active;
                 i.size = Some(image.size);
                 i.properties
                     .insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
@@ -598,16 +600,17 @@ fn apply(observed: &mut Observed, plan: &Plan) {
     observed.flavors.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
-fn image_mut<'a>(observed: &'a mut Observed, id: &str) -> &'a mut ObservedImage {
+fn image_mut<'a>(observed: &'a mut Observed, id: &ImageId) -> &'a mut ObservedImage {
     observed
         .images
         .iter_mut()
-        .find(|i| i.id == id)
+        .find(|i| &i.id == id)
         .expect("the plan names an observed image")
 }
 
 /// An image created, uploaded, checked and marked complete.
 fn uploaded(id: String, spec: &ImageSpec) -> ObservedImage {
+    let id = ImageId::from(id);
     let mut properties: BTreeMap<String, String> = spec.properties.clone();
     properties.insert(IMAGE_STATE.into(), STATE_COMPLETE.into());
     let mut tags = spec.tags.clone();
@@ -615,7 +618,7 @@ fn uploaded(id: String, spec: &ImageSpec) -> ObservedImage {
     ObservedImage {
         id,
         name: Some(spec.name.clone()),
-        status: "active".into(),
+        status: ImageStatus::Active,
         visibility: Some(spec.visibility.clone()),
         tags,
         size: Some(spec.size),
@@ -627,6 +630,7 @@ fn uploaded(id: String, spec: &ImageSpec) -> ObservedImage {
 }
 
 fn created(id: String, spec: &FlavorSpec) -> ObservedFlavor {
+    let id = FlavorId::from(id);
     ObservedFlavor {
         id,
         name: spec.name.clone(),

@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::cloud::error::CloudError;
-use crate::cloud::glance::{Glance, Image};
+use crate::cloud::glance::{Glance, Image, ImageStatus};
 use crate::desired::bitstream::FPGA_TAG;
 use crate::markers::{IMAGE_OWNER, IMAGE_SHA256, IMAGE_STATE, STATE_COMPLETE};
 
@@ -128,7 +128,7 @@ pub async fn find_image(
         .images(&[FPGA_TAG])
         .await?
         .into_iter()
-        .filter(|i| i.status == "active" && i.tags.iter().any(|t| t == FPGA_TAG))
+        .filter(|i| i.status == ImageStatus::Active && i.tags.iter().any(|t| t == FPGA_TAG))
         .filter(|i| {
             let props = i.properties();
             wanted
