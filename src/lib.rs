@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod atomic;
+pub mod backoff;
 pub mod cli;
 pub mod cloud;
 pub mod commands;

@@ -122,6 +122,17 @@ pub struct ObservedFlavor {
     pub id: FlavorId,
     /// Its name.
     pub name: String,
+    /// Its sizes, visibility and description.
+    #[serde(flatten)]
+    pub shape: FlavorShape,
+    /// Extra specs, all of them.
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+/// A flavor's fields besides its id, name and extra specs, as Nova holds them: what the
+/// planner compares, the executor creates and the observation reads — one shape for all.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FlavorShape {
     /// Virtual CPUs.
     pub vcpus: u32,
     /// Memory, MiB.
@@ -136,8 +147,6 @@ pub struct ObservedFlavor {
     pub is_public: bool,
     /// Description.
     pub description: Option<String>,
-    /// Extra specs, all of them.
-    pub extra_specs: BTreeMap<String, String>,
 }
 
 /// Whether a resource class counts FPGAs.

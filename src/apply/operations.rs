@@ -9,7 +9,7 @@ use super::{BitstreamFiles, Reporter};
 use crate::cloud::CloudError;
 use crate::cloud::glance::{Glance, NewImage, PatchOp, digest_file};
 use crate::cloud::hashing::HashAlgo;
-use crate::cloud::nova::{NewFlavor, Nova};
+use crate::cloud::nova::Nova;
 use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
 use crate::markers::{IMAGE_STATE, STATE_COMPLETE};
@@ -244,18 +244,7 @@ async fn patch_image(glance: &Glance<'_>, id: &str, patch: &ImagePatch) -> Resul
 /// Creates the flavor, then sets its extra specs (the owner mark among them). If the specs
 /// cannot be set, the flavor is deleted again: an unmarked flavor would block the next run.
 async fn create_flavor(nova: &Nova<'_>, flavor: &FlavorSpec) -> Result<(), CloudError> {
-    let created = nova
-        .create_flavor(&NewFlavor {
-            name: &flavor.name,
-            vcpus: flavor.vcpus,
-            ram: flavor.ram,
-            disk: flavor.disk,
-            ephemeral: flavor.ephemeral,
-            swap: flavor.swap,
-            is_public: flavor.is_public,
-            description: flavor.description.as_deref(),
-        })
-        .await?;
+    let created = nova.create_flavor(&flavor.name, &flavor.shape).await?;
     if let Err(e) = nova.set_extra_specs(&created.id, &flavor.extra_specs).await {
         let _ = nova.delete_flavor(&created.id).await;
         return Err(e);

@@ -12,6 +12,7 @@ use super::error::{CloudError, Service};
 use super::microversion::Microversion;
 use super::placement::check_supported;
 use super::session::{Call, Session, read_json, segment};
+use crate::observed::FlavorShape;
 
 /// The microversion every request uses: extra specs in flavor listings (2.61), flavor
 /// descriptions (2.55), and `swap` as a number (2.75).
@@ -51,25 +52,19 @@ fn yes() -> bool {
     true
 }
 
-/// What a new flavor is made of.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewFlavor<'a> {
-    /// Name.
-    pub name: &'a str,
-    /// Virtual CPUs.
-    pub vcpus: u32,
-    /// Memory, MiB.
-    pub ram: u32,
-    /// Root disk, GiB.
-    pub disk: u32,
-    /// Ephemeral disk, GiB.
-    pub ephemeral: u32,
-    /// Swap, MiB.
-    pub swap: u32,
-    /// Public or not.
-    pub is_public: bool,
-    /// Description.
-    pub description: Option<&'a str>,
+impl NovaFlavor {
+    /// Its shape, as the rest of fpga-sync holds it.
+    pub fn shape(&self) -> FlavorShape {
+        FlavorShape {
+            vcpus: self.vcpus,
+            ram: self.ram,
+            disk: self.disk,
+            ephemeral: self.ephemeral,
+            swap: self.swap,
+            is_public: self.is_public,
+            description: self.description.clone(),
+        }
+    }
 }
 
 /// A Nova client.
@@ -158,13 +153,17 @@ impl<'s> Nova<'s> {
     }
 
     /// Creates a flavor; Nova picks its id.
-    pub async fn create_flavor(&self, flavor: &NewFlavor<'_>) -> Result<NovaFlavor, CloudError> {
+    pub async fn create_flavor(
+        &self,
+        name: &str,
+        flavor: &FlavorShape,
+    ) -> Result<NovaFlavor, CloudError> {
         #[derive(Deserialize)]
         struct Out {
             flavor: NovaFlavor,
         }
         let body = json!({"flavor": {
-            "name": flavor.name, "vcpus": flavor.vcpus, "ram": flavor.ram, "disk": flavor.disk,
+            "name": name, "vcpus": flavor.vcpus, "ram": flavor.ram, "disk": flavor.disk,
             "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral, "swap": flavor.swap,
             "os-flavor-access:is_public": flavor.is_public, "description": flavor.description,
         }});

@@ -135,15 +135,9 @@ async fn flavors(
     let mut out: Vec<ObservedFlavor> = fpga
         .into_iter()
         .map(|f| ObservedFlavor {
+            shape: f.shape(),
             id: f.id.into(),
             name: f.name,
-            vcpus: f.vcpus,
-            ram: f.ram,
-            disk: f.disk,
-            ephemeral: f.ephemeral,
-            swap: f.swap,
-            is_public: f.is_public,
-            description: f.description,
             extra_specs: f.extra_specs,
         })
         .collect();

@@ -53,10 +53,7 @@ impl RetryPolicy {
         if let Some(after) = retry_after {
             return Some(after.min(self.cap));
         }
-        let ceiling = self
-            .base
-            .saturating_mul(1u32 << (attempt - 1).min(16))
-            .min(self.cap);
+        let ceiling = crate::backoff::exponential(self.base, self.cap, attempt);
         Some(ceiling.mul_f64(unit.clamp(0.0, 1.0)))
     }
 }

@@ -124,9 +124,9 @@ pub fn render(o: &Observed) -> String {
                 .collect();
             vec![
                 f.name.clone(),
-                f.vcpus.to_string(),
-                f.ram.to_string(),
-                f.disk.to_string(),
+                f.shape.vcpus.to_string(),
+                f.shape.ram.to_string(),
+                f.shape.disk.to_string(),
                 specs.join(", "),
             ]
         }),

@@ -287,16 +287,16 @@ pub fn flavors_file(header: &str, flavors: &[ObservedFlavor]) -> String {
 pub fn flavor_doc(f: &ObservedFlavor) -> Doc {
     let mut fields = head(Kind::Flavor, &f.name);
     for (key, value) in [
-        ("vcpus", f.vcpus),
-        ("ram", f.ram),
-        ("disk", f.disk),
-        ("ephemeral", f.ephemeral),
-        ("swap", f.swap),
+        ("vcpus", f.shape.vcpus),
+        ("ram", f.shape.ram),
+        ("disk", f.shape.disk),
+        ("ephemeral", f.shape.ephemeral),
+        ("swap", f.shape.swap),
     ] {
         fields.push((Key::Field(key), Yaml::Int(value.into())));
     }
-    fields.push((Key::Field("is_public"), Yaml::Bool(f.is_public)));
-    if let Some(d) = &f.description {
+    fields.push((Key::Field("is_public"), Yaml::Bool(f.shape.is_public)));
+    if let Some(d) = &f.shape.description {
         fields.push((Key::Field("description"), Yaml::Str(d.clone())));
     }
     fields.push((Key::Field("adopt"), Yaml::Bool(true)));

@@ -154,13 +154,15 @@ fn flavors_read_back_with_their_extra_specs_but_the_site_mark() {
     let flavor = ObservedFlavor {
         id: "f1".into(),
         name: "fpga.aes: \"medium\"".into(),
-        vcpus: 4,
-        ram: 8192,
-        disk: 0,
-        ephemeral: 0,
-        swap: 512,
-        is_public: false,
-        description: Some("yes".into()),
+        shape: crate::observed::FlavorShape {
+            vcpus: 4,
+            ram: 8192,
+            disk: 0,
+            ephemeral: 0,
+            swap: 512,
+            is_public: false,
+            description: Some("yes".into()),
+        },
         extra_specs: props(&[
             ("resources:CUSTOM_FPGA_INTEL_PF", "2"),
             ("trait:CUSTOM_ACCELERATOR_CRYPTO", "required"),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Why;
-use crate::observed::{FlavorId, ImageId};
+use crate::observed::{FlavorId, FlavorShape, ImageId};
 
 /// What an action does to its object, as the plan shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -96,20 +96,9 @@ pub struct ImageSpec {
 pub struct FlavorSpec {
     /// Name.
     pub name: String,
-    /// Virtual CPUs.
-    pub vcpus: u32,
-    /// Memory, MiB.
-    pub ram: u32,
-    /// Root disk, GiB.
-    pub disk: u32,
-    /// Ephemeral disk, GiB.
-    pub ephemeral: u32,
-    /// Swap, MiB.
-    pub swap: u32,
-    /// Public or not.
-    pub is_public: bool,
-    /// Description.
-    pub description: Option<String>,
+    /// Its sizes, visibility and description.
+    #[serde(flatten)]
+    pub shape: FlavorShape,
     /// Extra specs, fpga-sync's mark included.
     pub extra_specs: BTreeMap<String, String>,
 }
@@ -303,13 +292,15 @@ mod tests {
         };
         let flavor = FlavorSpec {
             name: "f".into(),
-            vcpus: 1,
-            ram: 1,
-            disk: 1,
-            ephemeral: 0,
-            swap: 0,
-            is_public: true,
-            description: None,
+            shape: crate::observed::FlavorShape {
+                vcpus: 1,
+                ram: 1,
+                disk: 1,
+                ephemeral: 0,
+                swap: 0,
+                is_public: true,
+                description: None,
+            },
             extra_specs: BTreeMap::new(),
         };
         let id = || ImageId::from("id");

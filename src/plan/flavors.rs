@@ -11,7 +11,7 @@ use super::{
 };
 use crate::desired::DesiredFlavor;
 use crate::markers::{self, FLAVOR_OWNER_SPEC};
-use crate::observed::{FlavorId, Observed, ObservedFlavor};
+use crate::observed::{FlavorId, FlavorShape, Observed, ObservedFlavor};
 
 /// The id of the flavor named `name`, or `none`, for fingerprints.
 pub(super) fn id_named(observed: &Observed, name: &str) -> String {
@@ -30,13 +30,15 @@ fn spec(f: &DesiredFlavor, site: &str) -> FlavorSpec {
     let d = &f.flavor;
     FlavorSpec {
         name: d.name.clone(),
-        vcpus: d.vcpus,
-        ram: d.ram,
-        disk: d.disk,
-        ephemeral: d.ephemeral,
-        swap: d.swap,
-        is_public: d.is_public,
-        description: d.description.clone(),
+        shape: FlavorShape {
+            vcpus: d.vcpus,
+            ram: d.ram,
+            disk: d.disk,
+            ephemeral: d.ephemeral,
+            swap: d.swap,
+            is_public: d.is_public,
+            description: d.description.clone(),
+        },
         extra_specs,
     }
 }
@@ -44,19 +46,31 @@ fn spec(f: &DesiredFlavor, site: &str) -> FlavorSpec {
 /// The fields Nova cannot change in place, old and new, where they differ.
 fn fixed_changes(spec: &FlavorSpec, o: &ObservedFlavor) -> Vec<Change> {
     let fields = [
-        ("vcpus", o.vcpus.to_string(), spec.vcpus.to_string()),
-        ("ram", o.ram.to_string(), spec.ram.to_string()),
-        ("disk", o.disk.to_string(), spec.disk.to_string()),
+        (
+            "vcpus",
+            o.shape.vcpus.to_string(),
+            spec.shape.vcpus.to_string(),
+        ),
+        ("ram", o.shape.ram.to_string(), spec.shape.ram.to_string()),
+        (
+            "disk",
+            o.shape.disk.to_string(),
+            spec.shape.disk.to_string(),
+        ),
         (
             "ephemeral",
-            o.ephemeral.to_string(),
-            spec.ephemeral.to_string(),
+            o.shape.ephemeral.to_string(),
+            spec.shape.ephemeral.to_string(),
         ),
-        ("swap", o.swap.to_string(), spec.swap.to_string()),
+        (
+            "swap",
+            o.shape.swap.to_string(),
+            spec.shape.swap.to_string(),
+        ),
         (
             "is_public",
-            o.is_public.to_string(),
-            spec.is_public.to_string(),
+            o.shape.is_public.to_string(),
+            spec.shape.is_public.to_string(),
         ),
     ];
     fields
@@ -155,13 +169,15 @@ pub(super) fn plan(
                 let o = ObservedFlavor {
                     id: id.clone(),
                     name: name.clone(),
-                    vcpus: 0,
-                    ram: 0,
-                    disk: 0,
-                    ephemeral: 0,
-                    swap: 0,
-                    is_public: spec.is_public,
-                    description: None,
+                    shape: crate::observed::FlavorShape {
+                        vcpus: 0,
+                        ram: 0,
+                        disk: 0,
+                        ephemeral: 0,
+                        swap: 0,
+                        is_public: spec.shape.is_public,
+                        description: None,
+                    },
                     extra_specs: BTreeMap::new(),
                 };
                 drafts.push(draft(
@@ -175,9 +191,9 @@ pub(super) fn plan(
                 ));
             } else {
                 let what = Some(Why::NewFlavor {
-                    vcpus: spec.vcpus,
-                    ram: spec.ram,
-                    disk: spec.disk,
+                    vcpus: spec.shape.vcpus,
+                    ram: spec.shape.ram,
+                    disk: spec.shape.disk,
                 });
                 let specs = spec
                     .extra_specs
@@ -233,16 +249,16 @@ pub(super) fn plan(
             continue;
         }
         let (mut changes, set_specs, unset_specs) = spec_changes(&spec, existing);
-        let description = (existing.description != spec.description).then(|| {
+        let description = (existing.shape.description != spec.shape.description).then(|| {
             changes.insert(
                 0,
                 Change {
                     field: "description".into(),
-                    old: existing.description.clone(),
-                    new: spec.description.clone(),
+                    old: existing.shape.description.clone(),
+                    new: spec.shape.description.clone(),
                 },
             );
-            spec.description.clone()
+            spec.shape.description.clone()
         });
         if changes.is_empty() {
             tally.unchanged += 1;

@@ -340,13 +340,13 @@ pub fn flavor_fingerprint(f: &crate::observed::ObservedFlavor) -> String {
     format!(
         "{}|{}|{}|{}|{}|{}|{}|{}|{}",
         f.name,
-        f.vcpus,
-        f.ram,
-        f.disk,
-        f.ephemeral,
-        f.swap,
-        f.is_public,
-        f.description.as_deref().unwrap_or("-"),
+        f.shape.vcpus,
+        f.shape.ram,
+        f.shape.disk,
+        f.shape.ephemeral,
+        f.shape.swap,
+        f.shape.is_public,
+        f.shape.description.as_deref().unwrap_or("-"),
         serde_json::to_string(&f.extra_specs).unwrap_or_default()
     )
 }

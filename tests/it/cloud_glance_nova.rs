@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fpga_sync::cloud::glance::{Glance, ImageStatus, NewImage, PatchOp, digest_file};
 use fpga_sync::cloud::hashing::HashAlgo;
-use fpga_sync::cloud::nova::{NewFlavor, Nova};
+use fpga_sync::cloud::nova::Nova;
 use serde_json::json;
 
 use crate::support::cloud::{MODES, local_cloud, unique};
@@ -205,16 +205,18 @@ async fn flavors_with_descriptions_and_extra_specs() {
         nova.check_version().await.unwrap();
         let name = unique("fpga.test");
         let created = nova
-            .create_flavor(&NewFlavor {
-                name: &name,
-                vcpus: 2,
-                ram: 4096,
-                disk: 20,
-                ephemeral: 1,
-                swap: 512,
-                is_public: false,
-                description: Some("made by fpga-sync tests"),
-            })
+            .create_flavor(
+                &name,
+                &fpga_sync::observed::FlavorShape {
+                    vcpus: 2,
+                    ram: 4096,
+                    disk: 20,
+                    ephemeral: 1,
+                    swap: 512,
+                    is_public: false,
+                    description: Some("made by fpga-sync tests".into()),
+                },
+            )
             .await
             .unwrap();
         let specs = BTreeMap::from([

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use fpga_sync::cloud::glance::{Glance, NewImage};
 use fpga_sync::cloud::hashing::HashAlgo;
-use fpga_sync::cloud::nova::{NewFlavor, Nova};
+use fpga_sync::cloud::nova::Nova;
 use fpga_sync::cloud::placement::{Inventory, Placement};
 
 use crate::support::cloud::{MODES, local_cloud, unique};
@@ -90,16 +90,18 @@ async fn observe_shows_images_traits_classes_providers_and_flavors() {
             .unwrap();
         let flavor_name = unique("obs.fpga");
         let flavor = nova
-            .create_flavor(&NewFlavor {
-                name: &flavor_name,
-                vcpus: 1,
-                ram: 512,
-                disk: 1,
-                ephemeral: 0,
-                swap: 0,
-                is_public: true,
-                description: None,
-            })
+            .create_flavor(
+                &flavor_name,
+                &fpga_sync::observed::FlavorShape {
+                    vcpus: 1,
+                    ram: 512,
+                    disk: 1,
+                    ephemeral: 0,
+                    swap: 0,
+                    is_public: true,
+                    description: None,
+                },
+            )
             .await
             .unwrap();
         nova.set_extra_specs(

@@ -140,13 +140,15 @@ async fn a_failure_skips_its_dependents_and_lets_the_rest_finish() {
                 Operation::CreateFlavor {
                     flavor: FlavorSpec {
                         name: flavor_name.clone(),
-                        vcpus: 1,
-                        ram: 512,
-                        disk: 1,
-                        ephemeral: 0,
-                        swap: 0,
-                        is_public: true,
-                        description: None,
+                        shape: fpga_sync::observed::FlavorShape {
+                            vcpus: 1,
+                            ram: 512,
+                            disk: 1,
+                            ephemeral: 0,
+                            swap: 0,
+                            is_public: true,
+                            description: None,
+                        },
                         extra_specs: BTreeMap::from([(
                             format!("trait:{trait_name}"),
                             "required".into(),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use fpga_sync::cloud::glance::{Glance, Image, NewImage};
 use fpga_sync::cloud::hashing::HashAlgo;
-use fpga_sync::cloud::nova::{NewFlavor, Nova};
+use fpga_sync::cloud::nova::Nova;
 use fpga_sync::cloud::placement::Placement;
 use fpga_sync::cloud::session::Session;
 use sha2::{Digest, Sha256};
@@ -114,16 +114,18 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
     let image = image_by_hand(&session, &image_name, properties, &data).await;
     let flavor_name = format!("fpga.{token}");
     let flavor = nova
-        .create_flavor(&NewFlavor {
-            name: &flavor_name,
-            vcpus: 2,
-            ram: 1024,
-            disk: 5,
-            ephemeral: 0,
-            swap: 0,
-            is_public: true,
-            description: Some("made by hand"),
-        })
+        .create_flavor(
+            &flavor_name,
+            &fpga_sync::observed::FlavorShape {
+                vcpus: 2,
+                ram: 1024,
+                disk: 5,
+                ephemeral: 0,
+                swap: 0,
+                is_public: true,
+                description: Some("made by hand".into()),
+            },
+        )
         .await
         .unwrap();
     nova.set_extra_specs(

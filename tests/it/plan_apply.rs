@@ -371,16 +371,18 @@ async fn objects_fpga_sync_does_not_own_are_never_touched() {
     let nova = fpga_sync::cloud::nova::Nova::new(&session);
     // A flavor made by hand under a name the repository wants.
     let theirs = nova
-        .create_flavor(&fpga_sync::cloud::nova::NewFlavor {
-            name: &format!("small-{}", repo.lower()),
-            vcpus: 1,
-            ram: 512,
-            disk: 1,
-            ephemeral: 0,
-            swap: 0,
-            is_public: true,
-            description: Some("by hand"),
-        })
+        .create_flavor(
+            &format!("small-{}", repo.lower()),
+            &fpga_sync::observed::FlavorShape {
+                vcpus: 1,
+                ram: 512,
+                disk: 1,
+                ephemeral: 0,
+                swap: 0,
+                is_public: true,
+                description: Some("by hand".into()),
+            },
+        )
         .await
         .unwrap();
     let (code, out, err) = repo.plan(&[]);

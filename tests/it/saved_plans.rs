@@ -75,13 +75,15 @@ fn flavor(id: &str, name: &str, ram: u32, description: Option<&str>) -> Observed
     ObservedFlavor {
         id: id.into(),
         name: name.into(),
-        vcpus: 4,
-        ram,
-        disk: 40,
-        ephemeral: 0,
-        swap: 0,
-        is_public: true,
-        description: description.map(str::to_owned),
+        shape: fpga_sync::observed::FlavorShape {
+            vcpus: 4,
+            ram,
+            disk: 40,
+            ephemeral: 0,
+            swap: 0,
+            is_public: true,
+            description: description.map(str::to_owned),
+        },
         extra_specs: BTreeMap::from([
             ("resources:CUSTOM_FPGA_INTEL_PF".to_owned(), "2".to_owned()),
             (

@@ -503,10 +503,14 @@ fn flavor_spec(f: &FlavorSpec) -> String {
     format!(
         "flavor `{}` ({} vCPU, {} MiB, {} GiB, {}) with {}",
         f.name,
-        f.vcpus,
-        f.ram,
-        f.disk,
-        if f.is_public { "public" } else { "private" },
+        f.shape.vcpus,
+        f.shape.ram,
+        f.shape.disk,
+        if f.shape.is_public {
+            "public"
+        } else {
+            "private"
+        },
         specs.join(", ")
     )
 }
@@ -573,7 +577,7 @@ fn apply(observed: &mut Observed, plan: &Plan) {
                     .find(|f| &f.id == id)
                     .expect("the plan updates an observed flavor");
                 if let Some(d) = description {
-                    f.description.clone_from(d);
+                    f.shape.description.clone_from(d);
                 }
                 f.extra_specs.extend(set_specs.clone());
                 for k in unset_specs {
@@ -634,13 +638,15 @@ fn created(id: String, spec: &FlavorSpec) -> ObservedFlavor {
     ObservedFlavor {
         id,
         name: spec.name.clone(),
-        vcpus: spec.vcpus,
-        ram: spec.ram,
-        disk: spec.disk,
-        ephemeral: spec.ephemeral,
-        swap: spec.swap,
-        is_public: spec.is_public,
-        description: spec.description.clone(),
+        shape: fpga_sync::observed::FlavorShape {
+            vcpus: spec.shape.vcpus,
+            ram: spec.shape.ram,
+            disk: spec.shape.disk,
+            ephemeral: spec.shape.ephemeral,
+            swap: spec.shape.swap,
+            is_public: spec.shape.is_public,
+            description: spec.shape.description.clone(),
+        },
         extra_specs: spec.extra_specs.clone(),
     }
 }

@@ -116,11 +116,7 @@ pub struct Schedule {
     pub errors: u32,
 }
 
-/// The delay after the `n`-th consecutive failure: `min(max, base · 2^(n-1))`.
-pub fn backoff_delay(base: Duration, max: Duration, n: u32) -> Duration {
-    let factor = 1u32 << n.saturating_sub(1).min(20);
-    base.saturating_mul(factor).min(max)
-}
+pub use crate::backoff::exponential as backoff_delay;
 
 impl Schedule {
     /// The timers of a service started at `now`; `poll_delay` is the first poll's delay
@@ -207,17 +203,6 @@ mod tests {
             backoff_base: Duration::from_secs(10),
             max_backoff: Duration::from_secs(300),
         }
-    }
-
-    #[test]
-    fn the_delay_doubles_up_to_the_maximum() {
-        let s = Duration::from_secs;
-        let delays: Vec<u64> = (1..=7)
-            .map(|n| backoff_delay(s(10), s(300), n).as_secs())
-            .collect();
-        assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(backoff_delay(s(10), s(300), 0), s(10));
-        assert_eq!(backoff_delay(s(10), s(900), u32::MAX), s(900));
     }
 
     #[test]
