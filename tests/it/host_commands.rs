@@ -15,7 +15,8 @@ const MANUAL: &str = "0000:3b:00.0";
 fn gbs(interface: Id128, afu: Id128) -> Vec<u8> {
     let meta = serde_json::json!({"version": 1, "afu-image": {"magic-no": 488_605_312u64,
         "interface-uuid": interface.dashed(),
-        "accelerator-clusters": [{"name": "x", "accelerator-type-uuid": afu.dashed()}]}})
+        "accelerator-clusters": [{"name": "x", "total-contexts": 1,
+            "accelerator-type-uuid": afu.dashed()}]}})
     .to_string();
     let mut out = b"XeonFPGA\xb7GBSv001".to_vec();
     out.extend((meta.len() as u32).to_le_bytes());
@@ -239,4 +240,68 @@ fn an_exec_group_without_commands_is_bad_input() {
         + 1;
     assert!(err.contains(&format!("site.yaml:{line}:10")), "{err}");
     assert!(err.contains("help: add `exec: {discover:"), "{err}");
+}
+
+#[test]
+fn program_reads_gbs_files_as_opae_does_and_refuses_what_it_refuses_naming_file_and_check() {
+    let dir = bench();
+    let d = dir.path();
+    let images = crate::support::fake_host::hw_images();
+    // Regions of the manual card built for the D5005 and N3000 interfaces of the images.
+    let d5005: Id128 = "9346116da52d5ca8b06aa9a389ef7c8d".parse().unwrap();
+    let n3000: Id128 = "a5d72a3cc8b04939912cf715e5dc10ca".parse().unwrap();
+    sim::add_region(&d.join("sim"), MANUAL, "1", Some(d5005), None).unwrap();
+    sim::add_region(&d.join("sim"), MANUAL, "2", Some(n3000), None).unwrap();
+    let program = |region: &str, file: &str| {
+        let path = images.join(file).display().to_string();
+        run(
+            d,
+            &[
+                "program",
+                "--host",
+                "dev-01",
+                "--device",
+                MANUAL,
+                "--region",
+                region,
+                "--bitstream",
+                &path,
+            ],
+        )
+    };
+    let afu_of = |region: &str| {
+        std::fs::read_to_string(d.join(format!("sim/devices/{MANUAL}/regions/{region}/afu_id")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+
+    // Metadata with NUL padding, or a stray `"` and newline after the object (OPAE's own
+    // test blocks): programmed, and the card reads back the accelerator id.
+    for file in ["d5005-nlb0-nul-padded.gbs", "opae-mdata-dfl-d5005.gbs"] {
+        let (code, out) = program("1", file);
+        assert_eq!(code, 0, "{file}: {out}");
+        assert_eq!(afu_of("1"), "f7df405cbd7acf7222f144b0b93acd18", "{file}");
+    }
+    let calls = sim::calls(&d.join("sim")).len();
+    assert_eq!(calls, 2);
+
+    // A file OPAE refuses: refused, naming the file and the check; nothing runs.
+    let (code, out) = program("1", "refused-wrong-magic-no.gbs");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("refused-wrong-magic-no.gbs`: GBS metadata check"),
+        "{out}"
+    );
+    assert!(out.contains("invalid GBS magic"), "{out}");
+
+    // A legacy GBS gets its interface check, then is refused as legacy, forced or not.
+    let (code, out) = program("1", "n3000-legacy.gbs");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("needs interface {n3000}")), "{out}");
+    let (code, out) = program("2", "n3000-legacy.gbs");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("is a legacy GBS"), "{out}");
+    assert!(out.contains("`--force` does not override this"), "{out}");
+    assert_eq!(sim::calls(&d.join("sim")).len(), calls, "no program call");
 }

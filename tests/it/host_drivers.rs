@@ -9,9 +9,10 @@ use fpga_sync::desired::host_group::{Backend, ExecCommands};
 use fpga_sync::host::discover::backends::{self, sim};
 use fpga_sync::host::driver::{Busy, Driver, DriverError, Loaded, ProgramRequest, Slot};
 use fpga_sync::host::id::Id128;
+use fpga_sync::host::image::{self, ImageFormat};
 use sha2::Digest;
 
-use crate::support::fake_host::FakeHost;
+use crate::support::fake_host::{FakeHost, hw_images};
 
 const IFACE: Id128 = Id128(0xa5d72a3c_c8b04939_912cf715_e5dc10ca);
 const OTHER_IFACE: Id128 = Id128(0x9346116d_a52d5ca8_b06aa9a3_89ef7c8d);
@@ -876,4 +877,168 @@ fn exec_reports_bad_discover_output_as_a_parse_error() {
         d.discover().unwrap_err(),
         DriverError::Parse { .. }
     ));
+}
+
+// ---------------------------------------------------------------- images (tests/fixtures/hw)
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn images_manifest() -> serde_json::Value {
+    let text = std::fs::read_to_string(hw_images().join("FIXTURE.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn id(value: &serde_json::Value) -> Id128 {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn gbs_files_are_identified_as_opae_identifies_them_and_refused_where_it_refuses() {
+    // What each refused file's message must name: the check OPAE makes.
+    let refusals = [
+        ("refused-wrong-guid.gbs", "GBS guid is invalid"),
+        ("refused-length-beyond-file.gbs", "invalid metadata length"),
+        ("refused-no-metadata.gbs", "the metadata is empty"),
+        ("refused-not-an-object.gbs", "no `version` key"),
+        ("refused-not-json.gbs", "invalid JSON metadata"),
+        ("refused-wrong-magic-no.gbs", "invalid GBS magic"),
+        (
+            "refused-magic-no-string.gbs",
+            "`afu-image.magic-no` is \"488605312\", not a JSON integer",
+        ),
+        ("refused-version-2.gbs", "unsupported `version` 2"),
+        ("refused-undashed-interface-uuid.gbs", "uuid_parse"),
+        (
+            "refused-no-clusters.gbs",
+            "no `afu-image.accelerator-clusters` list",
+        ),
+        (
+            "n3000-empty-clusters.gbs",
+            "No accelerator-type-uuid in JSON metadata",
+        ),
+    ];
+    let manifest = images_manifest();
+    let files = manifest["expect"]["gbs"].as_object().unwrap();
+    let mut checked = 0;
+    for (file, expect) in files {
+        let bytes = std::fs::read(hw_images().join(file)).unwrap();
+        let sha = sha256_hex(&bytes);
+        let got = image::identify(&bytes, &sha);
+        let accepted =
+            expect["libbitstream"] == "FPGA_OK" && expect["xfpga_reconfigure"] == "accepted";
+        if accepted {
+            let got = got.unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(got.format, ImageFormat::Gbs, "{file}");
+            assert_eq!(got.requires, Some(id(&expect["interface_id"])), "{file}");
+            assert_eq!(got.id, id(&expect["accelerator_type_uuids"][0]), "{file}");
+        } else if expect["legacy"] == true {
+            let got = got.unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(got.format, ImageFormat::LegacyGbs, "{file}");
+            assert_eq!(got.requires, Some(id(&expect["interface_id"])), "{file}");
+            assert_eq!(
+                got.id.to_string(),
+                sha[..32],
+                "{file}: known by its content"
+            );
+            assert!(got.unprogrammable().unwrap().contains("fpgaconf exits 5"));
+        } else {
+            let err = got.expect_err(file);
+            let (_, needle) = refusals
+                .iter()
+                .find(|(f, _)| f == file)
+                .unwrap_or_else(|| panic!("{file} is refused by OPAE; say what check: {err}"));
+            assert!(err.contains(needle), "{file}: {err}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 23, "every GBS of the manifest");
+}
+
+#[test]
+fn opae_block_metadata_is_refused_by_a_strict_json_parser_but_not_by_fpga_sync() {
+    // OPAE's test platform blocks end with `"\n` after the object; json-c ignores it.
+    let bytes = std::fs::read(hw_images().join("opae-mdata-dfl-d5005.gbs")).unwrap();
+    let len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    let strict = serde_json::from_slice::<serde_json::Value>(&bytes[20..20 + len]);
+    assert!(
+        strict
+            .unwrap_err()
+            .to_string()
+            .contains("trailing characters")
+    );
+    let got = image::identify(&bytes, &sha256_hex(&bytes)).unwrap();
+    assert_eq!(
+        got.id,
+        "f7df405c-bd7a-cf72-22f1-44b0b93acd18".parse().unwrap()
+    );
+    assert_eq!(
+        got.requires,
+        Some("9346116da52d5ca8b06aa9a389ef7c8d".parse().unwrap())
+    );
+}
+
+#[test]
+fn opae_programs_nul_padded_and_trailing_garbage_gbs_files_on_a_d5005() {
+    let host = FakeHost::from_fixture("dfl-d5005");
+    let expect = host.fixture()["expect"].clone();
+    let address = expect["pci"].as_str().unwrap();
+    let compat = id(&expect["compat_id"]);
+    let afu = id(&expect["ports"][0]["afu_id"]);
+    let port = host
+        .path()
+        .join(expect["ports"][0]["path"].as_str().unwrap());
+    let d = driver(Backend::Opae, &host);
+    let slot = Slot::region(address, "0");
+    for file in [
+        "d5005-nlb0-nul-padded.gbs",
+        "d5005-nlb0-trailing-garbage.gbs",
+    ] {
+        std::fs::write(port.join("afu_id"), format!("{}\n", Id128(0))).unwrap();
+        assert_eq!(d.read_back(&slot).unwrap(), Loaded::Empty);
+        let gbs = hw_images().join(file);
+        d.program(&request(&slot, &gbs, afu, Some(compat), false))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(afu), "{file}");
+    }
+    assert_eq!(host.calls().len(), 2, "{:?}", host.call_lines());
+}
+
+#[test]
+fn a_legacy_gbs_is_refused_before_fpgaconf_and_fake_fpgaconf_exits_5_on_it() {
+    let host = FakeHost::from_fixture("dfl-n3000");
+    let expect = host.fixture()["expect"].clone();
+    let address = expect["pci"].as_str().unwrap();
+    let legacy = hw_images().join("n3000-legacy.gbs");
+    let slot = Slot::region(address, "0");
+    let d = driver(Backend::Opae, &host);
+    for force in [false, true] {
+        let err = d
+            .program(&request(
+                &slot,
+                &legacy,
+                AFU,
+                Some(id(&expect["compat_id"])),
+                force,
+            ))
+            .unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Unsupported(why) if why.contains("legacy GBS")),
+            "{err:?}"
+        );
+    }
+    assert!(host.calls().is_empty(), "{:?}", host.call_lines());
+    // The real tool finds the slot by the reversed interface id, then
+    // fpgaReconfigureSlot refuses the file: exit 5 (SOURCES.md §6.2).
+    let out = std::process::Command::new(&host.config().fpgaconf)
+        .args(["-B", "0x5e"])
+        .arg(&legacy)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("legacy GBS"));
 }

@@ -430,3 +430,42 @@ fn a_discovery_that_failed_withdraws_the_slots_it_could_not_read_and_removes_not
     assert!(plan.removals.is_empty(), "{:?}", plan.removals);
     assert!(matches!(plan.slots[0].action, SlotAction::Blocked { .. }));
 }
+
+#[test]
+fn a_legacy_gbs_gets_its_interface_check_and_is_then_refused_even_forced() {
+    let legacy = |requires: Id128| {
+        let mut t = aes(requires);
+        t.identity = ImageIdentity {
+            format: ImageFormat::LegacyGbs,
+            id: Id128(0x5a256),
+            requires: Some(requires),
+        };
+        t
+    };
+    for force in [false, true] {
+        let mut wrong = Case::new(
+            region_assignment(legacy(OTHER_IFACE), Policy::Managed),
+            card(Loaded::Empty, Busy::Free),
+        );
+        wrong.force = force;
+        assert!(
+            matches!(&wrong.plan().slots[0].action, SlotAction::Blocked { reason, .. }
+                if reason.contains("needs interface")),
+            "{:?}",
+            wrong.plan().slots[0].action
+        );
+        let mut right = Case::new(
+            region_assignment(legacy(IFACE), Policy::Managed),
+            card(Loaded::Empty, Busy::Free),
+        );
+        right.force = force;
+        match &right.plan().slots[0].action {
+            SlotAction::Blocked { reason, help } => {
+                assert!(reason.contains("is a legacy GBS"), "{reason}");
+                assert!(reason.contains(&IFACE.to_string()), "{reason}");
+                assert!(help.contains("`--force` does not override this"), "{help}");
+            }
+            other => panic!("force={force}: {other:?}"),
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! The bitstreams of the desired state as hosts need them: each file's sha256 and what its
 //! header says (the id a slot reports once loaded, the interface it needs). Headers are
 //! read from the repository once per content and cached by sha256, so a reconcile with
-//! nothing to do reads no bitstream file. I/O: the repository and `<cache>/identities/`.
+//! nothing to do reads no bitstream file. I/O: the repository and `<cache>/identities-v2/`
+//! (`v2`: the GBS reading of issue 11; identities cached by earlier versions are not
+//! reused).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,7 +37,7 @@ fn identity(
     sha256: &str,
     cache_dir: &Path,
 ) -> Result<ImageIdentity, String> {
-    let path = cache_dir.join("identities").join(sha256);
+    let path = cache_dir.join("identities-v2").join(sha256);
     if let Some(cached) = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| serde_json::from_str::<ImageIdentity>(&t).ok())

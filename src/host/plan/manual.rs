@@ -2,10 +2,11 @@
 //! seed's program API for FPGA developers): a device the repository manages is refused
 //! unless forced (and then its provider is drained first); a device or region the backend
 //! does not see is refused; the interface check is the planner's own and nothing
-//! overrides it; a slot the driver sees busy is refused unless forced. Pure: no I/O.
+//! overrides it, nor the refusal of an image no backend programs (a legacy GBS); a slot
+//! the driver sees busy is refused unless forced. Pure: no I/O.
 
 use super::assignment::SlotAssignment;
-use super::{busy_refusal, interface_refusal};
+use super::{busy_refusal, format_refusal, interface_refusal};
 use crate::desired::host_group::Policy;
 use crate::host::driver::{DeviceInfo, Slot};
 use crate::host::image::ImageIdentity;
@@ -82,6 +83,9 @@ pub fn fits(
         )
     })?;
     if let Some((message, help)) = interface_refusal(name, slot, image.requires, accepts) {
+        return Err(refuse(message, help));
+    }
+    if let Some((message, help)) = format_refusal(name, image) {
         return Err(refuse(message, help));
     }
     match busy_refusal(slot, &busy) {

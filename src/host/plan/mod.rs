@@ -19,6 +19,7 @@ use crate::cloud::placement::Inventory;
 use crate::desired::host_group::{Backend, Policy};
 use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot};
 use crate::host::id::Id128;
+use crate::host::image::ImageIdentity;
 use crate::host::plan::assignment::{SlotAssignment, Target, interfaces_of_shell};
 use provider::{ProviderTarget, Withdrawal};
 
@@ -458,6 +459,9 @@ fn check_shell(
             ),
         );
     }
+    if let Some((reason, help)) = format_refusal(&target.name, &target.identity) {
+        return (ShellVerdict::Missing(reason.clone()), blocked(reason, help));
+    }
     match gate(a, plan, busy, input.force) {
         Some(action) => (
             ShellVerdict::Missing(format!("the shell `{}` is not loaded", target.name)),
@@ -524,6 +528,17 @@ pub fn interface_refusal(
     })
 }
 
+/// An image no backend programs (a legacy GBS): why, and what to do. Nothing overrides
+/// this, `--force` included.
+pub fn format_refusal(image: &str, identity: &ImageIdentity) -> Option<(String, String)> {
+    identity.unprogrammable().map(|why| {
+        (
+            format!("`{image}` is not programmed: {why}"),
+            "rebuild or repackage it as a current GBS with OPAE's `packager` (it writes the metadata with the accelerator id) and assign that; `--force` does not override this".to_owned(),
+        )
+    })
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "one decision over the slot's whole state"
@@ -568,6 +583,9 @@ fn decide(
     if let Some((reason, help)) =
         interface_refusal(&target.name, &a.slot, target.requires(), accepts)
     {
+        return blocked(reason, help);
+    }
+    if let Some((reason, help)) = format_refusal(&target.name, &target.identity) {
         return blocked(reason, help);
     }
     if let Some(action) = gate(a, plan, busy, input.force) {

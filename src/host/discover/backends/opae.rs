@@ -244,6 +244,21 @@ fn probe_exclusive(node: &Path) -> Busy {
     }
 }
 
+/// Refuses a legacy GBS (first u32 `0x1d1f8680`): OPAE finds its slot but
+/// `fpgaReconfigureSlot` refuses it (`fpgaconf` exit 5), so fpgaconf is not run.
+fn legacy_refusal(image: &Path) -> Result<(), DriverError> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(image).map_err(|e| super::sysfs::io_error(image, &e))?;
+    if file.read_exact(&mut magic).is_ok() && u32::from_le_bytes(magic) == 0x1d1f_8680 {
+        return Err(DriverError::Unsupported(format!(
+            "{}: a legacy GBS (magic 0x1d1f8680, no metadata) carries no accelerator id and OPAE's fpgaReconfigureSlot refuses it; fpgaconf was not run",
+            image.display()
+        )));
+    }
+    Ok(())
+}
+
 /// `dddd:bb:dd.f` → the `-S -B -D -F` arguments, hex with `0x` (fpgaconf parses numbers
 /// with C base-0 rules, so bare `5e` is refused).
 fn bdf_args(address: &str) -> Option<Vec<String>> {
@@ -309,6 +324,7 @@ impl Driver for Opae {
                 accepts,
             });
         }
+        legacy_refusal(request.image)?;
         if let Busy::InUse(holder) = self.port_busy(&card, &port)
             && !request.force
         {
