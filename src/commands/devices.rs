@@ -3,6 +3,7 @@
 //! it is busy — as a table or JSON. I/O: the drivers (sysfs, vendor tools), stdout.
 
 use crate::cli::{DevicesArgs, TableFormat};
+use crate::host::driver::interfaces_text;
 use crate::reconcile;
 
 /// Runs `devices`; returns the exit code.
@@ -81,7 +82,7 @@ pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
                         println!(
                             "    region {:<4} accepts {}  carries {}  {}",
                             r.name,
-                            r.accepts.map_or("-".into(), |a| a.to_string()),
+                            interfaces_text(&r.accepts),
                             r.loaded,
                             r.busy
                         );

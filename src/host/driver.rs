@@ -101,8 +101,10 @@ impl fmt::Display for Busy {
 pub struct RegionInfo {
     /// Its name, e.g. `"0"` for DFL port 0 or the XRT user region.
     pub name: String,
-    /// The interface id the region accepts (DFL `compat_id`, XRT `interface_uuids`).
-    pub accepts: Option<Id128>,
+    /// The interface ids the region accepts, in the order the driver lists them: an image
+    /// built for any of them loads. DFL `compat_id` (one), XRT `interface_uuids` (one per
+    /// line; a 2RP shell lists two). Empty: the driver does not say.
+    pub accepts: Vec<Id128>,
     /// What it carries.
     pub loaded: Loaded,
     /// Whether it is in use.
@@ -136,12 +138,12 @@ impl DeviceInfo {
     }
 
     /// What `slot` (of this device) carries, accepts and whether it is busy.
-    pub fn slot_state(&self, slot: &Slot) -> Option<(Loaded, Option<Id128>, Busy)> {
+    pub fn slot_state(&self, slot: &Slot) -> Option<(Loaded, Vec<Id128>, Busy)> {
         match &slot.region {
-            None => Some((self.loaded.clone(), None, self.busy.clone())),
+            None => Some((self.loaded.clone(), Vec::new(), self.busy.clone())),
             Some(r) => self
                 .region(r)
-                .map(|r| (r.loaded.clone(), r.accepts, r.busy.clone())),
+                .map(|r| (r.loaded.clone(), r.accepts.clone(), r.busy.clone())),
         }
     }
 }
@@ -161,6 +163,23 @@ pub struct ProgramRequest<'a> {
     pub force: bool,
     /// How long the tool may take before it is killed.
     pub timeout: Duration,
+}
+
+/// A set of accepted interface ids for people: `a`, `any of a, b`, or `-` when empty.
+pub fn interfaces_text(accepts: &[Id128]) -> String {
+    let list: Vec<String> = accepts.iter().map(Id128::to_string).collect();
+    match list.as_slice() {
+        [] => "-".to_owned(),
+        [one] => one.clone(),
+        _ => format!("any of {}", list.join(", ")),
+    }
+}
+
+/// Whether an image that needs `requires` may load into a region that accepts
+/// `accepts`: it needs nothing, or one of them (the check every backend repeats before it
+/// runs a tool; a region that does not say accepts nothing that needs an interface).
+pub fn interface_fits(requires: Option<Id128>, accepts: &[Id128]) -> bool {
+    requires.is_none_or(|r| accepts.contains(&r))
 }
 
 /// What a program call did.
@@ -183,8 +202,8 @@ pub enum DriverError {
         slot: Slot,
         /// What the image needs.
         requires: Id128,
-        /// What the region accepts, if it says.
-        accepts: Option<Id128>,
+        /// What the region accepts (empty: it does not say).
+        accepts: Vec<Id128>,
     },
     /// The slot is in use.
     Busy {
@@ -249,14 +268,15 @@ impl fmt::Display for DriverError {
                 slot,
                 requires,
                 accepts,
-            } => match accepts {
-                Some(a) => write!(
-                    f,
-                    "{slot} accepts interface {a}, but the image needs interface {requires}"
-                ),
-                None => write!(
+            } => match accepts.as_slice() {
+                [] => write!(
                     f,
                     "{slot} reports no interface id, and the image needs interface {requires}"
+                ),
+                _ => write!(
+                    f,
+                    "{slot} accepts interface {}, but the image needs interface {requires}",
+                    interfaces_text(accepts)
                 ),
             },
             DriverError::Busy { slot, holder } => write!(f, "{slot} is in use ({holder})"),

@@ -101,6 +101,13 @@ async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
         json["slots"][2]["current"]["detail"],
         site.afu[0].to_string()
     );
+    // The region's interfaces are a list; the image is what its header says.
+    assert_eq!(
+        json["slots"][2]["accepts"],
+        serde_json::json!([IFACE.to_string()])
+    );
+    assert_eq!(json["slots"][2]["image"]["format"], "gbs");
+    assert_eq!(json["slots"][2]["image"]["requires"], IFACE.to_string());
     assert_eq!(fake.calls().len(), 1, "{:?}", fake.call_lines());
 
     // A developer forces another build onto the managed region: the provider is drained

@@ -110,7 +110,11 @@ fn devices_lists_what_the_backend_sees() {
         .collect();
     assert_eq!(addresses, [MANUAL, MANAGED]);
     assert_eq!(devices[1]["pci_id"], "8086:09c4");
-    assert_eq!(devices[1]["regions"][0]["accepts"], IFACE.to_string());
+    // A set: a JSON array even for one interface.
+    assert_eq!(
+        devices[1]["regions"][0]["accepts"],
+        serde_json::json!([IFACE.to_string()])
+    );
     assert_eq!(devices[1]["regions"][0]["loaded"]["state"], "empty");
 
     let (code, out) = run(dir.path(), &["devices"]);
@@ -304,4 +308,36 @@ fn program_reads_gbs_files_as_opae_does_and_refuses_what_it_refuses_naming_file_
     assert!(out.contains("is a legacy GBS"), "{out}");
     assert!(out.contains("`--force` does not override this"), "{out}");
     assert_eq!(sim::calls(&d.join("sim")).len(), calls, "no program call");
+}
+
+#[test]
+fn devices_shows_every_interface_an_xrt_shell_accepts() {
+    let host = crate::support::fake_host::FakeHost::from_fixture("xrt-u250");
+    let expect = host.fixture()["expect"].clone();
+    let devices = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
+            .args(["devices", "--backend", "xrt", "--format", format])
+            .arg("--sysfs-root")
+            .arg(host.sysfs())
+            .arg("--xrt-smi")
+            .arg(host.config().xrt_smi)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let json: serde_json::Value = serde_json::from_str(&devices("json")).unwrap();
+    let region = &json["xrt"]["devices"][0]["regions"][0];
+    assert_eq!(region["accepts"], expect["interface_uuids"], "{json}");
+    let table = devices("table");
+    let lines = expect["interface_uuids"].as_array().unwrap();
+    assert!(
+        table.contains(&format!(
+            "accepts any of {}, {}",
+            lines[0].as_str().unwrap(),
+            lines[1].as_str().unwrap()
+        )),
+        "{table}"
+    );
 }

@@ -62,13 +62,13 @@ fn opae_discovers_dfl_cards_through_the_class_symlinks() {
     assert_eq!(d.regions.len(), 1);
     let r = &d.regions[0];
     assert_eq!(
-        (r.name.as_str(), r.accepts, &r.loaded, &r.busy),
-        ("0", Some(IFACE), &Loaded::Id(AFU), &Busy::Free)
+        (r.name.as_str(), r.accepts.clone(), &r.loaded, &r.busy),
+        ("0", vec![IFACE], &Loaded::Id(AFU), &Busy::Free)
     );
     let e = &devices[1];
     assert_eq!(e.address, "0000:86:00.0");
     assert_eq!(e.regions[0].loaded, Loaded::Empty);
-    assert_eq!(e.regions[0].accepts, Some(OTHER_IFACE));
+    assert_eq!(e.regions[0].accepts, [OTHER_IFACE]);
 }
 
 #[test]
@@ -119,8 +119,8 @@ fn opae_refuses_an_incompatible_image_without_running_fpgaconf_even_forced() {
             .program(&request(&slot, &gbs, NEW_AFU, Some(OTHER_IFACE), force))
             .unwrap_err();
         assert!(
-            matches!(err, DriverError::Incompatible { accepts: Some(a), requires, .. }
-                if a == IFACE && requires == OTHER_IFACE),
+            matches!(&err, DriverError::Incompatible { accepts, requires, .. }
+                if *accepts == [IFACE] && *requires == OTHER_IFACE),
             "{err:?}"
         );
     }
@@ -247,8 +247,8 @@ fn opae_discovers_a_legacy_intel_fpga_card_through_class_fpga() {
     assert_eq!(d.regions.len(), 1);
     let r = &d.regions[0];
     assert_eq!(
-        (r.name.as_str(), r.accepts, &r.loaded, &r.busy),
-        ("0", Some(IFACE), &Loaded::Id(AFU), &Busy::Free)
+        (r.name.as_str(), r.accepts.clone(), &r.loaded, &r.busy),
+        ("0", vec![IFACE], &Loaded::Id(AFU), &Busy::Free)
     );
 }
 
@@ -314,8 +314,8 @@ fn opae_refuses_an_incompatible_image_on_a_legacy_card_without_fpgaconf() {
         .program(&request(&slot, &gbs, NEW_AFU, Some(OTHER_IFACE), true))
         .unwrap_err();
     assert!(
-        matches!(err, DriverError::Incompatible { accepts: Some(a), requires, .. }
-            if a == IFACE && requires == OTHER_IFACE),
+        matches!(&err, DriverError::Incompatible { accepts, requires, .. }
+            if *accepts == [IFACE] && *requires == OTHER_IFACE),
         "{err:?}"
     );
     assert!(host.calls().is_empty(), "{:?}", host.call_lines());
@@ -351,9 +351,9 @@ fn opae_lists_an_upstream_and_a_legacy_card_and_a_card_in_both_layouts_once() {
     let devices = d.discover().unwrap();
     let seen: Vec<_> = devices
         .iter()
-        .map(|d| (d.address.as_str(), d.regions[0].accepts))
+        .map(|d| (d.address.as_str(), d.regions[0].accepts.clone()))
         .collect();
-    assert_eq!(seen, [(DFL, Some(IFACE)), (LEGACY, Some(OTHER_IFACE))]);
+    assert_eq!(seen, [(DFL, vec![IFACE]), (LEGACY, vec![OTHER_IFACE])]);
     // The upstream card also appears under class/fpga: still one device, its DFL entry.
     host.add_legacy_intel_card(DFL, "8086:0b2b", OTHER_IFACE, None);
     let devices = d.discover().unwrap();
@@ -361,7 +361,7 @@ fn opae_lists_an_upstream_and_a_legacy_card_and_a_card_in_both_layouts_once() {
     assert_eq!(devices[0].address, DFL);
     assert_eq!(devices[0].description, "DFL FME FPGA Manager");
     assert_eq!(devices[0].regions.len(), 1);
-    assert_eq!(devices[0].regions[0].accepts, Some(IFACE));
+    assert_eq!(devices[0].regions[0].accepts, [IFACE]);
     assert_eq!(devices[0].regions[0].loaded, Loaded::Id(AFU));
 }
 
@@ -399,10 +399,10 @@ fn xrt_discovers_user_functions_with_an_xclbinuuid() {
     );
     let r = &d.regions[0];
     assert_eq!(
-        (r.name.as_str(), r.accepts, &r.loaded, &r.busy),
+        (r.name.as_str(), r.accepts.clone(), &r.loaded, &r.busy),
         (
             "0",
-            Some(IFACE),
+            vec![IFACE],
             &Loaded::Id(AFU),
             &Busy::InUse("2 open contexts".into())
         )
@@ -663,7 +663,7 @@ fn sim_discovers_programs_and_records_calls() {
         (dev.pci_id.as_deref(), dev.description.as_str(), &dev.loaded),
         (Some("8086:09c4"), "PAC A10", &Loaded::Id(AFU))
     );
-    assert_eq!(dev.regions[0].accepts, Some(IFACE));
+    assert_eq!(dev.regions[0].accepts, [IFACE]);
     assert_eq!(dev.regions[0].loaded, Loaded::Empty);
 
     let gbs = host.gbs("aes.gbs", IFACE, NEW_AFU);
@@ -821,7 +821,7 @@ fn exec_parses_discover_json() {
     assert_eq!(dev.address, DFL);
     assert_eq!(dev.pci_id.as_deref(), Some("8086:0b2b"));
     assert_eq!(dev.loaded, Loaded::Empty);
-    assert_eq!(dev.regions[0].accepts, Some(IFACE));
+    assert_eq!(dev.regions[0].accepts, [IFACE]);
     assert_eq!(dev.regions[0].loaded, Loaded::Empty);
     assert_eq!(dev.regions[1].busy, Busy::InUse("2 open contexts".into()));
 }
@@ -868,6 +868,19 @@ fn exec_substitutes_placeholders_and_gates_incompatible_and_busy() {
         matches!(&err, DriverError::ToolFailed { code: Some(7), output, .. } if output == "card said no"),
         "{err:?}"
     );
+}
+
+#[test]
+fn exec_discover_gives_accepts_as_one_id_or_a_list() {
+    let (_host, d) = exec_host(
+        r#"[{"address": "0000:b3:00.1", "regions": [
+            {"name": "0", "accepts": ["A5D72A3C-C8B0-4939-912C-F715E5DC10CA",
+                                      "9346116da52d5ca8b06aa9a389ef7c8d"]},
+            {"name": "1", "accepts": null}]}]"#,
+    );
+    let devices = d.discover().unwrap();
+    assert_eq!(devices[0].regions[0].accepts, [IFACE, OTHER_IFACE]);
+    assert!(devices[0].regions[1].accepts.is_empty());
 }
 
 #[test]
@@ -1041,4 +1054,160 @@ fn a_legacy_gbs_is_refused_before_fpgaconf_and_fake_fpgaconf_exits_5_on_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("legacy GBS"));
+}
+
+// ---------------------------------------------------------------- xrt on tests/fixtures/hw
+
+fn xclbin_identity(file: &str) -> Result<image::ImageIdentity, String> {
+    let bytes = std::fs::read(hw_images().join(file)).unwrap();
+    image::identify(&bytes, &sha256_hex(&bytes))
+}
+
+#[test]
+fn xclbin_files_are_identified_as_xocl_reads_them() {
+    let manifest = images_manifest();
+    for (file, expect) in manifest["expect"]["xclbin"].as_object().unwrap() {
+        let got = xclbin_identity(file);
+        let xocl = expect["xocl"].as_str().unwrap();
+        match file.as_str() {
+            "xrt-bad-magic.xclbin" => {
+                assert!(
+                    got.unwrap_err().contains("invalid xclbin magic string"),
+                    "{file}"
+                );
+            }
+            "xrt-null-uuid.xclbin" => {
+                assert!(got.unwrap_err().contains("invalid xclbin uuid"), "{file}");
+            }
+            "xrt-upper-case-interface.xclbin" => {
+                assert!(got.unwrap_err().contains("exact string"), "{file}");
+            }
+            _ => {
+                let got = got.unwrap_or_else(|e| panic!("{file}: {e}"));
+                assert_eq!(got.format, ImageFormat::Xclbin, "{file}");
+                assert_eq!(got.id, id(&expect["uuid"]), "{file}");
+                let interfaces: Vec<Id128> = expect["interfaces"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(id)
+                    .collect();
+                assert_eq!(
+                    got.requires.into_iter().collect::<Vec<_>>(),
+                    interfaces,
+                    "{file}: {xocl}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn xrt_region_accepts_every_listed_interface_and_programs_an_xclbin_for_the_second() {
+    let host = FakeHost::from_fixture("xrt-u250");
+    let expect = host.fixture()["expect"].clone();
+    let user = expect["user_pf"].as_str().unwrap();
+    let lines: Vec<Id128> = expect["interface_uuids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
+    assert_eq!(lines.len(), 2, "{expect}");
+    let d = driver(Backend::Xrt, &host);
+    let devices = d.discover().unwrap();
+    assert_eq!(devices.len(), 1, "{devices:#?}");
+    assert_eq!(devices[0].address, user);
+    assert_eq!(devices[0].regions[0].accepts, lines);
+    let slot = Slot::region(user, "0");
+    // First the BLP's interface (first line), then the PLP's (second line).
+    for file in ["xrt-match-blp.xclbin", "xrt-match-plp.xclbin"] {
+        let identity = xclbin_identity(file).unwrap();
+        let path = hw_images().join(file);
+        d.program(&request(
+            &slot,
+            &path,
+            identity.id,
+            identity.requires,
+            false,
+        ))
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            d.read_back(&slot).unwrap(),
+            Loaded::Id(identity.id),
+            "{file}"
+        );
+    }
+    // The PLP xclbin is built for the second line only.
+    assert_eq!(
+        xclbin_identity("xrt-match-plp.xclbin").unwrap().requires,
+        Some(lines[1])
+    );
+    assert_eq!(
+        host.call_lines(),
+        ["xrt-match-blp.xclbin", "xrt-match-plp.xclbin"].map(|f| format!(
+            "xrt-smi program --device {user} --user {}",
+            hw_images().join(f).display()
+        ))
+    );
+
+    // Built for neither: refused before any tool runs, forced or not.
+    let mismatch = xclbin_identity("xrt-mismatch.xclbin").unwrap();
+    for force in [false, true] {
+        let err = d
+            .program(&request(
+                &slot,
+                &hw_images().join("xrt-mismatch.xclbin"),
+                mismatch.id,
+                mismatch.requires,
+                force,
+            ))
+            .unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Incompatible { accepts, .. } if *accepts == lines),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("accepts interface any of"),
+            "{err}"
+        );
+    }
+    assert_eq!(host.calls().len(), 2, "{:?}", host.call_lines());
+}
+
+#[test]
+fn fake_xrt_smi_checks_partition_metadata_interfaces_as_xocl_does() {
+    let host = FakeHost::from_fixture("xrt-u250-empty");
+    let user = host.fixture()["expect"]["user_pf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = |file: &str| {
+        std::process::Command::new(&host.config().xrt_smi)
+            .args(["program", "--device", &user, "--user"])
+            .arg(hw_images().join(file))
+            .output()
+            .unwrap()
+    };
+    for (file, said) in [
+        ("xrt-mismatch.xclbin", "interface uuids do not match"),
+        (
+            "xrt-upper-case-interface.xclbin",
+            "interface uuids do not match",
+        ),
+        ("xrt-bad-magic.xclbin", "invalid xclbin magic string"),
+        ("xrt-null-uuid.xclbin", "invalid xclbin uuid"),
+    ] {
+        let out = run(file);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{file}: {out:?}"
+        );
+    }
+    let out = run("xrt-no-partition-metadata.xclbin");
+    assert!(
+        out.status.success(),
+        "no PARTITION_METADATA: no interface check: {out:?}"
+    );
 }

@@ -61,7 +61,7 @@ fn card(loaded: Loaded, busy: Busy) -> DeviceInfo {
         busy: Busy::Free,
         regions: vec![RegionInfo {
             name: "0".into(),
-            accepts: Some(IFACE),
+            accepts: vec![IFACE],
             loaded,
             busy,
         }],
@@ -345,7 +345,7 @@ fn a_missing_shell_blocks_its_regions_on_a_card_whose_shell_is_flashed() {
     region.shell = Some(shell.clone());
     let mut device = card(Loaded::Empty, Busy::Free);
     // The card offers another interface: another FIM is flashed.
-    device.regions[0].accepts = Some(OTHER_IFACE);
+    device.regions[0].accepts = vec![OTHER_IFACE];
     let mut case = Case::new(whole, device);
     case.assignments.push(region);
     let targets = BTreeMap::from([("fim".to_owned(), shell), ("aes".to_owned(), aes(IFACE))]);
@@ -467,5 +467,34 @@ fn a_legacy_gbs_gets_its_interface_check_and_is_then_refused_even_forced() {
             }
             other => panic!("force={force}: {other:?}"),
         }
+    }
+}
+
+#[test]
+fn a_region_listing_several_interfaces_accepts_an_image_built_for_any_of_them() {
+    let second = Id128(0xc7a9);
+    let mut device = card(Loaded::Empty, Busy::Free);
+    device.regions[0].accepts = vec![IFACE, second];
+    let case = Case::new(
+        region_assignment(aes(second), Policy::Managed),
+        device.clone(),
+    );
+    let plan = case.plan();
+    assert_eq!(
+        plan.slots[0].action,
+        SlotAction::Program {
+            drain: false,
+            forced: false
+        }
+    );
+    assert_eq!(plan.slots[0].accepts, [IFACE, second]);
+    let mut neither = Case::new(region_assignment(aes(OTHER_IFACE), Policy::Managed), device);
+    neither.force = true;
+    match &neither.plan().slots[0].action {
+        SlotAction::Blocked { reason, .. } => assert!(
+            reason.contains(&format!("accepts any of {IFACE}, {second}")),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
     }
 }

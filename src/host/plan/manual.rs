@@ -82,7 +82,7 @@ pub fn fits(
             "list them with `fpga-sync devices`",
         )
     })?;
-    if let Some((message, help)) = interface_refusal(name, slot, image.requires, accepts) {
+    if let Some((message, help)) = interface_refusal(name, slot, image.requires, &accepts) {
         return Err(refuse(message, help));
     }
     if let Some((message, help)) = format_refusal(name, image) {

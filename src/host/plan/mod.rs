@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::cloud::placement::Inventory;
 use crate::desired::host_group::{Backend, Policy};
-use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot};
+use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot, interfaces_text};
 use crate::host::id::Id128;
 use crate::host::image::ImageIdentity;
 use crate::host::plan::assignment::{SlotAssignment, Target, interfaces_of_shell};
@@ -99,6 +99,9 @@ pub struct SlotPlan {
     pub assignment: SlotAssignment,
     /// What the card carries now.
     pub current: Loaded,
+    /// The interface ids the slot accepts, as the backend reports them (empty: a whole
+    /// device, or the backend does not say).
+    pub accepts: Vec<Id128>,
     /// The provider it reports to, when it reports.
     pub provider_name: Option<String>,
     /// That provider in Placement, when it exists.
@@ -223,6 +226,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         let mut plan = SlotPlan {
             assignment: a.clone(),
             current: Loaded::Unknown("not read".into()),
+            accepts: Vec::new(),
             provider_name,
             provider,
             action: SlotAction::Manual,
@@ -312,6 +316,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
             continue;
         };
         plan.current = loaded.clone();
+        plan.accepts.clone_from(&accepts);
         let carries = loaded == Loaded::Id(target.identity.id);
         plan.action = if a.slot.region.is_none() && target.is_shell() {
             let (verdict, action) = check_shell(a, target, device, input, &plan, carries, &busy);
@@ -419,7 +424,11 @@ fn check_shell(
     busy: &Busy,
 ) -> (ShellVerdict, SlotAction) {
     let offers = interfaces_of_shell(target, input.targets);
-    let accepted: Vec<Id128> = device.regions.iter().filter_map(|r| r.accepts).collect();
+    let accepted: Vec<Id128> = device
+        .regions
+        .iter()
+        .flat_map(|r| r.accepts.iter().copied())
+        .collect();
     let proven_by_regions = !offers.is_empty() && accepted.iter().any(|i| offers.contains(i));
     if carries || proven_by_regions {
         return (
@@ -436,9 +445,9 @@ fn check_shell(
             );
         }
     }
-    let found = match (&plan.current, accepted.first()) {
-        (Loaded::Id(id), _) => format!("carries {id}"),
-        (_, Some(i)) => format!("offers interface {i}"),
+    let found = match &plan.current {
+        Loaded::Id(id) => format!("carries {id}"),
+        _ if !accepted.is_empty() => format!("offers interface {}", interfaces_text(&accepted)),
         _ => "carries another image".to_owned(),
     };
     if !programs_whole_device(a.backend) {
@@ -511,18 +520,22 @@ pub fn busy_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
 
 /// An image that needs an interface the region does not accept: why, and what to do.
 /// Nothing overrides this, `--force` included.
+///
+/// A region that lists several interfaces (an XRT shell's `interface_uuids`) accepts an
+/// image built for any of them. A region that does not say is left to the backend.
 pub fn interface_refusal(
     image: &str,
     slot: &Slot,
     requires: Option<Id128>,
-    accepts: Option<Id128>,
+    accepts: &[Id128],
 ) -> Option<(String, String)> {
-    let (Some(requires), Some(accepts)) = (requires, accepts) else {
-        return None;
-    };
-    (requires != accepts).then(|| {
+    let requires = requires?;
+    (!accepts.is_empty() && !accepts.contains(&requires)).then(|| {
         (
-            format!("`{image}` needs interface {requires}, but {slot} accepts {accepts}"),
+            format!(
+                "`{image}` needs interface {requires}, but {slot} accepts {}",
+                interfaces_text(accepts)
+            ),
             "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this".to_owned(),
         )
     })
@@ -548,7 +561,7 @@ fn decide(
     target: &Target,
     plan: &SlotPlan,
     carries: bool,
-    accepts: Option<Id128>,
+    accepts: Vec<Id128>,
     busy: &Busy,
     shells: &BTreeMap<String, ShellVerdict>,
     input: &HostPlanInput<'_>,
@@ -574,14 +587,11 @@ fn decide(
     }
     // The region will accept what the shell that goes first offers.
     let accepts = match shell {
-        Some(ShellVerdict::Pending(offers)) if !offers.is_empty() => target
-            .requires()
-            .filter(|r| offers.contains(r))
-            .or(offers.first().copied()),
+        Some(ShellVerdict::Pending(offers)) if !offers.is_empty() => offers.clone(),
         _ => accepts,
     };
     if let Some((reason, help)) =
-        interface_refusal(&target.name, &a.slot, target.requires(), accepts)
+        interface_refusal(&target.name, &a.slot, target.requires(), &accepts)
     {
         return blocked(reason, help);
     }

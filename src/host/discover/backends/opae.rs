@@ -31,6 +31,7 @@ use super::tool;
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
+    interface_fits,
 };
 use crate::host::id::Id128;
 
@@ -118,18 +119,21 @@ impl Opae {
         self.cards().into_iter().find(|c| c.address == address)
     }
 
-    fn accepts(&self, card: &Card) -> Result<Option<Id128>, DriverError> {
+    /// The card's PR interface id, as a set of at most one.
+    fn accepts(&self, card: &Card) -> Result<Vec<Id128>, DriverError> {
         if card.layout == Layout::Legacy {
-            return read_id(&card.fme.join("pr/interface_id"));
+            return Ok(read_id(&card.fme.join("pr/interface_id"))?
+                .into_iter()
+                .collect());
         }
         for region in list_prefix(&card.fme, "dfl-fme-region.") {
             for r in list_prefix(&region.join("fpga_region"), "region") {
                 if let Some(id) = read_id(&r.join("compat_id"))? {
-                    return Ok(Some(id));
+                    return Ok(vec![id]);
                 }
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     fn sriov(&self, card: &Card) -> Option<String> {
@@ -181,7 +185,7 @@ impl Opae {
             .iter()
             .map(|(name, port)| RegionInfo {
                 name: name.clone(),
-                accepts,
+                accepts: accepts.clone(),
                 loaded: Self::port_loaded(port),
                 busy: self.port_busy(card, port),
             })
@@ -316,7 +320,7 @@ impl Driver for Opae {
             .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
         let accepts = self.accepts(&card)?;
         if let Some(requires) = request.requires
-            && accepts != Some(requires)
+            && !interface_fits(Some(requires), &accepts)
         {
             return Err(DriverError::Incompatible {
                 slot: slot.clone(),
