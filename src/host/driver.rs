@@ -84,6 +84,16 @@ pub enum Busy {
     InUse(String),
     /// The driver cannot tell, and why.
     Unknown(String),
+    /// An SR-IOV port released from the physical function to a virtual function (DFL
+    /// `DFL_FPGA_FME_PORT_RELEASE`): it belongs to whoever holds the VF — a VM when the VF
+    /// is bound to `vfio-pci`. Only the PF's FME reprograms a port, so it is never
+    /// programmed from the host, forced or not, until it is assigned back to the PF.
+    Released {
+        /// The VF's PCI address; `None` when no VF holds the released port.
+        vf: Option<String>,
+        /// The driver the VF is bound to (`vfio-pci`, `dfl-pci`), if any.
+        driver: Option<String>,
+    },
 }
 
 impl fmt::Display for Busy {
@@ -92,6 +102,19 @@ impl fmt::Display for Busy {
             Busy::Free => f.write_str("free"),
             Busy::InUse(who) => write!(f, "in use ({who})"),
             Busy::Unknown(why) => write!(f, "busy unknown ({why})"),
+            Busy::Released { vf: None, .. } => {
+                f.write_str("released from the PF to SR-IOV, and no VF holds it")
+            }
+            Busy::Released {
+                vf: Some(vf),
+                driver,
+            } => match driver.as_deref() {
+                Some("vfio-pci") => {
+                    write!(f, "assigned to VF {vf} (bound to vfio-pci: passed to a VM)")
+                }
+                Some(d) => write!(f, "assigned to VF {vf} (bound to {d} on the host)"),
+                None => write!(f, "assigned to VF {vf} (no driver bound)"),
+            },
         }
     }
 }

@@ -432,3 +432,59 @@ async fn the_provider_of_a_device_that_is_gone_is_removed_only_without_allocatio
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_why() {
+    let site = HostSite::new("opae", &["-h1"]);
+    let session = local_cloud().session(NOAUTH).await;
+    let placement = Placement::new(&session);
+    let host = site.host(1);
+    compute_node(&placement, &host).await;
+    for scenario in [
+        "dfl-d5005-sriov",
+        "dfl-d5005-sriov-vfio",
+        "intel-fpga-legacy-sriov",
+    ] {
+        let fake = FakeHost::from_fixture(scenario);
+        let expect = fake.fixture()["expect"].clone();
+        assert_eq!(expect["pci"], ADDR, "{scenario}: the site's device");
+        // The card's interface becomes the site's, so only the VF stands in the way.
+        let interface = match expect.get("pr_region") {
+            Some(region) => fake.path().join(region.as_str().unwrap()).join("compat_id"),
+            None => fake
+                .path()
+                .join(expect["interface_id_path"].as_str().unwrap()),
+        };
+        std::fs::write(&interface, format!("{IFACE}\n")).unwrap();
+        let dirs = HostDirs::of(&fake);
+        let vf = expect["sriov"]["vf"].as_str().unwrap();
+        for extra in [&[][..], &["--force"][..]] {
+            let (code, out) = site.apply_host(&host, &dirs, extra);
+            assert_eq!(code, 1, "{scenario} {extra:?}: {out}");
+            assert!(
+                out.contains(&format!("assigned to VF {vf}")),
+                "{scenario}: {out}"
+            );
+            assert!(out.contains("`--force` does not override this"), "{out}");
+        }
+        assert_eq!(
+            fpgaconf_calls(&fake),
+            0,
+            "{scenario}: {:?}",
+            fake.call_lines()
+        );
+        let args = ["plan", "--repo", ".", "--host", &host, "--format", "json"];
+        let (_, out) = site.run(&args, &dirs.env());
+        let json: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let region = json["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slot"]["region"] == "0")
+            .unwrap_or_else(|| panic!("{scenario}: {json}"));
+        assert_eq!(region["action"]["action"], "blocked", "{scenario}: {json}");
+        let reason = region["action"]["reason"].as_str().unwrap();
+        assert!(reason.contains(&format!("assigned to VF {vf}")), "{reason}");
+    }
+}

@@ -341,3 +341,39 @@ fn devices_shows_every_interface_an_xrt_shell_accepts() {
         "{table}"
     );
 }
+
+#[test]
+fn devices_shows_a_port_released_to_a_vf_as_in_use_by_that_vf() {
+    for (scenario, said) in [
+        (
+            "dfl-d5005-sriov-vfio",
+            "assigned to VF 0000:5e:00.1 (bound to vfio-pci: passed to a VM)",
+        ),
+        (
+            "dfl-d5005-sriov",
+            "assigned to VF 0000:5e:00.1 (bound to dfl-pci on the host)",
+        ),
+        (
+            "intel-fpga-legacy-sriov",
+            "assigned to VF 0000:5e:00.1 (bound to intel-fpga-pci on the host)",
+        ),
+    ] {
+        let host = crate::support::fake_host::FakeHost::from_fixture(scenario);
+        let out = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
+            .args(["devices", "--backend", "opae"])
+            .arg("--sysfs-root")
+            .arg(host.sysfs())
+            .arg("--fpgaconf")
+            .arg(host.config().fpgaconf)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{scenario}: {out:?}");
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with("region 0"))
+            .unwrap_or_else(|| panic!("{scenario}: {table}"));
+        assert!(line.contains(said), "{scenario}: {table}");
+    }
+}

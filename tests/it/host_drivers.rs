@@ -1211,3 +1211,95 @@ fn fake_xrt_smi_checks_partition_metadata_interfaces_as_xocl_does() {
         "no PARTITION_METADATA: no interface check: {out:?}"
     );
 }
+
+// ---------------------------------------------------------------- SR-IOV (tests/fixtures/hw)
+
+#[test]
+fn opae_shows_a_port_released_to_a_vf_as_the_vfs_and_never_programs_it() {
+    for (scenario, loaded_visible) in [
+        ("dfl-d5005-sriov", true),
+        ("dfl-d5005-sriov-vfio", false),
+        ("intel-fpga-legacy-sriov", true),
+    ] {
+        let host = FakeHost::from_fixture(scenario);
+        let expect = host.fixture()["expect"].clone();
+        let pf = expect["pci"].as_str().unwrap();
+        let sriov = &expect["sriov"];
+        let vf = sriov["vf"].as_str().unwrap().to_owned();
+        let vf_driver = sriov["vf_driver"].as_str().unwrap().to_owned();
+        let d = driver(Backend::Opae, &host);
+        let devices = d.discover().unwrap();
+        assert_eq!(
+            devices.len(),
+            1,
+            "{scenario}: the VF is not a card: {devices:#?}"
+        );
+        assert_eq!(devices[0].address, pf, "{scenario}");
+        assert_eq!(devices[0].regions.len(), 1, "{scenario}: {devices:#?}");
+        let r = &devices[0].regions[0];
+        assert_eq!(r.name, "0", "{scenario}: the card's port 0");
+        assert_eq!(
+            r.busy,
+            Busy::Released {
+                vf: Some(vf.clone()),
+                driver: Some(vf_driver.clone())
+            },
+            "{scenario}"
+        );
+        let interface = expect
+            .get("compat_id")
+            .or(expect.get("interface_id"))
+            .map(id)
+            .unwrap();
+        assert_eq!(r.accepts, [interface], "{scenario}");
+        let slot = Slot::region(pf, "0");
+        if loaded_visible {
+            let afu = id(&expect["ports"][0]["afu_id"]);
+            assert_eq!(r.loaded, Loaded::Id(afu), "{scenario}: read on the VF");
+            assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(afu), "{scenario}");
+        } else {
+            assert!(
+                matches!(&r.loaded, Loaded::Unknown(why) if why.contains("vfio-pci")),
+                "{scenario}: {:?}",
+                r.loaded
+            );
+        }
+        assert!(r.busy.to_string().contains(&vf), "{}", r.busy);
+        let gbs = host.gbs("other.gbs", interface, NEW_AFU);
+        for force in [false, true] {
+            let err = d
+                .program(&request(&slot, &gbs, NEW_AFU, Some(interface), force))
+                .unwrap_err();
+            assert!(
+                matches!(&err, DriverError::Busy { holder, .. }
+                    if holder.contains(&vf) && holder.contains("forced or not")),
+                "{scenario}: {err:?}"
+            );
+        }
+        assert!(
+            host.calls().is_empty(),
+            "{scenario}: {:?}",
+            host.call_lines()
+        );
+    }
+}
+
+#[test]
+fn opae_on_a_card_without_sriov_lists_its_pf_port_as_before() {
+    for scenario in ["dfl-n3000", "dfl-d5005", "intel-fpga-legacy"] {
+        let host = FakeHost::from_fixture(scenario);
+        let expect = host.fixture()["expect"].clone();
+        let devices = driver(Backend::Opae, &host).discover().unwrap();
+        assert_eq!(devices.len(), 1, "{scenario}");
+        assert_eq!(devices[0].address, expect["pci"], "{scenario}");
+        assert_eq!(devices[0].pci_id.as_deref(), expect["pci_id"].as_str());
+        let r = &devices[0].regions;
+        assert_eq!(r.len(), 1, "{scenario}: {r:#?}");
+        assert_eq!(r[0].busy, Busy::Free, "{scenario}");
+        assert_eq!(
+            r[0].loaded,
+            Loaded::Id(id(&expect["ports"][0]["afu_id"])),
+            "{scenario}"
+        );
+    }
+}

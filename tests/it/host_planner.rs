@@ -498,3 +498,39 @@ fn a_region_listing_several_interfaces_accepts_an_image_built_for_any_of_them() 
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_whose_it_is() {
+    let released = Busy::Released {
+        vf: Some("0000:5e:00.1".into()),
+        driver: Some("vfio-pci".into()),
+    };
+    for force in [false, true] {
+        let mut case = Case::new(
+            region_assignment(aes(IFACE), Policy::Managed),
+            card(Loaded::Unknown("not visible".into()), released.clone()),
+        );
+        case.force = force;
+        match &case.plan().slots[0].action {
+            SlotAction::Blocked { reason, help } => {
+                assert!(
+                    reason.contains(
+                        "assigned to VF 0000:5e:00.1 (bound to vfio-pci: passed to a VM)"
+                    ),
+                    "{reason}"
+                );
+                assert!(help.contains("`--force` does not override this"), "{help}");
+            }
+            other => panic!("force={force}: {other:?}"),
+        }
+    }
+    // A VF the host drives that carries the assignment is in sync: nothing to program.
+    let carried = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Id(AFU), released),
+    );
+    assert_eq!(
+        carried.plan().slots[0].action,
+        SlotAction::InSync { report: true }
+    );
+}

@@ -1,9 +1,10 @@
 //! The host planner: what to do with each slot of one host, from what the repository
 //! assigns, what the card reports and what Placement holds. Ordered by device, the whole
 //! device (its shell) before its regions. A slot is programmed only when it does not carry
-//! its bitstream, its shell is there (or goes first), the image's interface matches the
-//! region (forced or not), and nothing uses it (unless forced). Pure and deterministic:
-//! no I/O.
+//! its bitstream, its shell is there (or goes first), it is not a port released to an
+//! SR-IOV virtual function (forced or not), the image's interface is one the region
+//! accepts (forced or not), the image is one a backend programs (not a legacy GBS), and
+//! nothing uses it (unless forced). Pure and deterministic: no I/O.
 
 pub mod assignment;
 pub mod fleet;
@@ -514,8 +515,21 @@ pub fn busy_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
             format!("{slot} is busy ({holder})"),
             "stop what uses it, or run again with `--force` to program it anyway".to_owned(),
         )),
-        Busy::Free | Busy::Unknown(_) => None,
+        Busy::Free | Busy::Unknown(_) | Busy::Released { .. } => None,
     }
+}
+
+/// A port released to an SR-IOV virtual function: why it is not programmed, and what to
+/// do. Nothing overrides this, `--force` included.
+pub fn released_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
+    matches!(busy, Busy::Released { .. }).then(|| {
+        (
+            format!(
+                "{slot} is {busy}: the port belongs to the VF, and only the PF's FME reprograms a port"
+            ),
+            "to program it from this host, detach the VF from its VM, set the PF's sriov_numvfs to 0 and assign the port back to the PF (DFL_FPGA_FME_PORT_ASSIGN); `--force` does not override this".to_owned(),
+        )
+    })
 }
 
 /// An image that needs an interface the region does not accept: why, and what to do.
@@ -575,6 +589,9 @@ fn decide(
     }
     if carries {
         return SlotAction::InSync { report: false };
+    }
+    if let Some((reason, help)) = released_refusal(&a.slot, busy) {
+        return blocked(reason, help);
     }
     if a.slot.region.is_none() && !programs_whole_device(a.backend) {
         return blocked(
