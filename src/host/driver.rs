@@ -18,7 +18,9 @@ use crate::host::id::Id128;
 /// region of it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Slot {
-    /// PCI address, `dddd:bb:dd.f`, lower case.
+    /// The device: its PCI address `dddd:bb:dd.f` (lower case), or, for an FPGA manager
+    /// with no PCI device (a SoC's), the manager's class name, e.g. `fpga0`
+    /// ([`Slot::is_pci`] tells which).
     pub address: String,
     /// The region (port) name, e.g. `"0"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +43,30 @@ impl Slot {
             region: Some(region.to_owned()),
         }
     }
+
+    /// Whether the device is addressed by PCI address (else by an FPGA manager's name).
+    pub fn is_pci(&self) -> bool {
+        is_pci_address(&self.address)
+    }
+}
+
+/// Whether `text` is a PCI address `dddd:bb:dd.f` (hex, any case).
+pub fn is_pci_address(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 12
+        && b[4] == b':'
+        && b[7] == b':'
+        && b[10] == b'.'
+        && text
+            .char_indices()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
+}
+
+/// Whether `text` names an FPGA manager class device, `fpga<N>` (`fpga_mgr_register`
+/// names them `fpga%d`).
+pub fn is_manager_name(text: &str) -> bool {
+    text.strip_prefix("fpga")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl fmt::Display for Slot {
@@ -60,8 +86,22 @@ pub enum Loaded {
     Empty,
     /// This id: the accelerator id (`afu_id`), xclbin uuid, or the identity of a full image.
     Id(Id128),
+    /// This id as fpga-sync's ledger recorded it when it loaded the device, in this boot
+    /// and with the device still operating: the device itself cannot report what it
+    /// carries (an FPGA manager has no read-back of the loaded image).
+    Recorded(Id128),
     /// The driver cannot tell, and why (e.g. an fpga-manager after a reboot).
     Unknown(String),
+}
+
+impl Loaded {
+    /// The id it carries, read from the card or recorded by the ledger.
+    pub fn id(&self) -> Option<Id128> {
+        match self {
+            Loaded::Id(id) | Loaded::Recorded(id) => Some(*id),
+            Loaded::Empty | Loaded::Unknown(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Loaded {
@@ -69,6 +109,10 @@ impl fmt::Display for Loaded {
         match self {
             Loaded::Empty => f.write_str("nothing"),
             Loaded::Id(id) => write!(f, "{id}"),
+            Loaded::Recorded(id) => write!(
+                f,
+                "{id} (from fpga-sync's ledger: the device cannot report what it carries)"
+            ),
             Loaded::Unknown(why) => write!(f, "unknown ({why})"),
         }
     }
@@ -137,7 +181,8 @@ pub struct RegionInfo {
 /// One FPGA device as a backend sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
-    /// PCI address, `dddd:bb:dd.f`, lower case.
+    /// PCI address, `dddd:bb:dd.f`, lower case; for an FPGA manager with no PCI device, the
+    /// manager's class name (`fpga0`), as in [`Slot::address`].
     pub address: String,
     /// PCI `vendor:device` id, lower-case hex without `0x`, e.g. `8086:09c4`.
     pub pci_id: Option<String>,
@@ -152,6 +197,10 @@ pub struct DeviceInfo {
     pub busy: Busy,
     /// Its reconfigurable regions.
     pub regions: Vec<RegionInfo>,
+    /// Why the backend cannot program this device at all, when it cannot (e.g. an FPGA
+    /// manager of a mainline kernel, which has no `firmware` attribute to load through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cannot_program: Option<String>,
 }
 
 impl DeviceInfo {
@@ -182,6 +231,10 @@ pub struct ProgramRequest<'a> {
     pub expected: Id128,
     /// The interface id the image needs, for partial images.
     pub requires: Option<Id128>,
+    /// Whether it is a partial bitstream (one built for a shell, with a `shell_id`): the
+    /// fpga-manager backend loads it with `flags` 1 (`FPGA_MGR_PARTIAL_RECONFIG`), a full
+    /// image with `flags` 0.
+    pub partial: bool,
     /// Program although the backend sees the slot in use (never skips the interface check).
     pub force: bool,
     /// How long the tool may take before it is killed.

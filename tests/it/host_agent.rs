@@ -488,3 +488,67 @@ async fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_why() {
         assert!(reason.contains(&format!("assigned to VF {vf}")), "{reason}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zynqmp_manager_is_loaded_through_firmware_and_reported_as_host_manager() {
+    let site = HostSite::soc();
+    let session = local_cloud().session(NOAUTH).await;
+    let placement = Placement::new(&session);
+    let host = site.host(1);
+    let node = compute_node(&placement, &host).await;
+    let fake = FakeHost::from_fixture("soc-zynqmp-xlnx");
+    let mgr = fake
+        .path()
+        .join(fake.fixture()["expect"]["device_path"].as_str().unwrap());
+    let dirs = HostDirs::of(&fake);
+
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    // A partial bitstream (it has a shell): flags 1, then its name to `firmware`, staged in
+    // the firmware search path.
+    assert_eq!(std::fs::read_to_string(mgr.join("flags")).unwrap(), "1");
+    let firmware = std::fs::read_to_string(mgr.join("firmware")).unwrap();
+    assert!(firmware.starts_with("fpga-sync/"), "{firmware}");
+    assert_eq!(
+        std::fs::read(dirs.firmware.join(&firmware)).unwrap(),
+        std::fs::read(site.path().join("files/aes.bit.bin")).unwrap()
+    );
+    let name = format!("{host}_fpga0");
+    let (_, traits, inventory, parent) = provider_of(&placement, &name).await;
+    assert_eq!(parent.as_deref(), Some(node.as_str()));
+    assert!(traits.contains(report::VERIFIED_TRAIT), "{traits:?}");
+    assert!(
+        traits.contains(&format!("CUSTOM_FPGA_REGION_XILINX_{}", IFACE.upper())),
+        "{traits:?}"
+    );
+    assert_eq!((inventory.total, inventory.reserved), (1, 0));
+
+    // Again: the ledger says it carries it (the manager cannot), so nothing is loaded, and
+    // the plan says where the id comes from.
+    std::fs::write(mgr.join("firmware"), "").unwrap();
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Nothing to program or report"), "{out}");
+    assert_eq!(std::fs::read_to_string(mgr.join("firmware")).unwrap(), "");
+    let args = ["plan", "--repo", ".", "--host", &host, "--format", "json"];
+    let (_, out) = site.run(&args, &dirs.env());
+    let json: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let slot = &json["slots"][0];
+    assert_eq!(slot["slot"]["address"], "fpga0", "{json}");
+    assert_eq!(slot["current"]["state"], "recorded", "{json}");
+    assert_eq!(slot["current"]["detail"], site.afu[0].to_string(), "{json}");
+    let (_, table) = site.run(&["devices", "--host", &host, "--repo", "."], &dirs.env());
+    assert!(
+        table.contains(&format!(
+            "fpga0  -  Xilinx ZynqMP FPGA Manager  carries {} (from fpga-sync's ledger",
+            site.afu[0]
+        )),
+        "{table}"
+    );
+
+    // The central plan's fleet view reads the provider back.
+    let (code, fleet) = site.run(&["plan", "--repo", "."], &[]);
+    assert_eq!(code, 0, "{fleet}");
+    assert!(fleet.contains(&format!("verified {name}")), "{fleet}");
+}

@@ -377,3 +377,27 @@ fn devices_shows_a_port_released_to_a_vf_as_in_use_by_that_vf() {
         assert!(line.contains(said), "{scenario}: {table}");
     }
 }
+
+#[test]
+fn devices_shows_a_mainline_fpga_manager_as_not_programmable() {
+    let host = crate::support::fake_host::FakeHost::from_fixture("soc-zynqmp-mainline");
+    let out = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
+        .args(["devices", "--backend", "fpga-manager"])
+        .arg("--sysfs-root")
+        .arg(host.sysfs())
+        .arg("--firmware-dir")
+        .arg(&host.config().firmware_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        table.contains("  fpga0  -  Xilinx ZynqMP FPGA Manager"),
+        "{table}"
+    );
+    assert!(
+        table.contains("cannot program: no `firmware` attribute (a mainline kernel has no userspace loader); use exec"),
+        "{table}"
+    );
+}

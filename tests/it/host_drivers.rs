@@ -37,6 +37,7 @@ fn request<'a>(
         image,
         expected,
         requires,
+        partial: false,
         force,
         timeout: Duration::from_secs(30),
     }
@@ -577,7 +578,13 @@ fn fpga_manager_programs_keeps_a_ledger_and_forgets_it_on_reboot() {
     // The id is the first 128 bits of the content's sha256, which names the copy.
     let digest = &firmware["fpga-sync/".len().."fpga-sync/".len() + 32];
     let id: Id128 = digest.parse().unwrap();
-    assert_eq!(d.read_back(&slot).unwrap(), Loaded::Id(id));
+    // The manager cannot report it: the id is the ledger's, and says so.
+    let read = d.read_back(&slot).unwrap();
+    assert_eq!(read, Loaded::Recorded(id));
+    assert!(
+        read.to_string().contains("from fpga-sync's ledger"),
+        "{read}"
+    );
 
     std::fs::write(mgr.join("state"), "write_err\n").unwrap();
     assert!(
@@ -623,21 +630,158 @@ fn fpga_manager_load_failure_and_busy_state_are_reported() {
 }
 
 #[test]
-fn fpga_manager_skips_managers_without_pci_device_or_firmware_attribute() {
-    let host = FakeHost::new();
-    host.add_dfl_card(DFL, "8086:0b2b", IFACE, None); // its manager has no `firmware`
-    let soc = host
-        .sysfs()
-        .join("devices/platform/firmware:zynqmp/fpga_manager/fpga9");
-    std::fs::create_dir_all(&soc).unwrap();
-    std::fs::write(soc.join("firmware"), "").unwrap();
-    std::fs::create_dir_all(host.sysfs().join("class/fpga_manager")).unwrap();
-    std::os::unix::fs::symlink(&soc, host.sysfs().join("class/fpga_manager/fpga9")).unwrap();
+fn fpga_manager_lists_a_dfl_cards_manager_as_not_programmable_by_it() {
+    let host = FakeHost::from_fixture("dfl-n3000");
+    let d = driver(Backend::FpgaManager, &host);
+    let devices = d.discover().unwrap();
+    assert_eq!(devices.len(), 1, "{devices:#?}");
+    assert_eq!(devices[0].address, "0000:5e:00.0", "below its PCI device");
+    assert_eq!(devices[0].description, "DFL FME FPGA Manager");
+    let why = devices[0].cannot_program.as_deref().unwrap();
     assert!(
-        driver(Backend::FpgaManager, &host)
-            .discover()
-            .unwrap()
-            .is_empty()
+        why.contains("no `firmware` attribute") && why.contains("opae"),
+        "{why}"
+    );
+    let img = host.image("full.bit.bin", b"bits");
+    let err = d
+        .program(&request(
+            &Slot::device("0000:5e:00.0"),
+            &img,
+            AFU,
+            None,
+            true,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Unsupported(w) if w.contains("firmware")),
+        "{err:?}"
+    );
+}
+
+/// The manager directory of a SoC fixture host, from its manifest.
+fn soc_manager(host: &FakeHost) -> std::path::PathBuf {
+    host.path()
+        .join(host.fixture()["expect"]["device_path"].as_str().unwrap())
+}
+
+#[test]
+fn fpga_manager_finds_a_zynqmp_manager_by_name_and_loads_with_the_right_flags() {
+    for (scenario, flags_before) in [("soc-zynqmp-xlnx", "0"), ("soc-zynqmp-xlnx-partial", "1")] {
+        let host = FakeHost::from_fixture(scenario);
+        let expect = host.fixture()["expect"].clone();
+        let mgr = soc_manager(&host);
+        assert_eq!(
+            std::fs::read_to_string(mgr.join("flags")).unwrap().trim(),
+            flags_before
+        );
+        let d = driver(Backend::FpgaManager, &host);
+        let devices = d.discover().unwrap();
+        assert_eq!(devices.len(), 1, "{scenario}: {devices:#?}");
+        let dev = &devices[0];
+        assert_eq!(
+            dev.address, "fpga0",
+            "{scenario}: no PCI device, named by its manager"
+        );
+        assert_eq!(dev.pci_id, None);
+        assert_eq!(dev.description, expect["name"], "{scenario}");
+        assert_eq!(dev.cannot_program, None, "{scenario}");
+        assert!(
+            matches!(&dev.loaded, Loaded::Unknown(_)),
+            "{scenario}: {:?}",
+            dev.loaded
+        );
+        let slot = Slot::device("fpga0");
+        // A full bitstream: flags 0; a partial one: flags 1 (FPGA_MGR_PARTIAL_RECONFIG).
+        for (partial, flags, content) in
+            [(false, "0", &b"full design"[..]), (true, "1", b"partial")]
+        {
+            let img = host.image("design.bit.bin", content);
+            let mut req = request(&slot, &img, AFU, None, false);
+            req.partial = partial;
+            let report = d.program(&req).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(mgr.join("flags")).unwrap(),
+                flags,
+                "{scenario}"
+            );
+            let firmware = std::fs::read_to_string(mgr.join("firmware")).unwrap();
+            assert!(firmware.starts_with("fpga-sync/"), "{firmware}");
+            assert_eq!(
+                std::fs::read(host.path().join("lib/firmware").join(&firmware)).unwrap(),
+                content,
+                "{scenario}: staged in the firmware search path"
+            );
+            let class = host.sysfs().join("class/fpga_manager/fpga0");
+            assert_eq!(
+                report.command,
+                [
+                    format!("echo {flags} > {}", class.join("flags").display()),
+                    format!("echo {firmware} > {}", class.join("firmware").display()),
+                ]
+            );
+            let id: Id128 = firmware["fpga-sync/".len().."fpga-sync/".len() + 32]
+                .parse()
+                .unwrap();
+            assert_eq!(
+                d.read_back(&slot).unwrap(),
+                Loaded::Recorded(id),
+                "{scenario}"
+            );
+        }
+        assert!(
+            matches!(d.discover().unwrap()[0].loaded, Loaded::Recorded(_)),
+            "{scenario}: devices shows the ledger's id as such"
+        );
+    }
+}
+
+#[test]
+fn fpga_manager_shows_a_mainline_manager_as_not_programmable_and_says_use_exec() {
+    for scenario in ["soc-zynqmp-mainline", "soc-socfpga-mainline"] {
+        let host = FakeHost::from_fixture(scenario);
+        let expect = host.fixture()["expect"].clone();
+        let d = driver(Backend::FpgaManager, &host);
+        let devices = d.discover().unwrap();
+        assert_eq!(devices.len(), 1, "{scenario}");
+        assert_eq!(devices[0].address, "fpga0", "{scenario}");
+        assert_eq!(devices[0].description, expect["name"], "{scenario}");
+        let why = devices[0].cannot_program.as_deref().unwrap();
+        assert!(
+            why.contains("no `firmware` attribute") && why.contains("use exec"),
+            "{why}"
+        );
+        let img = host.image("full.bit.bin", b"bits");
+        let err = d
+            .program(&request(&Slot::device("fpga0"), &img, AFU, None, true))
+            .unwrap_err();
+        assert!(
+            matches!(&err, DriverError::Unsupported(w) if w.contains("use exec")),
+            "{err:?}"
+        );
+        assert!(
+            !host.config().firmware_dir.join("fpga-sync").exists(),
+            "{scenario}: nothing staged"
+        );
+    }
+}
+
+#[test]
+fn fpga_manager_refuses_a_partial_image_where_there_is_no_flags_attribute() {
+    let host = FakeHost::from_fixture("soc-zynqmp-xlnx");
+    let mgr = soc_manager(&host);
+    std::fs::remove_file(mgr.join("flags")).unwrap();
+    let img = host.image("partial.bit.bin", b"partial");
+    let slot = Slot::device("fpga0");
+    let mut req = request(&slot, &img, AFU, None, false);
+    req.partial = true;
+    let err = driver(Backend::FpgaManager, &host)
+        .program(&req)
+        .unwrap_err();
+    assert!(err.to_string().contains("no `flags` attribute"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(mgr.join("firmware")).unwrap(),
+        "",
+        "nothing loaded"
     );
 }
 

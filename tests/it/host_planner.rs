@@ -65,6 +65,7 @@ fn card(loaded: Loaded, busy: Busy) -> DeviceInfo {
             loaded,
             busy,
         }],
+        cannot_program: None,
     }
 }
 
@@ -533,4 +534,75 @@ fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_whose_it_is() {
         carried.plan().slots[0].action,
         SlotAction::InSync { report: true }
     );
+}
+
+/// An FPGA manager without a PCI device, `fpga0`, carrying `loaded`.
+fn soc(loaded: Loaded, cannot_program: Option<&str>) -> (SlotAssignment, DeviceInfo) {
+    let mut a = region_assignment(aes(IFACE), Policy::Managed);
+    a.slot = Slot::device("fpga0");
+    a.backend = Backend::FpgaManager;
+    let device = DeviceInfo {
+        address: "fpga0".into(),
+        pci_id: None,
+        backend: Backend::FpgaManager,
+        description: "Xilinx ZynqMP FPGA Manager".into(),
+        loaded,
+        busy: Busy::Free,
+        regions: Vec::new(),
+        cannot_program: cannot_program.map(str::to_owned),
+    };
+    (a, device)
+}
+
+fn soc_case(a: SlotAssignment, device: DeviceInfo) -> Case {
+    let mut case = Case::new(a, device);
+    case.devices = BTreeMap::from([(
+        Backend::FpgaManager,
+        case.devices.remove(&Backend::Opae).unwrap(),
+    )]);
+    case
+}
+
+#[test]
+fn an_fpga_manager_is_named_by_its_manager_and_trusted_through_its_ledger() {
+    let (a, device) = soc(Loaded::Unknown("not loaded by fpga-sync".into()), None);
+    let plan = soc_case(a.clone(), device).plan();
+    assert_eq!(
+        plan.slots[0].provider_name.as_deref(),
+        Some("compute-a01_fpga0")
+    );
+    assert!(
+        matches!(plan.slots[0].action, SlotAction::Program { .. }),
+        "{:?}",
+        plan.slots[0].action
+    );
+    // What the ledger recorded counts as carried (the manager cannot say), and the plan
+    // shows where it came from.
+    let (_, device) = soc(Loaded::Recorded(AFU), None);
+    let plan = soc_case(a, device).plan();
+    assert_eq!(plan.slots[0].action, SlotAction::InSync { report: true });
+    assert!(
+        plan.slots[0]
+            .current
+            .to_string()
+            .contains("from fpga-sync's ledger")
+    );
+}
+
+#[test]
+fn a_manager_without_a_loader_is_blocked_with_the_hint_to_use_exec() {
+    let why = "no `firmware` attribute (a mainline kernel has no userspace loader); use exec";
+    let (a, device) = soc(Loaded::Unknown("-".into()), Some(why));
+    let mut case = soc_case(a, device);
+    case.force = true;
+    match &case.plan().slots[0].action {
+        SlotAction::Blocked { reason, help } => {
+            assert!(
+                reason.contains(&format!("fpga0 cannot be programmed: {why}")),
+                "{reason}"
+            );
+            assert!(help.contains("`exec` backend"), "{help}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

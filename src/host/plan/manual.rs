@@ -73,6 +73,12 @@ pub fn fits(
             "list them with `fpga-sync devices`",
         )
     })?;
+    if let Some(why) = &device.cannot_program {
+        return Err(refuse(
+            format!("{} cannot be programmed: {why}", slot.address),
+            "list what the backends can do with `fpga-sync devices`",
+        ));
+    }
     let (_, accepts, busy) = device.slot_state(slot).ok_or_else(|| {
         refuse(
             format!(

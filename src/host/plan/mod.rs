@@ -318,7 +318,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         };
         plan.current = loaded.clone();
         plan.accepts.clone_from(&accepts);
-        let carries = loaded == Loaded::Id(target.identity.id);
+        let carries = loaded.id() == Some(target.identity.id);
         plan.action = if a.slot.region.is_none() && target.is_shell() {
             let (verdict, action) = check_shell(a, target, device, input, &plan, carries, &busy);
             shells.insert(a.slot.address.clone(), verdict);
@@ -326,6 +326,12 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         } else {
             decide(a, target, &plan, carries, accepts, &busy, &shells, input)
         };
+        if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, &device.cannot_program) {
+            plan.action = blocked(
+                format!("{} cannot be programmed: {why}", a.slot.address),
+                "drive it with the `exec` backend and this board's loader (dfx-mgr, fpgautil, a device-tree overlay), or run a kernel whose FPGA manager has a `firmware` attribute (linux-xlnx)",
+            );
+        }
         if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, input.deferred.get(&a.slot))
         {
             plan.action = blocked(
@@ -439,7 +445,7 @@ fn check_shell(
     }
     if accepted.is_empty() || offers.is_empty() {
         // Nothing to tell it by: the regions' own interface checks still guard them.
-        if !matches!(plan.current, Loaded::Id(_)) || !programs_whole_device(a.backend) {
+        if plan.current.id().is_none() || !programs_whole_device(a.backend) {
             return (
                 ShellVerdict::Present,
                 SlotAction::ShellChecked { proven: false },
@@ -447,7 +453,7 @@ fn check_shell(
         }
     }
     let found = match &plan.current {
-        Loaded::Id(id) => format!("carries {id}"),
+        Loaded::Id(id) | Loaded::Recorded(id) => format!("carries {id}"),
         _ if !accepted.is_empty() => format!("offers interface {}", interfaces_text(&accepted)),
         _ => "carries another image".to_owned(),
     };

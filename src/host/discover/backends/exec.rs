@@ -215,6 +215,7 @@ impl Driver for Exec {
                     loaded: self.loaded(d.loaded.as_deref())?,
                     busy: d.busy.busy(),
                     regions,
+                    cannot_program: None,
                 })
             })
             .collect()

@@ -253,6 +253,7 @@ impl Opae {
             loaded: Self::fim(card),
             busy: self.sriov(card).map_or(Busy::Free, Busy::InUse),
             regions,
+            cannot_program: None,
         })
     }
 }

@@ -158,6 +158,7 @@ impl Sim {
             loaded: loaded(read_id(&dir.join("bitstream_id"))?),
             busy: self.busy(&slot, dir),
             regions,
+            cannot_program: None,
             address,
         })
     }

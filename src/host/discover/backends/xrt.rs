@@ -90,6 +90,7 @@ impl Xrt {
                 loaded: xclbin_loaded(attr(&dir.join("xclbinuuid")).as_deref().unwrap_or("")),
                 busy,
             }],
+            cannot_program: None,
         }
     }
 
