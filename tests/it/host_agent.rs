@@ -1,9 +1,12 @@
 //! The host agent end to end, through the binary, against the real local Placement and
 //! Glance: `apply --host` on fake DFL trees driven by the fake `fpgaconf`, and on the `sim`
-//! backend for two hosts. What it must never do is asserted from the fake tools' call log
-//! and the sim's: program a card that already carries its bitstream, an image for another
-//! interface (even forced), a busy card, a corrupt download; what it must leave behind
-//! after a failed program or a wrong read-back is read from Placement.
+//! backend for two hosts; on the SR-IOV trees of `tests/fixtures/hw` (a port released to a
+//! VF is never programmed) and on its ZynqMP tree (an FPGA manager named `fpga0`, loaded
+//! through `firmware`, reported as `<host>_fpga0`). What it must never do is asserted from
+//! the fake tools' call log and the sim's: program a card that already carries its
+//! bitstream, an image for another interface (even forced), a busy card, a port held by a
+//! VF, a corrupt download; what it must leave behind after a failed program or a wrong
+//! read-back is read from Placement.
 
 use std::collections::BTreeSet;
 

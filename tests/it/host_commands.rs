@@ -1,5 +1,7 @@
-//! `devices` and `program` on the `sim` backend, and the `exec` backend's missing
-//! commands as bad input: no cloud needed (`program` of a local file never connects).
+//! `devices` and `program` on the `sim` backend, `devices` on the third-party trees of
+//! `tests/fixtures/hw` (XRT interface sets, SR-IOV VFs, mainline FPGA managers), `program`
+//! of its GBS files, and the `exec` backend's missing commands as bad input: no cloud
+//! needed (`program` of a local file never connects).
 
 use std::path::Path;
 use std::process::Command;

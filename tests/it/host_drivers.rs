@@ -1,6 +1,9 @@
 //! The driver backends against fake sysfs trees and fake vendor tools (`FakeHost`), and
 //! the simulated backend: discovery, argv fidelity, the compatibility and busy gates,
-//! tool failures and timeouts, read-back.
+//! tool failures and timeouts, read-back. The third-party trees and images of
+//! `tests/fixtures/hw` (see its SOURCES.md) check the real formats: GBS and xclbin files
+//! identified as OPAE and xocl identify them (against `images/FIXTURE.json`), an XRT shell
+//! with two interfaces, ports released to SR-IOV VFs, SoC FPGA managers.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,8 +1,9 @@
 //! A site for the host-agent tests: a folder of YAML whose names carry a unique token
 //! (bitstreams `shell`, `aes-a`, `aes-b` and `aes-x` for another interface, a trait, a
 //! resource class and one host group), uploaded by a central apply to the real local
-//! cloud; the fake host folders an agent runs on; and Placement helpers to read what the
-//! agent reported.
+//! cloud — or, with [`HostSite::soc`], a ZynqMP base design and a partial bitstream for an
+//! FPGA manager; the fake host folders an agent runs on; and Placement helpers to read
+//! what the agent reported.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
