@@ -62,8 +62,9 @@ pub enum Command {
     Import(ImportArgs),
     /// List the FPGA devices and regions this host's driver backends see.
     ///
-    /// For each device: its PCI address and id, what the whole device and each region
-    /// carries, the interface id each region accepts, and whether it is busy. The backends
+    /// For each device: its PCI address (or FPGA manager name) and id, what the whole
+    /// device and each region carries, the interface ids each region accepts, whether it is
+    /// busy (or assigned to an SR-IOV VF), and why it cannot be programmed. The backends
     /// are those the repository assigns to `--host`, or the ones given with `--backend`.
     Devices(DevicesArgs),
     /// Program one device or region by hand: the seed's program API for FPGA developers.
@@ -270,7 +271,8 @@ pub struct DevicesArgs {
 /// Options of `program`.
 #[derive(Debug, Args)]
 pub struct ProgramArgs {
-    /// The device's PCI address, e.g. `0000:5e:00.0`.
+    /// The device's PCI address, e.g. `0000:5e:00.0`, or for an FPGA without a PCI device
+    /// its FPGA manager's name, e.g. `fpga0`.
     #[arg(long, value_name = "ADDRESS")]
     pub device: String,
     /// The region (port) to program; without it, the whole device.

@@ -1,8 +1,11 @@
 //! `fpga-sync devices`: what this host's driver backends see — each device's PCI address
-//! and id, what it and each region carries, the interface each region accepts and whether
-//! it is busy — as a table or JSON. I/O: the drivers (sysfs, vendor tools), stdout.
+//! (or FPGA manager name) and id, what it and each region carries (and whether that comes
+//! from fpga-sync's ledger), the interfaces each region accepts, whether it is busy (or
+//! assigned to an SR-IOV VF) and why a device cannot be programmed — as a table or JSON.
+//! I/O: the drivers (sysfs, vendor tools), stdout.
 
 use crate::cli::{DevicesArgs, TableFormat};
+use crate::host::driver::interfaces_text;
 use crate::reconcile;
 
 /// Runs `devices`; returns the exit code.
@@ -77,11 +80,14 @@ pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
                         d.loaded,
                         d.busy
                     );
+                    if let Some(why) = &d.cannot_program {
+                        println!("    cannot program: {why}");
+                    }
                     for r in &d.regions {
                         println!(
                             "    region {:<4} accepts {}  carries {}  {}",
                             r.name,
-                            r.accepts.map_or("-".into(), |a| a.to_string()),
+                            interfaces_text(&r.accepts),
                             r.loaded,
                             r.busy
                         );

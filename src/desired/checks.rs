@@ -491,20 +491,20 @@ fn check_devices(
     let mut seen: BTreeMap<DeviceKey, usize> = BTreeMap::new();
     for (i, d) in entries.iter().enumerate() {
         let at = |field: &str| format!("{base}/{i}{field}");
-        match (&d.address, &d.pci_id) {
-            (None, None) => {
+        match (&d.address, &d.pci_id, &d.manager) {
+            (None, None, None) => {
                 out.push(
-                    ctx.error_at(&at(""), "fpga_sync::missing_field", "a device entry needs `address` or `pci_id`")
-                        .help("add `address: \"0000:5e:00.0\"` for one device, or `pci_id: \"8086:09c4\"` for every device of that kind")
+                    ctx.error_at(&at(""), "fpga_sync::missing_field", "a device entry needs `address`, `pci_id` or `manager`")
+                        .help("add `address: \"0000:5e:00.0\"` for one device, `pci_id: \"8086:09c4\"` for every device of that kind, or `manager: fpga0` for an FPGA without a PCI device")
                 );
                 continue;
             }
-            (Some(_), Some(_)) => {
+            (Some(_), Some(_), _) => {
                 out.push(
                     ctx.error_at_key(
                         &at("/pci_id"),
                         "fpga_sync::conflicting_fields",
-                        "a device entry has `address` or `pci_id`, not both",
+                        "a device entry has one of `address`, `pci_id` and `manager`, not several",
                     )
                     .help(
                         "keep `address` for one device, or `pci_id` for every device of that kind",
@@ -512,7 +512,31 @@ fn check_devices(
                 );
                 continue;
             }
+            (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
+                out.push(
+                    ctx.error_at_key(
+                        &at("/manager"),
+                        "fpga_sync::conflicting_fields",
+                        "a device entry has one of `address`, `pci_id` and `manager`, not several",
+                    )
+                    .help(
+                        "`manager` names an FPGA that has no PCI device (a SoC's); keep `address` or `pci_id` for a PCI card",
+                    ),
+                );
+                continue;
+            }
             _ => {}
+        }
+        if d.manager.is_some() && d.region.is_some() {
+            out.push(
+                ctx.error_at_key(
+                    &at("/region"),
+                    "fpga_sync::conflicting_fields",
+                    "an FPGA manager has no regions: it loads the whole device",
+                )
+                .help("remove `region`; a partial bitstream on a manager is loaded with its `flags` set to partial reconfiguration"),
+            );
+            continue;
         }
         if let Some(first) = seen.insert(d.key(), i) {
             out.push(

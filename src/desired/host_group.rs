@@ -111,15 +111,22 @@ pub enum Policy {
 #[serde(deny_unknown_fields)]
 pub struct DeviceAssignment {
     /// PCI address of the device, `dddd:bb:dd.f`, e.g. `"0000:5e:00.0"` (quote it). Give
-    /// exactly one of `address` and `pci_id`.
+    /// exactly one of `address`, `pci_id` and `manager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$"))]
     pub address: Option<String>,
     /// Every device of this PCI `vendor:device` id on the host, e.g. `"8086:09c4"` for each
-    /// Intel PAC Arria 10. Give exactly one of `address` and `pci_id`.
+    /// Intel PAC Arria 10. Give exactly one of `address`, `pci_id` and `manager`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$"))]
     pub pci_id: Option<String>,
+    /// An FPGA with no PCI device (a SoC's programmable logic), named by its Linux FPGA
+    /// manager, `fpga<N>` as in `/sys/class/fpga_manager/fpga0`; for `backend:
+    /// fpga-manager` (or `exec`). The whole device only: no `region`. Give exactly one of
+    /// `address`, `pci_id` and `manager`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^fpga[0-9]+$"))]
+    pub manager: Option<String>,
     /// The reconfigurable region (port) to program, e.g. `"0"`. Absent: the whole device,
     /// which is where a shell goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,22 +178,32 @@ pub struct HostOverride {
     pub devices: Vec<DeviceAssignment>,
 }
 
-/// How a device entry picks devices: by address or by PCI id, plus the region.
+/// How a device entry picks devices: by address, PCI id or FPGA manager, plus the region.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DeviceKey {
-    /// `address:0000:5e:00.0` or `pci_id:8086:09c4`, lower-case.
+    /// `address:0000:5e:00.0`, `pci_id:8086:09c4` or `manager:fpga0`, lower-case.
     pub selector: String,
     /// The region, if any.
     pub region: Option<String>,
 }
 
 impl DeviceAssignment {
+    /// The device address a host sees for an entry that names one device: its PCI
+    /// address, or its FPGA manager's name (lower case); `None` for a `pci_id` entry.
+    pub fn device(&self) -> Option<String> {
+        self.address
+            .as_ref()
+            .or(self.manager.as_ref())
+            .map(|a| a.to_ascii_lowercase())
+    }
+
     /// The key that overrides and duplicate checks compare on.
     pub fn key(&self) -> DeviceKey {
-        let selector = match (&self.address, &self.pci_id) {
-            (Some(a), _) => format!("address:{}", a.to_ascii_lowercase()),
-            (None, Some(p)) => format!("pci_id:{}", p.to_ascii_lowercase()),
-            (None, None) => String::new(),
+        let selector = match (&self.address, &self.pci_id, &self.manager) {
+            (Some(a), _, _) => format!("address:{}", a.to_ascii_lowercase()),
+            (None, Some(p), _) => format!("pci_id:{}", p.to_ascii_lowercase()),
+            (None, None, Some(m)) => format!("manager:{}", m.to_ascii_lowercase()),
+            (None, None, None) => String::new(),
         };
         DeviceKey {
             selector,

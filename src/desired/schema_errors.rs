@@ -275,6 +275,10 @@ fn pattern_error(
             format!("`{got}` in `{field}` is not a PCI address"),
             "write domain:bus:device.function in hex and quote it, e.g. `\"0000:5e:00.0\"`".to_owned(),
         ),
+        r"^fpga[0-9]+$" => (
+            format!("`{got}` in `{field}` is not an FPGA manager name"),
+            "write the manager's class name as in `/sys/class/fpga_manager/`, e.g. `fpga0` (`fpga-sync devices --backend fpga-manager` lists them)".to_owned(),
+        ),
         r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$" => (
             format!("`{got}` in `{field}` is not a PCI vendor:device id"),
             "write two 4-digit hex ids and quote them, e.g. `\"8086:09c4\"`".to_owned(),

@@ -18,7 +18,9 @@ use crate::host::id::Id128;
 /// region of it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Slot {
-    /// PCI address, `dddd:bb:dd.f`, lower case.
+    /// The device: its PCI address `dddd:bb:dd.f` (lower case), or, for an FPGA manager
+    /// with no PCI device (a SoC's), the manager's class name, e.g. `fpga0`
+    /// ([`Slot::is_pci`] tells which).
     pub address: String,
     /// The region (port) name, e.g. `"0"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,6 +43,30 @@ impl Slot {
             region: Some(region.to_owned()),
         }
     }
+
+    /// Whether the device is addressed by PCI address (else by an FPGA manager's name).
+    pub fn is_pci(&self) -> bool {
+        is_pci_address(&self.address)
+    }
+}
+
+/// Whether `text` is a PCI address `dddd:bb:dd.f` (hex, any case).
+pub fn is_pci_address(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 12
+        && b[4] == b':'
+        && b[7] == b':'
+        && b[10] == b'.'
+        && text
+            .char_indices()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
+}
+
+/// Whether `text` names an FPGA manager class device, `fpga<N>` (`fpga_mgr_register`
+/// names them `fpga%d`).
+pub fn is_manager_name(text: &str) -> bool {
+    text.strip_prefix("fpga")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl fmt::Display for Slot {
@@ -60,8 +86,22 @@ pub enum Loaded {
     Empty,
     /// This id: the accelerator id (`afu_id`), xclbin uuid, or the identity of a full image.
     Id(Id128),
+    /// This id as fpga-sync's ledger recorded it when it loaded the device, in this boot
+    /// and with the device still operating: the device itself cannot report what it
+    /// carries (an FPGA manager has no read-back of the loaded image).
+    Recorded(Id128),
     /// The driver cannot tell, and why (e.g. an fpga-manager after a reboot).
     Unknown(String),
+}
+
+impl Loaded {
+    /// The id it carries, read from the card or recorded by the ledger.
+    pub fn id(&self) -> Option<Id128> {
+        match self {
+            Loaded::Id(id) | Loaded::Recorded(id) => Some(*id),
+            Loaded::Empty | Loaded::Unknown(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for Loaded {
@@ -69,6 +109,10 @@ impl fmt::Display for Loaded {
         match self {
             Loaded::Empty => f.write_str("nothing"),
             Loaded::Id(id) => write!(f, "{id}"),
+            Loaded::Recorded(id) => write!(
+                f,
+                "{id} (from fpga-sync's ledger: the device cannot report what it carries)"
+            ),
             Loaded::Unknown(why) => write!(f, "unknown ({why})"),
         }
     }
@@ -84,6 +128,16 @@ pub enum Busy {
     InUse(String),
     /// The driver cannot tell, and why.
     Unknown(String),
+    /// An SR-IOV port released from the physical function to a virtual function (DFL
+    /// `DFL_FPGA_FME_PORT_RELEASE`): it belongs to whoever holds the VF — a VM when the VF
+    /// is bound to `vfio-pci`. Only the PF's FME reprograms a port, so it is never
+    /// programmed from the host, forced or not, until it is assigned back to the PF.
+    Released {
+        /// The VF's PCI address; `None` when no VF holds the released port.
+        vf: Option<String>,
+        /// The driver the VF is bound to (`vfio-pci`, `dfl-pci`), if any.
+        driver: Option<String>,
+    },
 }
 
 impl fmt::Display for Busy {
@@ -92,6 +146,19 @@ impl fmt::Display for Busy {
             Busy::Free => f.write_str("free"),
             Busy::InUse(who) => write!(f, "in use ({who})"),
             Busy::Unknown(why) => write!(f, "busy unknown ({why})"),
+            Busy::Released { vf: None, .. } => {
+                f.write_str("released from the PF to SR-IOV, and no VF holds it")
+            }
+            Busy::Released {
+                vf: Some(vf),
+                driver,
+            } => match driver.as_deref() {
+                Some("vfio-pci") => {
+                    write!(f, "assigned to VF {vf} (bound to vfio-pci: passed to a VM)")
+                }
+                Some(d) => write!(f, "assigned to VF {vf} (bound to {d} on the host)"),
+                None => write!(f, "assigned to VF {vf} (no driver bound)"),
+            },
         }
     }
 }
@@ -101,8 +168,10 @@ impl fmt::Display for Busy {
 pub struct RegionInfo {
     /// Its name, e.g. `"0"` for DFL port 0 or the XRT user region.
     pub name: String,
-    /// The interface id the region accepts (DFL `compat_id`, XRT `interface_uuids`).
-    pub accepts: Option<Id128>,
+    /// The interface ids the region accepts, in the order the driver lists them: an image
+    /// built for any of them loads. DFL `compat_id` (one), XRT `interface_uuids` (one per
+    /// line; a 2RP shell lists two). Empty: the driver does not say.
+    pub accepts: Vec<Id128>,
     /// What it carries.
     pub loaded: Loaded,
     /// Whether it is in use.
@@ -112,7 +181,8 @@ pub struct RegionInfo {
 /// One FPGA device as a backend sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
-    /// PCI address, `dddd:bb:dd.f`, lower case.
+    /// PCI address, `dddd:bb:dd.f`, lower case; for an FPGA manager with no PCI device, the
+    /// manager's class name (`fpga0`), as in [`Slot::address`].
     pub address: String,
     /// PCI `vendor:device` id, lower-case hex without `0x`, e.g. `8086:09c4`.
     pub pci_id: Option<String>,
@@ -127,6 +197,10 @@ pub struct DeviceInfo {
     pub busy: Busy,
     /// Its reconfigurable regions.
     pub regions: Vec<RegionInfo>,
+    /// Why the backend cannot program this device at all, when it cannot (e.g. an FPGA
+    /// manager of a mainline kernel, which has no `firmware` attribute to load through).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cannot_program: Option<String>,
 }
 
 impl DeviceInfo {
@@ -136,12 +210,12 @@ impl DeviceInfo {
     }
 
     /// What `slot` (of this device) carries, accepts and whether it is busy.
-    pub fn slot_state(&self, slot: &Slot) -> Option<(Loaded, Option<Id128>, Busy)> {
+    pub fn slot_state(&self, slot: &Slot) -> Option<(Loaded, Vec<Id128>, Busy)> {
         match &slot.region {
-            None => Some((self.loaded.clone(), None, self.busy.clone())),
+            None => Some((self.loaded.clone(), Vec::new(), self.busy.clone())),
             Some(r) => self
                 .region(r)
-                .map(|r| (r.loaded.clone(), r.accepts, r.busy.clone())),
+                .map(|r| (r.loaded.clone(), r.accepts.clone(), r.busy.clone())),
         }
     }
 }
@@ -157,10 +231,31 @@ pub struct ProgramRequest<'a> {
     pub expected: Id128,
     /// The interface id the image needs, for partial images.
     pub requires: Option<Id128>,
+    /// Whether it is a partial bitstream (one built for a shell, with a `shell_id`): the
+    /// fpga-manager backend loads it with `flags` 1 (`FPGA_MGR_PARTIAL_RECONFIG`), a full
+    /// image with `flags` 0.
+    pub partial: bool,
     /// Program although the backend sees the slot in use (never skips the interface check).
     pub force: bool,
     /// How long the tool may take before it is killed.
     pub timeout: Duration,
+}
+
+/// A set of accepted interface ids for people: `a`, `any of a, b`, or `-` when empty.
+pub fn interfaces_text(accepts: &[Id128]) -> String {
+    let list: Vec<String> = accepts.iter().map(Id128::to_string).collect();
+    match list.as_slice() {
+        [] => "-".to_owned(),
+        [one] => one.clone(),
+        _ => format!("any of {}", list.join(", ")),
+    }
+}
+
+/// Whether an image that needs `requires` may load into a region that accepts
+/// `accepts`: it needs nothing, or one of them (the check every backend repeats before it
+/// runs a tool; a region that does not say accepts nothing that needs an interface).
+pub fn interface_fits(requires: Option<Id128>, accepts: &[Id128]) -> bool {
+    requires.is_none_or(|r| accepts.contains(&r))
 }
 
 /// What a program call did.
@@ -183,8 +278,8 @@ pub enum DriverError {
         slot: Slot,
         /// What the image needs.
         requires: Id128,
-        /// What the region accepts, if it says.
-        accepts: Option<Id128>,
+        /// What the region accepts (empty: it does not say).
+        accepts: Vec<Id128>,
     },
     /// The slot is in use.
     Busy {
@@ -249,14 +344,15 @@ impl fmt::Display for DriverError {
                 slot,
                 requires,
                 accepts,
-            } => match accepts {
-                Some(a) => write!(
-                    f,
-                    "{slot} accepts interface {a}, but the image needs interface {requires}"
-                ),
-                None => write!(
+            } => match accepts.as_slice() {
+                [] => write!(
                     f,
                     "{slot} reports no interface id, and the image needs interface {requires}"
+                ),
+                _ => write!(
+                    f,
+                    "{slot} accepts interface {}, but the image needs interface {requires}",
+                    interfaces_text(accepts)
                 ),
             },
             DriverError::Busy { slot, holder } => write!(f, "{slot} is in use ({holder})"),

@@ -98,6 +98,11 @@ pub async fn program(
         .and_then(|r| r.as_ref().ok())
         .and_then(|ds| ds.iter().find(|d| d.address == slot.address));
     let (file, identity, name) = image_for(options, &loaded, &targets).await?;
+    // A repository bitstream is partial when it has a shell; a local file when its header
+    // names the interface it needs.
+    let partial = targets
+        .get(&name)
+        .map_or(identity.requires.is_some(), |t| !t.is_shell());
     manual::fits(slot, device, &name, &identity, options.host.force).map_err(refused)?;
     if decision.drain {
         withdraw(
@@ -114,6 +119,7 @@ pub async fn program(
         image: &file,
         expected: identity.id,
         requires: identity.requires,
+        partial,
         force: options.host.force,
         timeout: options.host.timeout,
     };
@@ -124,8 +130,8 @@ pub async fn program(
         )
     })?;
     match tokio::task::block_in_place(|| driver.read_back(slot)) {
-        Ok(Carries::Id(id)) if id == identity.id => Ok(format!(
-            "programmed `{name}` into {slot} and read it back: {id}"
+        Ok(read) if read.id() == Some(identity.id) => Ok(format!(
+            "programmed `{name}` into {slot} and read it back: {read}"
         )),
         Ok(other) => Err(fail(
             format!(

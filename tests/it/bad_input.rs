@@ -495,3 +495,38 @@ fn glance_limits_on_properties_and_tags_are_checked() {
         ]
     );
 }
+
+#[test]
+fn an_fpga_manager_entry_needs_a_manager_name() {
+    let site = valid_site();
+    site.write(
+        "hosts.yaml",
+        format!("{HOSTS}  - manager: pcap\n    policy: manual\n"),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        ["hosts.yaml:16:14: error: `pcap` in `devices[3].manager` is not an FPGA manager name"]
+    );
+    assert!(help_of(&outcome, "pcap").contains("e.g. `fpga0`"));
+}
+
+#[test]
+fn an_fpga_manager_entry_names_one_device_and_has_no_region() {
+    let site = valid_site();
+    site.write(
+        "hosts.yaml",
+        format!(
+            "{HOSTS}  - manager: fpga0\n    policy: manual\n  - manager: fpga1\n    region: \"0\"\n    policy: manual\n  - address: \"0000:3b:00.0\"\n    manager: fpga2\n    policy: manual\n"
+        ),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "hosts.yaml:19:5: error: an FPGA manager has no regions: it loads the whole device",
+            "hosts.yaml:22:5: error: a device entry has one of `address`, `pci_id` and `manager`, not several",
+        ]
+    );
+    assert!(help_of(&outcome, "has no regions").contains("remove `region`"));
+}

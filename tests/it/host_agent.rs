@@ -1,9 +1,12 @@
 //! The host agent end to end, through the binary, against the real local Placement and
 //! Glance: `apply --host` on fake DFL trees driven by the fake `fpgaconf`, and on the `sim`
-//! backend for two hosts. What it must never do is asserted from the fake tools' call log
-//! and the sim's: program a card that already carries its bitstream, an image for another
-//! interface (even forced), a busy card, a corrupt download; what it must leave behind
-//! after a failed program or a wrong read-back is read from Placement.
+//! backend for two hosts; on the SR-IOV trees of `tests/fixtures/hw` (a port released to a
+//! VF is never programmed) and on its ZynqMP tree (an FPGA manager named `fpga0`, loaded
+//! through `firmware`, reported as `<host>_fpga0`). What it must never do is asserted from
+//! the fake tools' call log and the sim's: program a card that already carries its
+//! bitstream, an image for another interface (even forced), a busy card, a port held by a
+//! VF, a corrupt download; what it must leave behind after a failed program or a wrong
+//! read-back is read from Placement.
 
 use std::collections::BTreeSet;
 
@@ -101,6 +104,13 @@ async fn opae_host_is_programmed_verified_and_reported_once_then_left_alone() {
         json["slots"][2]["current"]["detail"],
         site.afu[0].to_string()
     );
+    // The region's interfaces are a list; the image is what its header says.
+    assert_eq!(
+        json["slots"][2]["accepts"],
+        serde_json::json!([IFACE.to_string()])
+    );
+    assert_eq!(json["slots"][2]["image"]["format"], "gbs");
+    assert_eq!(json["slots"][2]["image"]["requires"], IFACE.to_string());
     assert_eq!(fake.calls().len(), 1, "{:?}", fake.call_lines());
 
     // A developer forces another build onto the managed region: the provider is drained
@@ -424,4 +434,124 @@ async fn the_provider_of_a_device_that_is_gone_is_removed_only_without_allocatio
             .is_empty(),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_why() {
+    let site = HostSite::new("opae", &["-h1"]);
+    let session = local_cloud().session(NOAUTH).await;
+    let placement = Placement::new(&session);
+    let host = site.host(1);
+    compute_node(&placement, &host).await;
+    for scenario in [
+        "dfl-d5005-sriov",
+        "dfl-d5005-sriov-vfio",
+        "intel-fpga-legacy-sriov",
+    ] {
+        let fake = FakeHost::from_fixture(scenario);
+        let expect = fake.fixture()["expect"].clone();
+        assert_eq!(expect["pci"], ADDR, "{scenario}: the site's device");
+        // The card's interface becomes the site's, so only the VF stands in the way.
+        let interface = match expect.get("pr_region") {
+            Some(region) => fake.path().join(region.as_str().unwrap()).join("compat_id"),
+            None => fake
+                .path()
+                .join(expect["interface_id_path"].as_str().unwrap()),
+        };
+        std::fs::write(&interface, format!("{IFACE}\n")).unwrap();
+        let dirs = HostDirs::of(&fake);
+        let vf = expect["sriov"]["vf"].as_str().unwrap();
+        for extra in [&[][..], &["--force"][..]] {
+            let (code, out) = site.apply_host(&host, &dirs, extra);
+            assert_eq!(code, 1, "{scenario} {extra:?}: {out}");
+            assert!(
+                out.contains(&format!("assigned to VF {vf}")),
+                "{scenario}: {out}"
+            );
+            assert!(out.contains("`--force` does not override this"), "{out}");
+        }
+        assert_eq!(
+            fpgaconf_calls(&fake),
+            0,
+            "{scenario}: {:?}",
+            fake.call_lines()
+        );
+        let args = ["plan", "--repo", ".", "--host", &host, "--format", "json"];
+        let (_, out) = site.run(&args, &dirs.env());
+        let json: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let region = json["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["slot"]["region"] == "0")
+            .unwrap_or_else(|| panic!("{scenario}: {json}"));
+        assert_eq!(region["action"]["action"], "blocked", "{scenario}: {json}");
+        let reason = region["action"]["reason"].as_str().unwrap();
+        assert!(reason.contains(&format!("assigned to VF {vf}")), "{reason}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zynqmp_manager_is_loaded_through_firmware_and_reported_as_host_manager() {
+    let site = HostSite::soc();
+    let session = local_cloud().session(NOAUTH).await;
+    let placement = Placement::new(&session);
+    let host = site.host(1);
+    let node = compute_node(&placement, &host).await;
+    let fake = FakeHost::from_fixture("soc-zynqmp-xlnx");
+    let mgr = fake
+        .path()
+        .join(fake.fixture()["expect"]["device_path"].as_str().unwrap());
+    let dirs = HostDirs::of(&fake);
+
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    // A partial bitstream (it has a shell): flags 1, then its name to `firmware`, staged in
+    // the firmware search path.
+    assert_eq!(std::fs::read_to_string(mgr.join("flags")).unwrap(), "1");
+    let firmware = std::fs::read_to_string(mgr.join("firmware")).unwrap();
+    assert!(firmware.starts_with("fpga-sync/"), "{firmware}");
+    assert_eq!(
+        std::fs::read(dirs.firmware.join(&firmware)).unwrap(),
+        std::fs::read(site.path().join("files/aes.bit.bin")).unwrap()
+    );
+    let name = format!("{host}_fpga0");
+    let (_, traits, inventory, parent) = provider_of(&placement, &name).await;
+    assert_eq!(parent.as_deref(), Some(node.as_str()));
+    assert!(traits.contains(report::VERIFIED_TRAIT), "{traits:?}");
+    assert!(
+        traits.contains(&format!("CUSTOM_FPGA_REGION_XILINX_{}", IFACE.upper())),
+        "{traits:?}"
+    );
+    assert_eq!((inventory.total, inventory.reserved), (1, 0));
+
+    // Again: the ledger says it carries it (the manager cannot), so nothing is loaded, and
+    // the plan says where the id comes from.
+    std::fs::write(mgr.join("firmware"), "").unwrap();
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Nothing to program or report"), "{out}");
+    assert_eq!(std::fs::read_to_string(mgr.join("firmware")).unwrap(), "");
+    let args = ["plan", "--repo", ".", "--host", &host, "--format", "json"];
+    let (_, out) = site.run(&args, &dirs.env());
+    let json: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let slot = &json["slots"][0];
+    assert_eq!(slot["slot"]["address"], "fpga0", "{json}");
+    assert_eq!(slot["current"]["state"], "recorded", "{json}");
+    assert_eq!(slot["current"]["detail"], site.afu[0].to_string(), "{json}");
+    let (_, table) = site.run(&["devices", "--host", &host, "--repo", "."], &dirs.env());
+    assert!(
+        table.contains(&format!(
+            "fpga0  -  Xilinx ZynqMP FPGA Manager  carries {} (from fpga-sync's ledger",
+            site.afu[0]
+        )),
+        "{table}"
+    );
+
+    // The central plan's fleet view reads the provider back.
+    let (code, fleet) = site.run(&["plan", "--repo", "."], &[]);
+    assert_eq!(code, 0, "{fleet}");
+    assert!(fleet.contains(&format!("verified {name}")), "{fleet}");
 }

@@ -61,10 +61,11 @@ fn card(loaded: Loaded, busy: Busy) -> DeviceInfo {
         busy: Busy::Free,
         regions: vec![RegionInfo {
             name: "0".into(),
-            accepts: Some(IFACE),
+            accepts: vec![IFACE],
             loaded,
             busy,
         }],
+        cannot_program: None,
     }
 }
 
@@ -345,7 +346,7 @@ fn a_missing_shell_blocks_its_regions_on_a_card_whose_shell_is_flashed() {
     region.shell = Some(shell.clone());
     let mut device = card(Loaded::Empty, Busy::Free);
     // The card offers another interface: another FIM is flashed.
-    device.regions[0].accepts = Some(OTHER_IFACE);
+    device.regions[0].accepts = vec![OTHER_IFACE];
     let mut case = Case::new(whole, device);
     case.assignments.push(region);
     let targets = BTreeMap::from([("fim".to_owned(), shell), ("aes".to_owned(), aes(IFACE))]);
@@ -429,4 +430,179 @@ fn a_discovery_that_failed_withdraws_the_slots_it_could_not_read_and_removes_not
     assert!(!withdraw.traits.contains(report::VERIFIED_TRAIT));
     assert!(plan.removals.is_empty(), "{:?}", plan.removals);
     assert!(matches!(plan.slots[0].action, SlotAction::Blocked { .. }));
+}
+
+#[test]
+fn a_legacy_gbs_gets_its_interface_check_and_is_then_refused_even_forced() {
+    let legacy = |requires: Id128| {
+        let mut t = aes(requires);
+        t.identity = ImageIdentity {
+            format: ImageFormat::LegacyGbs,
+            id: Id128(0x5a256),
+            requires: Some(requires),
+        };
+        t
+    };
+    for force in [false, true] {
+        let mut wrong = Case::new(
+            region_assignment(legacy(OTHER_IFACE), Policy::Managed),
+            card(Loaded::Empty, Busy::Free),
+        );
+        wrong.force = force;
+        assert!(
+            matches!(&wrong.plan().slots[0].action, SlotAction::Blocked { reason, .. }
+                if reason.contains("needs interface")),
+            "{:?}",
+            wrong.plan().slots[0].action
+        );
+        let mut right = Case::new(
+            region_assignment(legacy(IFACE), Policy::Managed),
+            card(Loaded::Empty, Busy::Free),
+        );
+        right.force = force;
+        match &right.plan().slots[0].action {
+            SlotAction::Blocked { reason, help } => {
+                assert!(reason.contains("is a legacy GBS"), "{reason}");
+                assert!(reason.contains(&IFACE.to_string()), "{reason}");
+                assert!(help.contains("`--force` does not override this"), "{help}");
+            }
+            other => panic!("force={force}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_region_listing_several_interfaces_accepts_an_image_built_for_any_of_them() {
+    let second = Id128(0xc7a9);
+    let mut device = card(Loaded::Empty, Busy::Free);
+    device.regions[0].accepts = vec![IFACE, second];
+    let case = Case::new(
+        region_assignment(aes(second), Policy::Managed),
+        device.clone(),
+    );
+    let plan = case.plan();
+    assert_eq!(
+        plan.slots[0].action,
+        SlotAction::Program {
+            drain: false,
+            forced: false
+        }
+    );
+    assert_eq!(plan.slots[0].accepts, [IFACE, second]);
+    let mut neither = Case::new(region_assignment(aes(OTHER_IFACE), Policy::Managed), device);
+    neither.force = true;
+    match &neither.plan().slots[0].action {
+        SlotAction::Blocked { reason, .. } => assert!(
+            reason.contains(&format!("accepts any of {IFACE}, {second}")),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_whose_it_is() {
+    let released = Busy::Released {
+        vf: Some("0000:5e:00.1".into()),
+        driver: Some("vfio-pci".into()),
+    };
+    for force in [false, true] {
+        let mut case = Case::new(
+            region_assignment(aes(IFACE), Policy::Managed),
+            card(Loaded::Unknown("not visible".into()), released.clone()),
+        );
+        case.force = force;
+        match &case.plan().slots[0].action {
+            SlotAction::Blocked { reason, help } => {
+                assert!(
+                    reason.contains(
+                        "assigned to VF 0000:5e:00.1 (bound to vfio-pci: passed to a VM)"
+                    ),
+                    "{reason}"
+                );
+                assert!(help.contains("`--force` does not override this"), "{help}");
+            }
+            other => panic!("force={force}: {other:?}"),
+        }
+    }
+    // A VF the host drives that carries the assignment is in sync: nothing to program.
+    let carried = Case::new(
+        region_assignment(aes(IFACE), Policy::Managed),
+        card(Loaded::Id(AFU), released),
+    );
+    assert_eq!(
+        carried.plan().slots[0].action,
+        SlotAction::InSync { report: true }
+    );
+}
+
+/// An FPGA manager without a PCI device, `fpga0`, carrying `loaded`.
+fn soc(loaded: Loaded, cannot_program: Option<&str>) -> (SlotAssignment, DeviceInfo) {
+    let mut a = region_assignment(aes(IFACE), Policy::Managed);
+    a.slot = Slot::device("fpga0");
+    a.backend = Backend::FpgaManager;
+    let device = DeviceInfo {
+        address: "fpga0".into(),
+        pci_id: None,
+        backend: Backend::FpgaManager,
+        description: "Xilinx ZynqMP FPGA Manager".into(),
+        loaded,
+        busy: Busy::Free,
+        regions: Vec::new(),
+        cannot_program: cannot_program.map(str::to_owned),
+    };
+    (a, device)
+}
+
+fn soc_case(a: SlotAssignment, device: DeviceInfo) -> Case {
+    let mut case = Case::new(a, device);
+    case.devices = BTreeMap::from([(
+        Backend::FpgaManager,
+        case.devices.remove(&Backend::Opae).unwrap(),
+    )]);
+    case
+}
+
+#[test]
+fn an_fpga_manager_is_named_by_its_manager_and_trusted_through_its_ledger() {
+    let (a, device) = soc(Loaded::Unknown("not loaded by fpga-sync".into()), None);
+    let plan = soc_case(a.clone(), device).plan();
+    assert_eq!(
+        plan.slots[0].provider_name.as_deref(),
+        Some("compute-a01_fpga0")
+    );
+    assert!(
+        matches!(plan.slots[0].action, SlotAction::Program { .. }),
+        "{:?}",
+        plan.slots[0].action
+    );
+    // What the ledger recorded counts as carried (the manager cannot say), and the plan
+    // shows where it came from.
+    let (_, device) = soc(Loaded::Recorded(AFU), None);
+    let plan = soc_case(a, device).plan();
+    assert_eq!(plan.slots[0].action, SlotAction::InSync { report: true });
+    assert!(
+        plan.slots[0]
+            .current
+            .to_string()
+            .contains("from fpga-sync's ledger")
+    );
+}
+
+#[test]
+fn a_manager_without_a_loader_is_blocked_with_the_hint_to_use_exec() {
+    let why = "no `firmware` attribute (a mainline kernel has no userspace loader); use exec";
+    let (a, device) = soc(Loaded::Unknown("-".into()), Some(why));
+    let mut case = soc_case(a, device);
+    case.force = true;
+    match &case.plan().slots[0].action {
+        SlotAction::Blocked { reason, help } => {
+            assert!(
+                reason.contains(&format!("fpga0 cannot be programmed: {why}")),
+                "{reason}"
+            );
+            assert!(help.contains("`exec` backend"), "{help}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -1,7 +1,9 @@
 //! The bitstreams of the desired state as hosts need them: each file's sha256 and what its
 //! header says (the id a slot reports once loaded, the interface it needs). Headers are
 //! read from the repository once per content and cached by sha256, so a reconcile with
-//! nothing to do reads no bitstream file. I/O: the repository and `<cache>/identities/`.
+//! nothing to do reads no bitstream file. I/O: the repository and `<cache>/identities-v2/`
+//! (`v2`: the GBS reading of issue 11; identities cached by earlier versions are not
+//! reused).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,7 +37,7 @@ fn identity(
     sha256: &str,
     cache_dir: &Path,
 ) -> Result<ImageIdentity, String> {
-    let dir = cache_dir.join("identities");
+    let dir = cache_dir.join("identities-v2");
     let path = dir.join(sha256);
     // A cache folder others can write could lie about a bitstream's interface: not used.
     let private = crate::private_dir::ensure(&dir).is_ok();

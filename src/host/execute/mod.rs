@@ -341,6 +341,7 @@ impl HostExecutor<'_> {
             image: &file,
             expected: target.identity.id,
             requires: target.requires(),
+            partial: !target.is_shell(),
             force: forced,
             timeout: self.timeout,
         };
@@ -349,8 +350,8 @@ impl HostExecutor<'_> {
             Err(e) => Err(format!("programming `{name}` failed: {e}")),
             Ok(_) => {
                 match tokio::task::block_in_place(|| driver.read_back(&plan.assignment.slot)) {
-                    Ok(Loaded::Id(id)) if id == target.identity.id => Ok(()),
-                    Ok(Loaded::Id(id)) => Err(format!(
+                    Ok(loaded) if loaded.id() == Some(target.identity.id) => Ok(()),
+                    Ok(Loaded::Id(id) | Loaded::Recorded(id)) => Err(format!(
                         "programmed `{name}`, but the card reads back {id}, not {}",
                         target.identity.id
                     )),

@@ -1,6 +1,7 @@
 //! One host's part of the desired state: the slots its host groups assign, with the
 //! bitstream each must carry, resolved against the devices the host's backends found
-//! (`pci_id` entries become one slot per matching device). Pure: no I/O.
+//! (`pci_id` entries become one slot per matching device; `address` and `manager` entries
+//! name one device, by PCI address or FPGA manager name). Pure: no I/O.
 
 use std::collections::BTreeMap;
 
@@ -121,8 +122,8 @@ pub fn for_host(
         let (backend, entries) = resolve_for_host(group, host, host_entry_matches);
         let seen = devices.get(&backend).map(Vec::as_slice).unwrap_or_default();
         for entry in &entries {
-            let addresses: Vec<String> = match (&entry.address, &entry.pci_id) {
-                (Some(a), _) => vec![a.to_ascii_lowercase()],
+            let addresses: Vec<String> = match (entry.device(), &entry.pci_id) {
+                (Some(a), _) => vec![a],
                 (None, Some(id)) => seen
                     .iter()
                     .filter(|d| d.pci_id.as_deref() == Some(&id.to_ascii_lowercase()))

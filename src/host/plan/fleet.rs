@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use crate::desired::host_group::{Policy, resolve_for_host};
 use crate::desired::{Desired, host_entry_matches};
+use crate::host::driver::{is_manager_name, is_pci_address};
 use crate::host::plan::assignment::Target;
 use crate::host::plan::provider;
 use crate::observed::ObservedProvider;
@@ -32,7 +33,7 @@ pub enum FleetState {
 pub struct FleetSlot {
     /// The host.
     pub host: String,
-    /// The provider name (`<host>_<address>[_<region>]`).
+    /// The provider name (`<host>_<address>[_<region>]`, `<host>_<manager>`).
     pub provider: String,
     /// The bitstream assigned.
     pub bitstream: String,
@@ -42,18 +43,16 @@ pub struct FleetSlot {
     pub detail: String,
 }
 
-/// The host and PCI address a provider name carries: `<host>_<dddd:bb:dd.f>[_<region>]`.
+/// The host and device address a provider name carries: `<host>_<dddd:bb:dd.f>[_<region>]`,
+/// or `<host>_fpga<N>` for an FPGA manager without a PCI device (no regions).
 pub fn parse_provider_name(name: &str) -> Option<(&str, &str, Option<&str>)> {
-    let is_pci = |s: &str| {
-        let b = s.as_bytes();
-        b.len() == 12
-            && b[4] == b':'
-            && b[7] == b':'
-            && b[10] == b'.'
-            && s.chars()
-                .enumerate()
-                .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
-    };
+    if let Some(i) = name.rfind('_')
+        && i > 0
+        && is_manager_name(&name[i + 1..])
+    {
+        return Some((&name[..i], &name[i + 1..], None));
+    }
+    let is_pci = is_pci_address;
     let mut at = name.len();
     while let Some(i) = name[..at].rfind('_') {
         let rest = &name[i + 1..];
@@ -119,16 +118,12 @@ pub fn fleet(
                 let several = |address: &str| {
                     reporting
                         .iter()
-                        .filter(|(e, _)| {
-                            e.address.as_deref().map(str::to_ascii_lowercase).as_deref()
-                                == Some(address)
-                        })
+                        .filter(|(e, _)| e.device().as_deref() == Some(address))
                         .count()
                         > 1
                 };
-                let names: Vec<String> = match (&entry.address, &entry.pci_id) {
+                let names: Vec<String> = match (entry.device(), &entry.pci_id) {
                     (Some(a), _) => {
-                        let a = a.to_ascii_lowercase();
                         vec![match (&entry.region, several(&a)) {
                             (Some(r), true) => format!("{host}_{a}_{r}"),
                             _ => format!("{host}_{a}"),
@@ -274,6 +269,12 @@ mod tests {
             parse_provider_name("h1_0000:5e:00.0_1"),
             Some(("h1", "0000:5e:00.0", Some("1")))
         );
+        assert_eq!(
+            parse_provider_name("kria_01.example.org_fpga0"),
+            Some(("kria_01.example.org", "fpga0", None))
+        );
+        assert_eq!(parse_provider_name("_fpga0"), None);
+        assert_eq!(parse_provider_name("h_fpgax"), None);
         assert_eq!(parse_provider_name("compute-01"), None);
         assert_eq!(parse_provider_name("h_0000:5e:00"), None);
     }

@@ -1,11 +1,13 @@
 //! The host planner's rules for one program call made by hand (`fpga-sync program`, the
 //! seed's program API for FPGA developers): a device the repository manages is refused
 //! unless forced (and then its provider is drained first); a device or region the backend
-//! does not see is refused; the interface check is the planner's own and nothing
-//! overrides it; a slot the driver sees busy is refused unless forced. Pure: no I/O.
+//! does not see is refused; a port released to an SR-IOV virtual function is refused, the
+//! interface check is the planner's own, and so is the refusal of an image no backend
+//! programs (a legacy GBS): nothing overrides these; a slot the driver sees busy is
+//! refused unless forced. Pure: no I/O.
 
 use super::assignment::SlotAssignment;
-use super::{busy_refusal, interface_refusal};
+use super::{busy_refusal, format_refusal, interface_refusal, released_refusal};
 use crate::desired::host_group::Policy;
 use crate::host::driver::{DeviceInfo, Slot};
 use crate::host::image::ImageIdentity;
@@ -71,6 +73,12 @@ pub fn fits(
             "list them with `fpga-sync devices`",
         )
     })?;
+    if let Some(why) = &device.cannot_program {
+        return Err(refuse(
+            format!("{} cannot be programmed: {why}", slot.address),
+            "list what the backends can do with `fpga-sync devices`",
+        ));
+    }
     let (_, accepts, busy) = device.slot_state(slot).ok_or_else(|| {
         refuse(
             format!(
@@ -81,7 +89,13 @@ pub fn fits(
             "list them with `fpga-sync devices`",
         )
     })?;
-    if let Some((message, help)) = interface_refusal(name, slot, image.requires, accepts) {
+    if let Some((message, help)) = released_refusal(slot, &busy) {
+        return Err(refuse(message, help));
+    }
+    if let Some((message, help)) = interface_refusal(name, slot, image.requires, &accepts) {
+        return Err(refuse(message, help));
+    }
+    if let Some((message, help)) = format_refusal(name, image) {
         return Err(refuse(message, help));
     }
     match busy_refusal(slot, &busy) {

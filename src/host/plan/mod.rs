@@ -1,9 +1,10 @@
 //! The host planner: what to do with each slot of one host, from what the repository
 //! assigns, what the card reports and what Placement holds. Ordered by device, the whole
 //! device (its shell) before its regions. A slot is programmed only when it does not carry
-//! its bitstream, its shell is there (or goes first), the image's interface matches the
-//! region (forced or not), and nothing uses it (unless forced). Pure and deterministic:
-//! no I/O.
+//! its bitstream, its shell is there (or goes first), it is not a port released to an
+//! SR-IOV virtual function (forced or not), the image's interface is one the region
+//! accepts (forced or not), the image is one a backend programs (not a legacy GBS), and
+//! nothing uses it (unless forced). Pure and deterministic: no I/O.
 
 pub mod assignment;
 pub mod fleet;
@@ -17,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::host_group::{Backend, Policy};
-use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot};
+use crate::host::driver::{Busy, DeviceInfo, Loaded, Slot, interfaces_text};
 use crate::host::id::Id128;
+use crate::host::image::ImageIdentity;
 use crate::host::plan::assignment::{SlotAssignment, Target, interfaces_of_shell};
 use crate::observed::Inventory;
 use provider::{ProviderTarget, Withdrawal};
@@ -99,6 +101,9 @@ pub struct SlotPlan {
     pub assignment: SlotAssignment,
     /// What the card carries now.
     pub current: Loaded,
+    /// The interface ids the slot accepts, as the backend reports them (empty: a whole
+    /// device, or the backend does not say).
+    pub accepts: Vec<Id128>,
     /// The provider it reports to, when it reports.
     pub provider_name: Option<String>,
     /// That provider in Placement, when it exists.
@@ -223,6 +228,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         let mut plan = SlotPlan {
             assignment: a.clone(),
             current: Loaded::Unknown("not read".into()),
+            accepts: Vec::new(),
             provider_name,
             provider,
             action: SlotAction::Manual,
@@ -312,7 +318,8 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
             continue;
         };
         plan.current = loaded.clone();
-        let carries = loaded == Loaded::Id(target.identity.id);
+        plan.accepts.clone_from(&accepts);
+        let carries = loaded.id() == Some(target.identity.id);
         plan.action = if a.slot.region.is_none() && target.is_shell() {
             let (verdict, action) = check_shell(a, target, device, input, &plan, carries, &busy);
             shells.insert(a.slot.address.clone(), verdict);
@@ -320,6 +327,12 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         } else {
             decide(a, target, &plan, carries, accepts, &busy, &shells, input)
         };
+        if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, &device.cannot_program) {
+            plan.action = blocked(
+                format!("{} cannot be programmed: {why}", a.slot.address),
+                "drive it with the `exec` backend and this board's loader (dfx-mgr, fpgautil, a device-tree overlay), or run a kernel whose FPGA manager has a `firmware` attribute (linux-xlnx)",
+            );
+        }
         if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, input.deferred.get(&a.slot))
         {
             plan.action = blocked(
@@ -419,7 +432,11 @@ fn check_shell(
     busy: &Busy,
 ) -> (ShellVerdict, SlotAction) {
     let offers = interfaces_of_shell(target, input.targets);
-    let accepted: Vec<Id128> = device.regions.iter().filter_map(|r| r.accepts).collect();
+    let accepted: Vec<Id128> = device
+        .regions
+        .iter()
+        .flat_map(|r| r.accepts.iter().copied())
+        .collect();
     let proven_by_regions = !offers.is_empty() && accepted.iter().any(|i| offers.contains(i));
     if carries || proven_by_regions {
         return (
@@ -429,16 +446,16 @@ fn check_shell(
     }
     if accepted.is_empty() || offers.is_empty() {
         // Nothing to tell it by: the regions' own interface checks still guard them.
-        if !matches!(plan.current, Loaded::Id(_)) || !programs_whole_device(a.backend) {
+        if plan.current.id().is_none() || !programs_whole_device(a.backend) {
             return (
                 ShellVerdict::Present,
                 SlotAction::ShellChecked { proven: false },
             );
         }
     }
-    let found = match (&plan.current, accepted.first()) {
-        (Loaded::Id(id), _) => format!("carries {id}"),
-        (_, Some(i)) => format!("offers interface {i}"),
+    let found = match &plan.current {
+        Loaded::Id(id) | Loaded::Recorded(id) => format!("carries {id}"),
+        _ if !accepted.is_empty() => format!("offers interface {}", interfaces_text(&accepted)),
         _ => "carries another image".to_owned(),
     };
     if !programs_whole_device(a.backend) {
@@ -458,6 +475,9 @@ fn check_shell(
                 "flash the shell with the vendor's tool (fpgasupdate + rsu, or xbmgmt) and power-cycle the card; fpga-sync checks shells, it does not flash them",
             ),
         );
+    }
+    if let Some((reason, help)) = format_refusal(&target.name, &target.identity) {
+        return (ShellVerdict::Missing(reason.clone()), blocked(reason, help));
     }
     match gate(a, plan, busy, input.force) {
         Some(action) => (
@@ -502,25 +522,53 @@ pub fn busy_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
             format!("{slot} is busy ({holder})"),
             "stop what uses it, or run again with `--force` to program it anyway".to_owned(),
         )),
-        Busy::Free | Busy::Unknown(_) => None,
+        Busy::Free | Busy::Unknown(_) | Busy::Released { .. } => None,
     }
+}
+
+/// A port released to an SR-IOV virtual function: why it is not programmed, and what to
+/// do. Nothing overrides this, `--force` included.
+pub fn released_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
+    matches!(busy, Busy::Released { .. }).then(|| {
+        (
+            format!(
+                "{slot} is {busy}: the port belongs to the VF, and only the PF's FME reprograms a port"
+            ),
+            "to program it from this host, detach the VF from its VM, set the PF's sriov_numvfs to 0 and assign the port back to the PF (DFL_FPGA_FME_PORT_ASSIGN); `--force` does not override this".to_owned(),
+        )
+    })
 }
 
 /// An image that needs an interface the region does not accept: why, and what to do.
 /// Nothing overrides this, `--force` included.
+///
+/// A region that lists several interfaces (an XRT shell's `interface_uuids`) accepts an
+/// image built for any of them. A region that does not say is left to the backend.
 pub fn interface_refusal(
     image: &str,
     slot: &Slot,
     requires: Option<Id128>,
-    accepts: Option<Id128>,
+    accepts: &[Id128],
 ) -> Option<(String, String)> {
-    let (Some(requires), Some(accepts)) = (requires, accepts) else {
-        return None;
-    };
-    (requires != accepts).then(|| {
+    let requires = requires?;
+    (!accepts.is_empty() && !accepts.contains(&requires)).then(|| {
         (
-            format!("`{image}` needs interface {requires}, but {slot} accepts {accepts}"),
+            format!(
+                "`{image}` needs interface {requires}, but {slot} accepts {}",
+                interfaces_text(accepts)
+            ),
             "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this".to_owned(),
+        )
+    })
+}
+
+/// An image no backend programs (a legacy GBS): why, and what to do. Nothing overrides
+/// this, `--force` included.
+pub fn format_refusal(image: &str, identity: &ImageIdentity) -> Option<(String, String)> {
+    identity.unprogrammable().map(|why| {
+        (
+            format!("`{image}` is not programmed: {why}"),
+            "rebuild or repackage it as a current GBS with OPAE's `packager` (it writes the metadata with the accelerator id) and assign that; `--force` does not override this".to_owned(),
         )
     })
 }
@@ -534,7 +582,7 @@ fn decide(
     target: &Target,
     plan: &SlotPlan,
     carries: bool,
-    accepts: Option<Id128>,
+    accepts: Vec<Id128>,
     busy: &Busy,
     shells: &BTreeMap<String, ShellVerdict>,
     input: &HostPlanInput<'_>,
@@ -549,6 +597,9 @@ fn decide(
     if carries {
         return SlotAction::InSync { report: false };
     }
+    if let Some((reason, help)) = released_refusal(&a.slot, busy) {
+        return blocked(reason, help);
+    }
     if a.slot.region.is_none() && !programs_whole_device(a.backend) {
         return blocked(
             format!(
@@ -560,15 +611,15 @@ fn decide(
     }
     // The region will accept what the shell that goes first offers.
     let accepts = match shell {
-        Some(ShellVerdict::Pending(offers)) if !offers.is_empty() => target
-            .requires()
-            .filter(|r| offers.contains(r))
-            .or(offers.first().copied()),
+        Some(ShellVerdict::Pending(offers)) if !offers.is_empty() => offers.clone(),
         _ => accepts,
     };
     if let Some((reason, help)) =
-        interface_refusal(&target.name, &a.slot, target.requires(), accepts)
+        interface_refusal(&target.name, &a.slot, target.requires(), &accepts)
     {
+        return blocked(reason, help);
+    }
+    if let Some((reason, help)) = format_refusal(&target.name, &target.identity) {
         return blocked(reason, help);
     }
     if let Some(action) = gate(a, plan, busy, input.force) {

@@ -170,9 +170,10 @@ mod tests {
             description: "DFL FME FPGA Manager".into(),
             loaded: Loaded::Unknown("FIM bitstream_id 0x1".into()),
             busy: Busy::Free,
+            cannot_program: None,
             regions: vec![RegionInfo {
                 name: "0".into(),
-                accepts: None,
+                accepts: Vec::new(),
                 loaded: Loaded::Empty,
                 busy: Busy::InUse("SR-IOV: 2 VFs enabled".into()),
             }],

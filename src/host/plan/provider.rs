@@ -33,8 +33,8 @@ pub const DEFAULT_RESOURCE_CLASS: &str = "FPGA";
 /// What a device provider should hold.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProviderTarget {
-    /// Provider name, `<host>_<pci address>` (plus `_<region>` when a device reports
-    /// several regions).
+    /// Provider name, `<host>_<pci address>` or `<host>_<manager>` (plus `_<region>` when a
+    /// device reports several regions).
     pub name: String,
     /// Every trait fpga-sync sets on it.
     pub traits: BTreeSet<String>,
@@ -87,8 +87,10 @@ pub fn is_derived_trait(name: &str) -> bool {
         || name.starts_with("CUSTOM_FPGA_REGION_")
 }
 
-/// The provider name of a slot: `<host>_<address>` as Cyborg names deployables, with
-/// `_<region>` when the device reports more than one slot.
+/// The provider name of a slot: `<host>_<address>` as Cyborg names deployables (the
+/// address is the PCI address, or the FPGA manager's name `fpgaN` for a manager with no
+/// PCI device: `<host>_fpga0`), with `_<region>` when the device reports more than one
+/// slot.
 pub fn provider_name(host: &str, assignment: &SlotAssignment, several: bool) -> String {
     match (&assignment.slot.region, several) {
         (Some(region), true) => format!("{host}_{}_{region}", assignment.slot.address),
@@ -144,7 +146,7 @@ pub fn verified(name: &str, assignment: &SlotAssignment, target: &Target) -> Pro
 pub fn carries_trait(loaded: &Loaded) -> String {
     match loaded {
         Loaded::Empty => format!("{CARRIES_TRAIT_PREFIX}NOTHING"),
-        Loaded::Id(id) => format!("{CARRIES_TRAIT_PREFIX}{}", id.upper()),
+        Loaded::Id(id) | Loaded::Recorded(id) => format!("{CARRIES_TRAIT_PREFIX}{}", id.upper()),
         Loaded::Unknown(_) => format!("{CARRIES_TRAIT_PREFIX}UNKNOWN"),
     }
 }

@@ -111,8 +111,11 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
 }
 
 /// The plan as JSON (`plan --host --format json`): `{"format_version": 1, "host",
-/// "slots": [{"slot", "backend", "bitstream", "current", "provider", "withdraw",
-/// "action"}], "removals": [provider names], "problems": [...]}`; `withdraw` says whether
+/// "slots": [{"slot", "backend", "bitstream", "image", "current", "accepts", "provider",
+/// "withdraw", "action"}], "removals": [provider names], "problems": [...]}`; `image` is
+/// what the bitstream's file says (`{"format": "gbs" | "gbs-legacy" | "xclbin" | "opaque",
+/// "id", "requires"}`, null without a usable file); `accepts` is the list of interface ids
+/// the slot accepts (empty when it does not say); `withdraw` says whether
 /// the provider is first taken out of scheduling (the card does not carry the assignment);
 /// `action` is tagged by `action`: `manual`, `in-sync` (`report`), `shell-checked`
 /// (`proven`), `program` (`drain`, `forced`), `blocked` (`reason`, `help`).
@@ -125,7 +128,9 @@ pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
                 "slot": s.assignment.slot,
                 "backend": s.assignment.backend,
                 "bitstream": s.assignment.bitstream.as_ref().map(|t| &t.name),
+                "image": s.assignment.bitstream.as_ref().map(|t| t.identity),
                 "current": s.current,
+                "accepts": s.accepts,
                 "provider": s.provider_name,
                 "withdraw": s.withdraw.is_some(),
                 "action": s.action,

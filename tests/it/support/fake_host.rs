@@ -13,6 +13,9 @@
 //! calls.jsonl                     one {"tool", "argv"} line per fake tool call
 //! ```
 //!
+//! [`FakeHost::from_fixture`] lays out one of the third-party trees of `tests/fixtures/hw`
+//! instead (built by its `build.py`), with the same tools and folders.
+//!
 //! Typical use:
 //!
 //! ```ignore
@@ -33,6 +36,28 @@ use tempfile::TempDir;
 
 /// The boot id a new `FakeHost` starts with.
 pub const BOOT_ID: &str = "6a1c2b3d-0000-4000-8000-00000000b007";
+
+/// Adds owner write permission to every readable regular file below `dir` (links not
+/// followed); unreadable attributes (mode 0000, or 0200 write-only) stay as they are.
+fn make_owner_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let meta = std::fs::symlink_metadata(entry.path()).expect("stat");
+        if meta.is_dir() {
+            make_owner_writable(&entry.path());
+        } else if meta.is_file() && meta.permissions().mode() & 0o400 != 0 {
+            let mode = meta.permissions().mode() | 0o200;
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))
+                .expect("chmod");
+        }
+    }
+}
+
+/// `tests/fixtures/hw/images`: the third-party GBS and xclbin files, with `FIXTURE.json`
+/// saying how OPAE and xocl identify each.
+pub fn hw_images() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hw/images")
+}
 
 /// A fake compute host in a temporary directory.
 pub struct FakeHost {
@@ -107,6 +132,42 @@ impl FakeHost {
             config,
             cards: AtomicUsize::new(0),
         }
+    }
+
+    /// A host whose sysfs tree is the third-party fixture `scenario` of
+    /// `tests/fixtures/hw` (see its SOURCES.md), built by its `build.py` into this
+    /// directory: `sys/` (linked from `root`, where the fake tools look), `dev/`,
+    /// `lib/firmware/` for the SoC scenarios, and `FIXTURE.json` ([`Self::fixture`]).
+    pub fn from_fixture(scenario: &str) -> Self {
+        let mut host = FakeHost::new();
+        let p = host.path().to_owned();
+        std::fs::remove_dir_all(p.join("root")).expect("rm root");
+        let build = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hw/build.py");
+        let out = std::process::Command::new("python3")
+            .arg(&build)
+            .arg(scenario)
+            .arg(&p)
+            .output()
+            .expect("python3 runs build.py");
+        assert!(
+            out.status.success(),
+            "build.py {scenario}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::os::unix::fs::symlink("sys", p.join("root")).expect("root -> sys");
+        // The fakes (and tests) write read-only attributes such as `afu_id` in place of
+        // the kernel; root ignores the modes, an unprivileged test run would not.
+        make_owner_writable(&p.join("sys"));
+        if p.join("lib/firmware").is_dir() {
+            host.config.firmware_dir = p.join("lib/firmware");
+        }
+        host
+    }
+
+    /// The manifest of a host made by [`Self::from_fixture`]: `expect`, `unreadable`.
+    pub fn fixture(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path().join("FIXTURE.json")).expect("FIXTURE.json");
+        serde_json::from_str(&text).expect("FIXTURE.json parses")
     }
 
     pub fn path(&self) -> &Path {

@@ -1,8 +1,9 @@
 //! A site for the host-agent tests: a folder of YAML whose names carry a unique token
 //! (bitstreams `shell`, `aes-a`, `aes-b` and `aes-x` for another interface, a trait, a
 //! resource class and one host group), uploaded by a central apply to the real local
-//! cloud; the fake host folders an agent runs on; and Placement helpers to read what the
-//! agent reported.
+//! cloud — or, with [`HostSite::soc`], a ZynqMP base design and a partial bitstream for an
+//! FPGA manager; the fake host folders an agent runs on; and Placement helpers to read
+//! what the agent reported.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::process::{Command, Output};
 
 use fpga_sync::cloud::placement::Placement;
 use fpga_sync::host::id::Id128;
+use sha2::Digest;
 
 use crate::support::cloud::{NOAUTH, local_cloud, unique};
 use crate::support::fake_host::FakeHost;
@@ -104,6 +106,61 @@ impl HostSite {
         site
     }
 
+    /// A SoC site: a ZynqMP base design (a full bitstream, the "shell" loaded at boot) and
+    /// a partial bitstream built for it, assigned to the FPGA manager `fpga0` of host
+    /// `<token>-h1` on the `fpga-manager` backend; uploaded by a central apply. `afu[0]` is
+    /// the partial's id (raw bitstreams are known by the first 128 bits of their sha256).
+    pub fn soc() -> HostSite {
+        let token = unique("SOC");
+        let lower = token.to_ascii_lowercase().replace('_', "-");
+        let dir = tempfile::tempdir().unwrap();
+        let n = u128::from_str_radix(&token[token.len() - 12..], 16).unwrap();
+        let partial = format!("partial design {n}").repeat(64);
+        let digest = sha2::Sha256::digest(partial.as_bytes());
+        let id = Id128(u128::from_be_bytes(digest[..16].try_into().unwrap()));
+        let site = HostSite {
+            dir,
+            token,
+            lower,
+            afu: [id, id, id],
+        };
+        std::fs::create_dir_all(site.path().join("files")).unwrap();
+        std::fs::write(
+            site.path().join("files/base.bit.bin"),
+            format!("base design {n}"),
+        )
+        .unwrap();
+        std::fs::write(site.path().join("files/aes.bit.bin"), &partial).unwrap();
+        let base = Id128(n << 8 | 0x5);
+        let bitstream = |name: &str, file: &str, uuid: Id128, extra: &str| {
+            format!(
+                "apiVersion: fpga-sync/v1\nkind: Bitstream\nname: {name}-{l}\nfile: files/{file}\nmetadata:\n  bs-name: {name}\n  bs-uuid: {uuid}\n  vendor: Xilinx\n  board: KV260\n  version: \"1.0\"\n  driver_ver: \"6.1\"\n  driver_path: /lib/firmware\n  function_uuid: {f}\n{extra}---\n",
+                l = site.lower,
+                uuid = uuid.dashed(),
+                f = Id128(uuid.0 ^ 0xf0).dashed(),
+            )
+        };
+        let docs = format!(
+            "{}{}apiVersion: fpga-sync/v1\nkind: HostGroup\nname: kria-{l}\nhosts: [\"{l}-h1\"]\nbackend: fpga-manager\ndevices:\n  - manager: fpga0\n    bitstream: kria-aes-{l}\n    shell: kria-base-{l}\n",
+            bitstream("kria-base", "base.bit.bin", base, ""),
+            bitstream(
+                "kria-aes",
+                "aes.bit.bin",
+                Id128(n << 8 | 0xa),
+                &format!(
+                    "  shell_id: {}\n  region_uuid: {}\n",
+                    base.dashed(),
+                    IFACE.dashed()
+                )
+            ),
+            l = site.lower,
+        );
+        std::fs::write(site.path().join("site.yaml"), docs).unwrap();
+        let (code, out) = site.run(&["apply", "--repo", ".", "--auto-approve"], &[]);
+        assert_eq!(code, 0, "central apply: {out}");
+        site
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -161,6 +218,8 @@ pub struct HostDirs {
     pub fpgaconf: PathBuf,
     pub sim: PathBuf,
     pub state: PathBuf,
+    pub firmware: PathBuf,
+    pub proc: PathBuf,
 }
 
 impl HostDirs {
@@ -171,6 +230,8 @@ impl HostDirs {
             fpgaconf: c.fpgaconf,
             sim: c.sim_root,
             state: c.state_dir,
+            firmware: c.firmware_dir,
+            proc: c.proc_root,
         }
     }
 
@@ -180,6 +241,11 @@ impl HostDirs {
             ("FPGA_SYNC_FPGACONF", self.fpgaconf.display().to_string()),
             ("FPGA_SYNC_SIM_ROOT", self.sim.display().to_string()),
             ("FPGA_SYNC_STATE_DIR", self.state.display().to_string()),
+            (
+                "FPGA_SYNC_FIRMWARE_DIR",
+                self.firmware.display().to_string(),
+            ),
+            ("FPGA_SYNC_PROC_ROOT", self.proc.display().to_string()),
             (
                 "FPGA_SYNC_DEV_ROOT",
                 self.state.join("dev").display().to_string(),

@@ -13,6 +13,7 @@
 //! ```
 //!
 //! `address` is required; `pci_id`, `description`, `accepts` may be null or absent;
+//! `accepts` is one id or a list of ids (an image built for any of them loads);
 //! `loaded` is null, `""` or an all-zero id for nothing, else an id in any written form;
 //! `busy` is `false`/`true` or a string naming the holder (`""` = free); `regions` may be
 //! absent.
@@ -34,6 +35,7 @@ use crate::desired::host_group::Backend;
 pub use crate::desired::host_group::ExecCommands;
 use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
+    interface_fits,
 };
 use crate::host::id::Id128;
 
@@ -61,11 +63,19 @@ struct ExecDevice {
 struct ExecRegion {
     name: String,
     #[serde(default)]
-    accepts: Option<String>,
+    accepts: Option<ExecAccepts>,
     #[serde(default)]
     loaded: Option<String>,
     #[serde(default)]
     busy: ExecBusy,
+}
+
+/// One interface id, or a list of them (an image for any of them loads).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExecAccepts {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -114,6 +124,23 @@ impl Exec {
                 reason: format!("{e}"),
             }),
         }
+    }
+
+    fn accepts(&self, accepts: Option<ExecAccepts>) -> Result<Vec<Id128>, DriverError> {
+        let texts = match accepts {
+            None => Vec::new(),
+            Some(ExecAccepts::One(t)) => vec![t],
+            Some(ExecAccepts::Many(ts)) => ts,
+        };
+        let mut out = Vec::new();
+        for t in texts {
+            if let Some(id) = self.parse_id(Some(&t))?
+                && !out.contains(&id)
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
     }
 
     fn loaded(&self, text: Option<&str>) -> Result<Loaded, DriverError> {
@@ -173,7 +200,7 @@ impl Driver for Exec {
                     .into_iter()
                     .map(|r| {
                         Ok(RegionInfo {
-                            accepts: self.parse_id(r.accepts.as_deref())?,
+                            accepts: self.accepts(r.accepts)?,
                             loaded: self.loaded(r.loaded.as_deref())?,
                             busy: r.busy.busy(),
                             name: r.name,
@@ -188,6 +215,7 @@ impl Driver for Exec {
                     loaded: self.loaded(d.loaded.as_deref())?,
                     busy: d.busy.busy(),
                     regions,
+                    cannot_program: None,
                 })
             })
             .collect()
@@ -201,7 +229,7 @@ impl Driver for Exec {
             .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
         if slot.region.is_some()
             && let Some(requires) = request.requires
-            && accepts != Some(requires)
+            && !interface_fits(Some(requires), &accepts)
         {
             return Err(DriverError::Incompatible {
                 slot: slot.clone(),

@@ -1,22 +1,28 @@
-//! The `fpga-manager` backend: the Linux FPGA manager class with the writable `firmware`
-//! and `flags` attributes of vendor kernels (linux-xlnx, Ubuntu/Kria). I/O: reads below
-//! `sysfs_root` and `proc_root`, writes the manager's `flags` and `firmware`, copies images
-//! into `<firmware_dir>/fpga-sync/`, and keeps a ledger below `<state_dir>/fpga-manager/`.
+//! The `fpga-manager` backend: the Linux FPGA manager class, loading through the writable
+//! `firmware` and `flags` attributes of vendor kernels (linux-xlnx, Ubuntu/Kria). I/O:
+//! reads below `sysfs_root` and `proc_root`, writes the manager's `flags` and `firmware`,
+//! copies images into `<firmware_dir>/fpga-sync/`, and keeps a ledger below
+//! `<state_dir>/fpga-manager/`. Formats: `tests/fixtures/hw/SOURCES.md` §6.5–6.6.
 //!
-//! Devices are `<sysfs>/class/fpga_manager/*` that have a `firmware` attribute (mainline
-//! managers, DFL's among them, cannot be driven from userspace) and a PCI device above
-//! them: the desired-state format addresses devices by PCI address, so SoC managers
-//! without one are skipped. Only the whole device is offered (a full image, `flags` 0);
-//! partial reconfiguration through a manager is not supported. An image's `requires` is
-//! not checked: a manager reports no interface id, and a full image replaces everything.
+//! Devices are the managers of `<sysfs>/class/fpga_manager/*`. One below a PCI device is
+//! addressed by that PCI address; one with no PCI device above it (a SoC's platform
+//! device, e.g. `…/firmware:zynqmp-firmware:pcap/fpga_manager/fpga0`) by its class name,
+//! `fpga0`, which host groups name with `manager:`. A manager without a `firmware`
+//! attribute (mainline kernels have only `name`, `state`, `status`; DFL's manager among
+//! them) is listed with why it cannot be programmed ([`DeviceInfo::cannot_program`]).
+//! Only the whole device is offered. An image's `requires` is not checked: a manager
+//! reports no interface id.
 //!
 //! Programming copies the image atomically to `<firmware_dir>/fpga-sync/<sha256>.bin`,
-//! writes `flags`, writes `fpga-sync/<sha256>.bin` to `firmware` (the kernel loads
+//! writes `flags` where the attribute exists — `1` (`FPGA_MGR_PARTIAL_RECONFIG`) for a
+//! partial bitstream, `0` for a full one; a partial one on a manager without `flags` is
+//! refused — then writes `fpga-sync/<sha256>.bin` to `firmware` (the kernel loads
 //! synchronously, so a failed write is a failed load), then requires `state` to be
 //! `operating` and `status` empty. Loads are serialised process-wide. A manager cannot say
-//! what it carries, so after a successful load the image's id and the boot id are written
-//! to the ledger `<state_dir>/fpga-manager/<address>.json`; `read_back` trusts it only in
-//! the same boot and while the manager is `operating`.
+//! what it carries (the kernel has no read-back of the loaded image), so after a
+//! successful load the image's id and the boot id are written to the ledger
+//! `<state_dir>/fpga-manager/<address>.json`; `read_back` reports it as
+//! [`Loaded::Recorded`], and only in the same boot while the manager is `operating`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +34,8 @@ use sha2::{Digest, Sha256};
 use super::DriverConfig;
 use super::preflight;
 use super::sysfs::{
-    attr, file_name, io_error, list_prefix, pci_device_dir, pci_id, write_atomic, write_attr,
+    attr, canonical, file_name, io_error, list_prefix, pci_device_dir, pci_id, write_atomic,
+    write_attr,
 };
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
@@ -77,6 +84,19 @@ fn transitional(state: &str) -> bool {
     )
 }
 
+/// Why the manager at `mgr` cannot be programmed from userspace, if it cannot.
+fn cannot_program(mgr: &Path) -> Option<String> {
+    if mgr.join("firmware").exists() {
+        return None;
+    }
+    let dfl = canonical(mgr).is_some_and(|p| p.to_string_lossy().contains("/dfl-fme."));
+    Some(if dfl {
+        "no `firmware` attribute (a DFL card's FPGA manager); use the opae backend".to_owned()
+    } else {
+        "no `firmware` attribute (a mainline kernel has no userspace loader); use exec".to_owned()
+    })
+}
+
 impl FpgaManager {
     /// A backend configured by `config` (uses `sysfs_root`, `firmware_dir`, `proc_root`,
     /// `state_dir`).
@@ -89,17 +109,16 @@ impl FpgaManager {
         }
     }
 
-    /// `(address, pci device dir, manager dir)` of every drivable manager.
-    fn managers(&self) -> Vec<(String, PathBuf, PathBuf)> {
-        let mut out: Vec<(String, PathBuf, PathBuf)> = Vec::new();
+    /// Every manager: its address (PCI address, else its class name), its PCI device dir
+    /// when it has one, and its directory.
+    fn managers(&self) -> Vec<(String, Option<PathBuf>, PathBuf)> {
+        let mut out: Vec<(String, Option<PathBuf>, PathBuf)> = Vec::new();
         for mgr in list_prefix(&self.sysfs.join("class/fpga_manager"), "") {
-            if !mgr.join("firmware").exists() {
-                continue;
-            }
-            let Some(pci) = pci_device_dir(&mgr) else {
-                continue;
+            let pci = pci_device_dir(&mgr);
+            let address = match &pci {
+                Some(pci) => file_name(pci).to_ascii_lowercase(),
+                None => file_name(&mgr),
             };
-            let address = file_name(&pci).to_ascii_lowercase();
             if out.iter().all(|(a, _, _)| *a != address) {
                 out.push((address, pci, mgr));
             }
@@ -107,16 +126,22 @@ impl FpgaManager {
         out
     }
 
+    /// The manager of a whole-device slot that can be programmed.
     fn manager(&self, slot: &Slot) -> Result<PathBuf, DriverError> {
         if slot.region.is_some() {
             return Err(DriverError::NotFound(slot.clone()));
         }
         let address = slot.address.to_ascii_lowercase();
-        self.managers()
+        let mgr = self
+            .managers()
             .into_iter()
             .find(|(a, _, _)| *a == address)
             .map(|(_, _, m)| m)
-            .ok_or_else(|| DriverError::NotFound(slot.clone()))
+            .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        match cannot_program(&mgr) {
+            Some(why) => Err(DriverError::Unsupported(format!("{slot}: {why}"))),
+            None => Ok(mgr),
+        }
     }
 
     fn ledger_path(&self, address: &str) -> PathBuf {
@@ -162,7 +187,7 @@ impl FpgaManager {
                 "the FPGA manager is in state `{state}`, not `operating`"
             ));
         }
-        Loaded::Id(ledger.id)
+        Loaded::Recorded(ledger.id)
     }
 
     /// Copies `image` to `<firmware_dir>/fpga-sync/<sha256>.bin` atomically; returns the
@@ -219,7 +244,8 @@ impl Driver for FpgaManager {
             .managers()
             .into_iter()
             .map(|(address, pci, mgr)| DeviceInfo {
-                pci_id: pci_id(&pci),
+                pci_id: pci.as_deref().and_then(pci_id),
+                cannot_program: cannot_program(&mgr),
                 backend: Backend::FpgaManager,
                 description: attr(&mgr.join("name"))
                     .filter(|n| !n.is_empty())
@@ -243,6 +269,12 @@ impl Driver for FpgaManager {
                 holder,
             });
         }
+        let flags = mgr.join("flags");
+        if request.partial && !flags.exists() {
+            return Err(DriverError::Unsupported(format!(
+                "{slot}: the FPGA manager has no `flags` attribute, so a partial bitstream cannot be marked as one (FPGA_MGR_PARTIAL_RECONFIG); nothing was loaded"
+            )));
+        }
         let _guard = LOAD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let ledger = self.ledger_path(&slot.address);
         match std::fs::remove_file(&ledger) {
@@ -260,14 +292,17 @@ impl Driver for FpgaManager {
                 reason,
             })?;
         let name = format!("fpga-sync/{sha}.bin");
-        write_attr(&mgr.join("flags"), "0")?;
+        let mut command = Vec::new();
+        if flags.exists() {
+            // flags_store parses hex; bit 0 is FPGA_MGR_PARTIAL_RECONFIG.
+            let value = if request.partial { "1" } else { "0" };
+            write_attr(&flags, value)?;
+            command.push(format!("echo {value} > {}", flags.display()));
+        }
         write_attr(&mgr.join("firmware"), &name)?;
+        command.push(format!("echo {name} > {}", mgr.join("firmware").display()));
         let state = Self::state_of(&mgr);
         let status = attr(&mgr.join("status")).unwrap_or_default();
-        let command = vec![
-            format!("echo 0 > {}", mgr.join("flags").display()),
-            format!("echo {name} > {}", mgr.join("firmware").display()),
-        ];
         if state != "operating" || !status.is_empty() {
             return Err(DriverError::Io {
                 path: mgr,

@@ -7,8 +7,17 @@
 //! address is the PCI device the region sits below. Each `dfl-port.M` of it is a region
 //! named by the port's `id` attribute. A region accepts the `compat_id` of
 //! `dfl-fme.N/dfl-fme-region.*/fpga_region/region*` and carries the port's `afu_id`. A
-//! region is busy when the PCI function has SR-IOV virtual functions enabled (the ports
-//! belong to VMs) or when the port's character device cannot be opened exclusively.
+//! region is busy when the PCI function has SR-IOV virtual functions enabled or when the
+//! port's character device cannot be opened exclusively (forcing overrides both).
+//!
+//! SR-IOV (`tests/fixtures/hw/SOURCES.md` §6.4): a port released to a virtual function
+//! leaves the PF. It is still listed as a region of the card (the FME's `ports_num` counts
+//! it), found under the VF (`virtfnN` → `fpga_region/region*/dfl-port.*`, legacy
+//! `fpga/intel-fpga-dev.*/intel-fpga-port.*`) when the host drives that VF, with its
+//! `afu_id`; or not found at all when the VF is bound to `vfio-pci`. Such a region is
+//! [`Busy::Released`] with the VF's address and driver, and is never programmed, forced
+//! or not: only the PF's FME reprograms a port, once it is assigned back to the PF.
+//! `fpgaconf` is also never run for a legacy GBS, which OPAE refuses to program.
 //!
 //! The whole-device slot (the FIM) is only reported (`bitstream_id`, 64 bits, so
 //! `Loaded::Unknown`): it is flashed with `fpgasupdate` and loaded by an `rsu` power
@@ -26,11 +35,14 @@ use std::time::Duration;
 
 use super::DriverConfig;
 use super::preflight;
-use super::sysfs::{attr, file_name, list_prefix, pci_device_dir, pci_id, read_attr, read_id};
+use super::sysfs::{
+    attr, canonical, file_name, list_prefix, pci_device_dir, pci_id, read_attr, read_id,
+};
 use super::tool;
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
+    interface_fits,
 };
 use crate::host::id::Id128;
 
@@ -57,6 +69,23 @@ struct Card {
     address: String,
     pci_dir: PathBuf,
     fme: PathBuf,
+    ports: Vec<Port>,
+}
+
+/// One port (region) of a card.
+struct Port {
+    /// The region name: the port's `id`.
+    name: String,
+    /// Its sysfs directory, when the host sees it (on the PF, or on a VF the host drives).
+    dir: Option<PathBuf>,
+    /// Released to SR-IOV: `Busy::Released`; `None` on the PF.
+    released: Option<Busy>,
+}
+
+/// A virtual function of a card: its address, driver and the ports the host sees on it.
+struct Vf {
+    address: String,
+    driver: Option<String>,
     ports: Vec<(String, PathBuf)>,
 }
 
@@ -83,12 +112,13 @@ impl Opae {
             if cards.iter().any(|c| c.address == address) {
                 continue;
             }
+            let ports = with_released(&pci_dir, &fme, ports(&region, "dfl-port."));
             cards.push(Card {
                 layout: Layout::Dfl,
                 address,
                 pci_dir,
                 fme,
-                ports: ports(&region, "dfl-port."),
+                ports,
             });
         }
         for dev in list_prefix(&self.sysfs.join("class/fpga"), "intel-fpga-dev.") {
@@ -102,12 +132,13 @@ impl Opae {
             if cards.iter().any(|c| c.address == address) {
                 continue;
             }
+            let ports = with_released(&pci_dir, &fme, ports(&dev, "intel-fpga-port."));
             cards.push(Card {
                 layout: Layout::Legacy,
                 address,
                 pci_dir,
                 fme,
-                ports: ports(&dev, "intel-fpga-port."),
+                ports,
             });
         }
         cards
@@ -118,18 +149,21 @@ impl Opae {
         self.cards().into_iter().find(|c| c.address == address)
     }
 
-    fn accepts(&self, card: &Card) -> Result<Option<Id128>, DriverError> {
+    /// The card's PR interface id, as a set of at most one.
+    fn accepts(&self, card: &Card) -> Result<Vec<Id128>, DriverError> {
         if card.layout == Layout::Legacy {
-            return read_id(&card.fme.join("pr/interface_id"));
+            return Ok(read_id(&card.fme.join("pr/interface_id"))?
+                .into_iter()
+                .collect());
         }
         for region in list_prefix(&card.fme, "dfl-fme-region.") {
             for r in list_prefix(&region.join("fpga_region"), "region") {
                 if let Some(id) = read_id(&r.join("compat_id"))? {
-                    return Ok(Some(id));
+                    return Ok(vec![id]);
                 }
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     fn sriov(&self, card: &Card) -> Option<String> {
@@ -137,12 +171,28 @@ impl Opae {
         (n > 0).then(|| format!("SR-IOV: {n} virtual functions enabled"))
     }
 
-    fn port_busy(&self, card: &Card, port: &Path) -> Busy {
+    fn port_busy(&self, card: &Card, port: &Port) -> Busy {
+        if let Some(released) = &port.released {
+            return released.clone();
+        }
         if let Some(holder) = self.sriov(card) {
             return Busy::InUse(holder);
         }
-        let node = self.dev.join(file_name(port));
-        probe_exclusive(&node)
+        match &port.dir {
+            Some(dir) => probe_exclusive(&self.dev.join(file_name(dir))),
+            None => Busy::Free,
+        }
+    }
+
+    /// What a port carries: its `afu_id`, or why the host cannot read it.
+    fn loaded_of(port: &Port) -> Loaded {
+        match (&port.dir, &port.released) {
+            (Some(dir), _) => Self::port_loaded(dir),
+            (None, Some(released)) => Loaded::Unknown(format!(
+                "the port is {released}; the host does not see its afu_id"
+            )),
+            (None, None) => Loaded::Unknown("the port is not visible".into()),
+        }
     }
 
     fn port_loaded(port: &Path) -> Loaded {
@@ -179,10 +229,10 @@ impl Opae {
         let regions = card
             .ports
             .iter()
-            .map(|(name, port)| RegionInfo {
-                name: name.clone(),
-                accepts,
-                loaded: Self::port_loaded(port),
+            .map(|port| RegionInfo {
+                name: port.name.clone(),
+                accepts: accepts.clone(),
+                loaded: Self::loaded_of(port),
                 busy: self.port_busy(card, port),
             })
             .collect();
@@ -203,6 +253,7 @@ impl Opae {
             loaded: Self::fim(card),
             busy: self.sriov(card).map_or(Busy::Free, Busy::InUse),
             regions,
+            cannot_program: None,
         })
     }
 }
@@ -216,6 +267,98 @@ fn ports(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
             let name = attr(&p.join("id"))
                 .unwrap_or_else(|| file_name(&p).trim_start_matches(prefix).to_owned());
             (name, p)
+        })
+        .collect()
+}
+
+/// The card's ports with those released to SR-IOV added (`dfl.rst` "FPGA
+/// virtualization - PCIe SRIOV"; `tests/fixtures/hw/SOURCES.md` §6.4): a released port
+/// disappears from the PF and appears under the VF that holds it when the host drives
+/// that VF, or not at all when the VF is bound to `vfio-pci`. The FME's `ports_num` tells
+/// how many ports the card has; the ids missing from the PF are the released ones. A VF's
+/// port takes the missing id its own `id` names, else the first one left (the legacy
+/// driver's VF port ids are not confirmed), then each VF without a visible port takes the
+/// next; ids still left are released with no VF holding them.
+fn with_released(pci_dir: &Path, fme: &Path, pf_ports: Vec<(String, PathBuf)>) -> Vec<Port> {
+    let total: usize = attr(&fme.join("ports_num"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(pf_ports.len());
+    let mut free: Vec<String> = (0..total)
+        .map(|i| i.to_string())
+        .filter(|id| pf_ports.iter().all(|(n, _)| n != id))
+        .collect();
+    let mut out: Vec<Port> = pf_ports
+        .into_iter()
+        .map(|(name, dir)| Port {
+            name,
+            dir: Some(dir),
+            released: None,
+        })
+        .collect();
+    let vfs = vfs(pci_dir);
+    let released = |vf: &Vf| {
+        Some(Busy::Released {
+            vf: Some(vf.address.clone()),
+            driver: vf.driver.clone(),
+        })
+    };
+    for vf in vfs.iter().filter(|v| !v.ports.is_empty()) {
+        for (id, dir) in &vf.ports {
+            let name = match free.iter().position(|f| f == id) {
+                Some(i) => free.remove(i),
+                None if !free.is_empty() => free.remove(0),
+                None => id.clone(),
+            };
+            out.push(Port {
+                name,
+                dir: Some(dir.clone()),
+                released: released(vf),
+            });
+        }
+    }
+    for vf in vfs.iter().filter(|v| v.ports.is_empty()) {
+        if free.is_empty() {
+            break;
+        }
+        out.push(Port {
+            name: free.remove(0),
+            dir: None,
+            released: released(vf),
+        });
+    }
+    out.extend(free.into_iter().map(|name| Port {
+        name,
+        dir: None,
+        released: Some(Busy::Released {
+            vf: None,
+            driver: None,
+        }),
+    }));
+    out
+}
+
+/// The virtual functions of the PCI device `pci_dir` (`virtfnN` links), in order, with
+/// the ports the host sees on each: DFL `fpga_region/region*/dfl-port.*` or legacy
+/// `fpga/intel-fpga-dev.*/intel-fpga-port.*`.
+fn vfs(pci_dir: &Path) -> Vec<Vf> {
+    list_prefix(pci_dir, "virtfn")
+        .into_iter()
+        .filter_map(|link| canonical(&link))
+        .map(|dir| {
+            let mut ports = Vec::new();
+            for region in list_prefix(&dir.join("fpga_region"), "region") {
+                ports.extend(self::ports(&region, "dfl-port."));
+            }
+            for dev in list_prefix(&dir.join("fpga"), "intel-fpga-dev.") {
+                ports.extend(self::ports(&dev, "intel-fpga-port."));
+            }
+            Vf {
+                address: file_name(&dir).to_ascii_lowercase(),
+                driver: std::fs::read_link(dir.join("driver"))
+                    .ok()
+                    .map(|d| file_name(&d)),
+                ports,
+            }
         })
         .collect()
 }
@@ -242,6 +385,21 @@ fn probe_exclusive(node: &Path) -> Busy {
         }
         Err(e) => Busy::Unknown(format!("cannot probe {}: {e}", node.display())),
     }
+}
+
+/// Refuses a legacy GBS (first u32 `0x1d1f8680`): OPAE finds its slot but
+/// `fpgaReconfigureSlot` refuses it (`fpgaconf` exit 5), so fpgaconf is not run.
+fn legacy_refusal(image: &Path) -> Result<(), DriverError> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(image).map_err(|e| super::sysfs::io_error(image, &e))?;
+    if file.read_exact(&mut magic).is_ok() && u32::from_le_bytes(magic) == 0x1d1f_8680 {
+        return Err(DriverError::Unsupported(format!(
+            "{}: a legacy GBS (magic 0x1d1f8680, no metadata) carries no accelerator id and OPAE's fpgaReconfigureSlot refuses it; fpgaconf was not run",
+            image.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `dddd:bb:dd.f` → the `-S -B -D -F` arguments, hex with `0x` (fpgaconf parses numbers
@@ -296,12 +454,19 @@ impl Driver for Opae {
         let port = card
             .ports
             .iter()
-            .find(|(name, _)| name == region)
-            .map(|(_, p)| p.clone())
+            .find(|p| &p.name == region)
             .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
+        if let Some(released) = &port.released {
+            return Err(DriverError::Busy {
+                slot: slot.clone(),
+                holder: format!(
+                    "{released}; a port is reprogrammed only through the PF's FME once it is assigned back to the PF, so fpgaconf was not run, forced or not"
+                ),
+            });
+        }
         let accepts = self.accepts(&card)?;
         if let Some(requires) = request.requires
-            && accepts != Some(requires)
+            && !interface_fits(Some(requires), &accepts)
         {
             return Err(DriverError::Incompatible {
                 slot: slot.clone(),
@@ -309,7 +474,8 @@ impl Driver for Opae {
                 accepts,
             });
         }
-        if let Busy::InUse(holder) = self.port_busy(&card, &port)
+        legacy_refusal(request.image)?;
+        if let Busy::InUse(holder) = self.port_busy(&card, port)
             && !request.force
         {
             return Err(DriverError::Busy {
@@ -343,12 +509,15 @@ impl Driver for Opae {
         let port = card
             .ports
             .iter()
-            .find(|(name, _)| name == region)
+            .find(|p| &p.name == region)
             .ok_or_else(|| DriverError::NotFound(slot.clone()))?;
-        match Self::port_loaded(&port.1) {
-            Loaded::Unknown(why) if port.1.join("afu_id").exists() => {
+        let Some(dir) = &port.dir else {
+            return Ok(Self::loaded_of(port));
+        };
+        match Self::port_loaded(dir) {
+            Loaded::Unknown(why) if dir.join("afu_id").exists() => {
                 // A read error that outlived the retries: report it as such.
-                match read_attr(&port.1.join("afu_id")) {
+                match read_attr(&dir.join("afu_id")) {
                     Err(e) => Err(e),
                     Ok(_) => Ok(Loaded::Unknown(why)),
                 }

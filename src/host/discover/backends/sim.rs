@@ -42,6 +42,7 @@ use super::sysfs::{attr, file_name, io_error, write_atomic};
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
+    interface_fits,
 };
 use crate::host::id::Id128;
 
@@ -111,7 +112,7 @@ impl Sim {
         let name = file_name(dir);
         let slot = Slot::region(address, &name);
         Ok(RegionInfo {
-            accepts: read_id(&dir.join("compat_id"))?,
+            accepts: read_id(&dir.join("compat_id"))?.into_iter().collect(),
             loaded: loaded(read_id(&dir.join("afu_id"))?),
             busy: self.busy(&slot, dir),
             name,
@@ -156,6 +157,7 @@ impl Sim {
             loaded: loaded(read_id(&dir.join("bitstream_id"))?),
             busy: self.busy(&slot, dir),
             regions,
+            cannot_program: None,
             address,
         })
     }
@@ -177,9 +179,9 @@ impl Sim {
         let slot = req.slot;
         let dir = self.slot_dir(slot)?;
         if slot.region.is_some() {
-            let accepts = read_id(&dir.join("compat_id"))?;
+            let accepts: Vec<Id128> = read_id(&dir.join("compat_id"))?.into_iter().collect();
             if let Some(requires) = req.requires
-                && accepts != Some(requires)
+                && !interface_fits(Some(requires), &accepts)
             {
                 return Err(DriverError::Incompatible {
                     slot: slot.clone(),

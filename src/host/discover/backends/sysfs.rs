@@ -78,17 +78,7 @@ pub fn canonical(path: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(path).ok()
 }
 
-/// Whether `text` is a PCI address `dddd:bb:dd.f` (hex, any case).
-pub fn is_pci_address(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 12
-        && b[4] == b':'
-        && b[7] == b':'
-        && b[10] == b'.'
-        && text
-            .char_indices()
-            .all(|(i, c)| matches!(i, 4 | 7 | 10) || c.is_ascii_hexdigit())
-}
+pub use crate::host::driver::is_pci_address;
 
 /// The PCI address (lower case) of the nearest ancestor of `path` (itself included,
 /// symlinks resolved) named like `dddd:bb:dd.f`.

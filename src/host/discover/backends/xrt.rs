@@ -4,9 +4,10 @@
 //! `examine` writes its JSON report to a fresh temporary file it then reads and removes.
 //!
 //! A card is a user physical function `<sysfs>/bus/pci/devices/<bdf>` with an
-//! `xclbinuuid` attribute. It has one region, `"0"`, which accepts the first id of
-//! `interface_uuids`, carries `xclbinuuid` (empty or zero = nothing) and is busy while
-//! `kdsstat` counts open `contexts`. The whole device reports its first `logic_uuids` id
+//! `xclbinuuid` attribute. It has one region, `"0"`, which accepts every id of
+//! `interface_uuids` (one per line: xocl loads an xclbin whose interface is any of the
+//! shell's, `tests/fixtures/hw/SOURCES.md` §6.3), carries `xclbinuuid` (empty or zero =
+//! nothing) and is busy while `kdsstat` counts open `contexts`. The whole device reports its first `logic_uuids` id
 //! (the base/shell), which fpga-sync does not program (that is `xbmgmt` on the management
 //! function followed by a cold reboot).
 
@@ -19,6 +20,7 @@ use super::tool;
 use crate::desired::host_group::Backend;
 use crate::host::driver::{
     Busy, DeviceInfo, Driver, DriverError, Loaded, ProgramReport, ProgramRequest, RegionInfo, Slot,
+    interface_fits,
 };
 use crate::host::id::Id128;
 
@@ -88,6 +90,7 @@ impl Xrt {
                 loaded: xclbin_loaded(attr(&dir.join("xclbinuuid")).as_deref().unwrap_or("")),
                 busy,
             }],
+            cannot_program: None,
         }
     }
 
@@ -126,8 +129,20 @@ fn first_id(text: Option<&str>) -> Option<Id128> {
         .find_map(|t| t.parse::<Id128>().ok())
 }
 
-fn accepts(dir: &Path) -> Option<Id128> {
-    first_id(attr(&dir.join("interface_uuids")).as_deref())
+/// Every id of `interface_uuids`: xocl lists each `interface_uuid` of the shell's device
+/// tree on its own line, and loads an xclbin built for any of them.
+fn accepts(dir: &Path) -> Vec<Id128> {
+    let mut out: Vec<Id128> = Vec::new();
+    for id in attr(&dir.join("interface_uuids"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|t| t.parse::<Id128>().ok())
+    {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// `xclbinuuid`: one line per slot, a uuid or `<slot> <uuid>`; the first line counts.
@@ -216,7 +231,7 @@ impl Driver for Xrt {
         }
         let accepts = accepts(&dir);
         if let Some(requires) = request.requires
-            && accepts != Some(requires)
+            && !interface_fits(Some(requires), &accepts)
         {
             return Err(DriverError::Incompatible {
                 slot: slot.clone(),
