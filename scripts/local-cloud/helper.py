@@ -132,14 +132,37 @@ def cmd_ensure_secrets(state):
                       secrets.token_urlsafe(24) + '\n')
 
 
+# the compute profile's own secrets: env name -> file under STATE
+COMPUTE_SECRETS = {
+    'LC_NOVA_DB_PASSWORD': os.path.join('mariadb', 'nova-db.secret'),
+    'LC_RABBIT_PASSWORD': os.path.join('rabbitmq', 'rabbit.secret'),
+}
+
+
+def cmd_ensure_compute_secrets(state):
+    """Generate the nova DB and RabbitMQ passwords once per state dir."""
+    for rel in COMPUTE_SECRETS.values():
+        path = os.path.join(state, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            write_private(path, secrets.token_urlsafe(24) + '\n')
+        os.chmod(path, 0o600)
+
+
 def cmd_with_secrets(state, *argv):
     """exec ARGV with OS_BOOTSTRAP_PASSWORD (admin password) and
-    LC_SERVICE_PASSWORD in its environment."""
+    LC_SERVICE_PASSWORD in its environment, plus LC_NOVA_DB_PASSWORD and
+    LC_RABBIT_PASSWORD once the compute profile has made them."""
     if argv and argv[0] == '--':
         argv = argv[1:]
     env = dict(os.environ)
     env['OS_BOOTSTRAP_PASSWORD'] = admin_password(state)
     env['LC_SERVICE_PASSWORD'] = service_password(state)
+    for key, rel in COMPUTE_SECRETS.items():
+        path = os.path.join(state, rel)
+        if os.path.exists(path):
+            with open(path) as f:
+                env[key] = f.read().strip()
     os.execvpe(argv[0], list(argv), env)
 
 
@@ -182,7 +205,8 @@ def cmd_fernet_keys(directory):
 # ------------------------------------------------------------------ catalog
 def cmd_register(state, ks_url, *specs):
     """Idempotently register services/endpoints (SPEC = type=name=url) and
-    the service user that keystonemiddleware authenticates as."""
+    the service user that keystonemiddleware authenticates as. SPEC
+    "-type" removes that service type (and its endpoints) if present."""
     from keystoneauth1 import session
     from keystoneauth1.identity import v3
     sess = session.Session(auth=v3.Password(
@@ -217,6 +241,10 @@ def cmd_register(state, ks_url, *specs):
              % (ks_url, project['id'], uid, role['id']))
 
     for spec in specs:
+        if spec.startswith('-'):
+            for svc in get('/services?type=' + spec[1:], 'services'):
+                sess.delete(ks_url + '/services/' + svc['id'])
+            continue
         stype, name, url = spec.split('=', 2)
         svc = find_or_create('/services', 'services', 'type=' + stype,
                              {'type': stype, 'name': name})
@@ -277,6 +305,109 @@ def cmd_write_clients(state):
                os.path.join(state, 'clouds.yaml'))
 
 
+# ------------------------------------------------------------------ daemons
+def cmd_spawn(pidfile, logfile, cwd, *argv):
+    """Start ARGV as a daemon: its own session (so its PID is also its
+    process group), cwd CWD, stdin /dev/null, stdout and stderr appended to
+    LOGFILE, no inherited descriptors (the callers hold flock fds). Write its
+    PID to PIDFILE and print it. Exit 1 if ARGV could not be executed."""
+    if argv and argv[0] == '--':
+        argv = argv[1:]
+    rfd, wfd = os.pipe()   # non-inheritable: closes on a successful exec
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            os.setsid()
+            os.chdir(cwd)
+            null = os.open(os.devnull, os.O_RDONLY)
+            out = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                          0o644)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            maxfd = os.sysconf('SC_OPEN_MAX')
+            os.closerange(3, wfd)
+            os.closerange(wfd + 1, maxfd)
+            os.execvp(argv[0], list(argv))
+        except BaseException as e:   # report to the parent, never return
+            os.write(wfd, ('%s: %s' % (type(e).__name__, e)).encode())
+        os._exit(127)
+    os.close(wfd)
+    with os.fdopen(rfd, 'rb') as f:
+        err = f.read()
+    if err:
+        os.waitpid(pid, 0)
+        die('cannot start %s: %s' % (argv[0], err.decode(errors='replace')))
+    tmp = '%s.tmp.%d' % (pidfile, os.getpid())
+    with open(tmp, 'w') as f:
+        f.write('%d\n' % pid)
+    os.replace(tmp, pidfile)
+    print(pid)
+
+
+def _proc_table():
+    """{pid: (ppid, state)} of all processes."""
+    table = {}
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(')') + 2:].split()
+        table[int(name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def cmd_rss(*roots):
+    """Print "<processes> <RSS KiB>": ROOTS and all their descendants
+    (zombies left out)."""
+    table = _proc_table()
+    children = {}
+    for pid, (ppid, _state) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    seen, todo = set(), [int(r) for r in roots if r.isdigit()]
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        todo.extend(children.get(pid, []))
+    count = kib = 0
+    for pid in seen:
+        if table[pid][1] == 'Z':
+            continue
+        try:
+            with open('/proc/%d/status' % pid) as f:
+                for line in f:
+                    if line.startswith('VmRSS:'):
+                        kib += int(line.split()[1])
+                        count += 1
+                        break
+        except OSError:
+            pass
+    print(count, kib)
+
+
+def cmd_amqp_check(host, port, user, secret_file):
+    """Exit 0 if RabbitMQ on HOST:PORT takes USER with the password in
+    SECRET_FILE (an AMQP login, as oslo.messaging does)."""
+    import amqp
+    with open(secret_file) as f:
+        password = f.read().strip()
+    try:
+        conn = amqp.Connection(host='%s:%s' % (host, port), userid=user,
+                               password=password, connect_timeout=5)
+        conn.connect()
+        conn.close()
+    except Exception as e:
+        die('AMQP login at %s:%s failed: %s' % (host, port,
+                                                  type(e).__name__))
+
+
 def cmd_json(path, expr):
     """Print a value from a JSON file: expr is a dotted path (a.0.b)."""
     with open(path) as f:
@@ -304,6 +435,10 @@ COMMANDS = {
     'freeports': cmd_freeports,
     'render': cmd_render,
     'ensure-secrets': cmd_ensure_secrets,
+    'ensure-compute-secrets': cmd_ensure_compute_secrets,
+    'spawn': cmd_spawn,
+    'rss': cmd_rss,
+    'amqp-check': cmd_amqp_check,
     'with-secrets': cmd_with_secrets,
     'auth-body': cmd_auth_body,
     'password-absent': cmd_password_absent,
