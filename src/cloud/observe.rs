@@ -88,23 +88,30 @@ async fn providers(session: &Session) -> Result<Vec<ObservedProvider>, CloudErro
     let details = try_join_all(nested.into_iter().map(|p| {
         let placement = Placement::new(session);
         async move {
-            let (inventories, traits) = tokio::try_join!(
+            let read = tokio::try_join!(
                 placement.inventories(&p.uuid),
                 placement.provider_traits(&p.uuid)
-            )?;
-            Ok::<_, CloudError>(ObservedProvider {
+            );
+            let (inventories, traits) = match read {
+                Ok(r) => r,
+                // Deleted between the listing and this read: it is not there any more.
+                Err(e) if e.status() == Some(404) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            Ok::<_, CloudError>(Some(ObservedProvider {
                 generation: traits.0.max(inventories.0),
                 uuid: p.uuid,
                 name: p.name,
                 parent: p.parent_provider_uuid,
                 inventories: inventories.1,
                 traits: traits.1,
-            })
+            }))
         }
     }))
     .await?;
     let mut out: Vec<ObservedProvider> = details
         .into_iter()
+        .flatten()
         .filter(|p| {
             p.inventories.keys().any(|rc| is_fpga_resource_class(rc))
                 || p.traits.iter().any(|t| is_fpga_trait(t))

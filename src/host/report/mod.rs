@@ -180,21 +180,28 @@ pub async fn device_providers(
         .into_iter()
         .filter(|p| p.uuid != compute_node_uuid)
         .map(|p| async move {
-            let (traits, inventories, allocations) = try_join3(
+            let read = try_join3(
                 placement.provider_traits(&p.uuid),
                 placement.inventories(&p.uuid),
                 placement.allocations(&p.uuid),
             )
-            .await?;
-            Ok::<_, CloudError>(ProviderState {
+            .await;
+            let (traits, inventories, allocations) = match read {
+                Ok(r) => r,
+                // Deleted between the listing and this read: it is not there any more.
+                Err(e) if e.status() == Some(404) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            Ok::<_, CloudError>(Some(ProviderState {
                 uuid: p.uuid,
                 name: p.name,
                 traits: traits.1,
                 inventories: inventories.1,
                 allocations: allocations.len(),
-            })
+            }))
         });
-    let mut devices = try_join_all(reads).await?;
+    let mut devices: Vec<ProviderState> =
+        try_join_all(reads).await?.into_iter().flatten().collect();
     devices.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(devices)
 }
