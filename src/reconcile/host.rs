@@ -25,7 +25,7 @@ use crate::host::plan::assignment::Target;
 use crate::host::plan::observed::{self, HostObserved};
 use crate::host::plan::{HostPlan, provider, render};
 use crate::host::report::status::{HostStatus, SlotState, SlotStatus, now};
-use crate::host::report::{self};
+use crate::host::report::{self, ledger::Ledger};
 use crate::source::RepoSpec;
 
 /// How the agent runs on this host.
@@ -101,6 +101,7 @@ pub async fn observe(
         providers: report::device_providers(placement, &compute.uuid).await?,
         force: options.force,
         deferred: options.deferred.clone(),
+        programmed: Ledger::new(&options.drivers.state_dir).current(&seen),
     };
     let (plan, assignment_problems) = observed::plan(&loaded.desired, &targets, &observed);
     problems.extend(assignment_problems);
@@ -153,6 +154,7 @@ pub async fn execute(
         timeout: options.timeout,
         stop,
         reporter,
+        ledger: &Ledger::new(&options.drivers.state_dir),
     };
     let executed = executor.run(&observation.plan).await;
     let mut slots = executed.slots;

@@ -23,6 +23,7 @@ use crate::host::plan::assignment::{self, Target};
 use crate::host::plan::manual::{self, Refusal};
 use crate::host::plan::provider::{self, Withdrawal};
 use crate::host::report;
+use crate::host::report::ledger::Ledger;
 use crate::source::RepoSpec;
 
 /// What to program, and where.
@@ -97,7 +98,7 @@ pub async fn program(
         .get(&backend)
         .and_then(|r| r.as_ref().ok())
         .and_then(|ds| ds.iter().find(|d| d.address == slot.address));
-    let (file, identity, name) = image_for(options, &loaded, &targets).await?;
+    let (file, identity, name, sha256) = image_for(options, &loaded, &targets).await?;
     // A repository bitstream is partial when it has a shell; a local file when its header
     // names the interface it needs.
     let partial = targets
@@ -130,9 +131,16 @@ pub async fn program(
         )
     })?;
     match tokio::task::block_in_place(|| driver.read_back(slot)) {
-        Ok(read) if read.id() == Some(identity.id) => Ok(format!(
-            "programmed `{name}` into {slot} and read it back: {read}"
-        )),
+        Ok(read) if read.id() == Some(identity.id) => {
+            // The next reconcile must know which build this is (another may share its id).
+            let ledger = Ledger::new(&options.host.drivers.state_dir);
+            if let Err(e) = ledger.record(slot, &sha256, identity.id) {
+                notice(&format!("warning: cannot record what was programmed: {e}"));
+            }
+            Ok(format!(
+                "programmed `{name}` into {slot} and read it back: {read}"
+            ))
+        }
         Ok(other) => Err(fail(
             format!(
                 "programmed `{name}` into {slot}, but it reads back {other}, not {}",
@@ -220,12 +228,13 @@ async fn withdraw(
     Ok(())
 }
 
-/// The local file to program, what it says about itself, and its name for messages.
+/// The local file to program, what it says about itself, its name for messages and its
+/// sha256.
 async fn image_for(
     options: &ProgramOptions<'_>,
     loaded: &Loaded,
     targets: &BTreeMap<String, Target>,
-) -> Result<(PathBuf, ImageIdentity, String), Error> {
+) -> Result<(PathBuf, ImageIdentity, String, String), Error> {
     let as_file = Path::new(options.bitstream);
     if as_file.is_file() && !loaded.desired.bitstreams.contains_key(options.bitstream) {
         let sha256 = crate::source::sha256_of(as_file).map_err(|e| {
@@ -247,7 +256,12 @@ async fn image_for(
                     "give a complete bitstream file",
                 )
             })?;
-        return Ok((as_file.to_owned(), identity, as_file.display().to_string()));
+        return Ok((
+            as_file.to_owned(),
+            identity,
+            as_file.display().to_string(),
+            sha256,
+        ));
     }
     let Some(target) = targets.get(options.bitstream) else {
         return Err(fail(
@@ -260,7 +274,12 @@ async fn image_for(
     };
     let cache = BitstreamCache::new(options.host.cache_dir.join("bitstreams"));
     if let Some(file) = cache.cached(&target.sha256).await {
-        return Ok((file, target.identity, target.name.clone()));
+        return Ok((
+            file,
+            target.identity,
+            target.name.clone(),
+            target.sha256.clone(),
+        ));
     }
     let session = super::connect(options.os_cloud, Needs::Cloud, |_| {})
         .await
@@ -295,5 +314,10 @@ async fn image_for(
                 "try again; a corrupt download is never programmed",
             )
         })?;
-    Ok((file, target.identity, target.name.clone()))
+    Ok((
+        file,
+        target.identity,
+        target.name.clone(),
+        target.sha256.clone(),
+    ))
 }

@@ -555,3 +555,63 @@ async fn a_zynqmp_manager_is_loaded_through_firmware_and_reported_as_host_manage
     assert_eq!(code, 0, "{fleet}");
     assert!(fleet.contains(&format!("verified {name}")), "{fleet}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_build_with_the_same_accelerator_id_is_programmed_and_recorded() {
+    let site = HostSite::new("sim", &["-h1"]);
+    // Rebuild `aes-b` with `aes-a`'s accelerator id (a new build of the same AFU), and
+    // upload it.
+    std::fs::write(
+        site.path().join("files/b.gbs"),
+        gbs(IFACE, site.afu[0], "second build"),
+    )
+    .unwrap();
+    let (code, out) = site.run(&["apply", "--repo", ".", "--auto-approve"], &[]);
+    assert_eq!(code, 0, "central apply: {out}");
+    let session = local_cloud().session(NOAUTH).await;
+    let placement = Placement::new(&session);
+    let host = site.host(1);
+    compute_node(&placement, &host).await;
+    let fake = FakeHost::new();
+    let root = fake.config().sim_root;
+    sim::add_device(&root, ADDR, "8086:09c4", "simulated PAC", None).unwrap();
+    sim::add_region(&root, ADDR, "0", Some(IFACE), None).unwrap();
+    let dirs = HostDirs::of(&fake);
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(sim::calls(&root).len(), 1);
+
+    site.assign("b");
+    let mut args = vec!["plan", "--repo", ".", "--host", &host];
+    args.push("--detailed-exitcode");
+    let (code, out) = site.run(&args, &dirs.env());
+    assert_eq!(
+        code, 2,
+        "the card reads back the same id, yet it is not this build: {out}"
+    );
+    assert!(
+        out.contains(&format!("it loaded `aes-a-{}`", site.lower)),
+        "{out}"
+    );
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(sim::calls(&root).len(), 2, "programmed: {out}");
+    let bs_b = |traits: &BTreeSet<String>| {
+        traits.iter().any(|t| {
+            t == &format!(
+                "{}{}",
+                report::BITSTREAM_TRAIT_PREFIX,
+                Id128(site.afu[1].0 ^ 0xff).upper()
+            )
+        })
+    };
+    let (_, traits, _, _) = provider_of(&placement, &format!("{host}_{ADDR}")).await;
+    assert!(bs_b(&traits), "reported as `aes-b`: {traits:?}");
+
+    // Recorded: the next pass leaves it alone.
+    let (code, out) = site.apply_host(&host, &dirs, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(sim::calls(&root).len(), 2, "{out}");
+    let record = std::fs::read_to_string(dirs.state.join("programmed.json")).unwrap();
+    assert!(record.contains("\"region\": \"0\""), "{record}");
+}

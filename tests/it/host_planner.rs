@@ -75,6 +75,7 @@ struct Case {
     providers: Vec<ProviderState>,
     force: bool,
     deferred: BTreeMap<Slot, String>,
+    programmed: BTreeMap<Slot, String>,
 }
 
 impl Case {
@@ -85,21 +86,26 @@ impl Case {
             providers: Vec::new(),
             force: false,
             deferred: BTreeMap::new(),
+            programmed: BTreeMap::new(),
         }
     }
 
     fn plan(&self) -> HostPlan {
-        let targets = BTreeMap::new();
+        self.plan_with(&BTreeMap::new())
+    }
+
+    fn plan_with(&self, targets: &BTreeMap<String, Target>) -> HostPlan {
         let named = BTreeSet::from(["CUSTOM_ACCELERATOR_CRYPTO".to_owned()]);
         plan_host(&HostPlanInput {
             host: "compute-a01",
             assignments: &self.assignments,
-            targets: &targets,
+            targets,
             devices: &self.devices,
             providers: Some(&self.providers),
             named_traits: &named,
             force: self.force,
             deferred: &self.deferred,
+            programmed: &self.programmed,
         })
     }
 }
@@ -360,6 +366,7 @@ fn a_missing_shell_blocks_its_regions_on_a_card_whose_shell_is_flashed() {
         named_traits: &named,
         force: true,
         deferred: &BTreeMap::new(),
+        programmed: &BTreeMap::new(),
     });
     assert!(
         matches!(&plan.slots[0].action, SlotAction::Blocked { reason, .. } if reason.contains("not the shell `fim`")),
@@ -605,4 +612,55 @@ fn a_manager_without_a_loader_is_blocked_with_the_hint_to_use_exec() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn two_builds_with_one_id_are_told_apart_by_what_fpga_sync_recorded() {
+    // Builds 1.0 and 1.1 of one AFU: their GBS headers give the same accelerator id.
+    let old = aes(IFACE);
+    let mut new = aes(IFACE);
+    new.name = "aes-1.1".into();
+    new.sha256 = "11".repeat(32);
+    let mut case = Case::new(
+        region_assignment(new.clone(), Policy::Managed),
+        card(Loaded::Id(AFU), Busy::Free),
+    );
+    let targets = BTreeMap::from([
+        (old.name.clone(), old.clone()),
+        (new.name.clone(), new.clone()),
+    ]);
+    let slot = case.assignments[0].slot.clone();
+    let plan = case.plan_with(&targets);
+    assert!(
+        matches!(plan.slots[0].action, SlotAction::Program { .. }),
+        "no record: the card cannot say which build it carries: {:?}",
+        plan.slots[0].action
+    );
+    let note = plan.slots[0].note.as_deref().unwrap();
+    assert!(
+        note.contains("no record") && note.contains(&old.name),
+        "{note}"
+    );
+
+    case.programmed = BTreeMap::from([(slot.clone(), old.sha256.clone())]);
+    let plan = case.plan_with(&targets);
+    assert!(matches!(plan.slots[0].action, SlotAction::Program { .. }));
+    assert!(
+        plan.slots[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains(&format!("it loaded `{}`", old.name)),
+        "{:?}",
+        plan.slots[0].note
+    );
+
+    case.programmed = BTreeMap::from([(slot, new.sha256.clone())]);
+    let plan = case.plan_with(&targets);
+    assert!(
+        matches!(plan.slots[0].action, SlotAction::InSync { .. }),
+        "{:?}",
+        plan.slots[0].action
+    );
+    assert_eq!(plan.slots[0].note, None);
 }

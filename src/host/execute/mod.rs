@@ -24,6 +24,7 @@ use crate::host::driver::{Driver, Loaded, ProgramRequest, Slot};
 use crate::host::plan::assignment::Target;
 use crate::host::plan::provider::{self, ProviderTarget};
 use crate::host::plan::{HostPlan, SlotAction, SlotPlan};
+use crate::host::report::ledger::Ledger;
 use crate::host::report::status::{SlotState, SlotStatus};
 use crate::host::report::{self, Removal as Removed};
 use fetch::BitstreamCache;
@@ -50,6 +51,8 @@ pub struct HostExecutor<'a> {
     pub stop: &'a AtomicBool,
     /// Told what happens, as it happens.
     pub reporter: &'a dyn Reporter,
+    /// Where what was programmed is recorded.
+    pub ledger: &'a Ledger,
 }
 
 /// What the executor tells as it goes: `watch` and `apply --host` log it.
@@ -373,6 +376,14 @@ impl HostExecutor<'_> {
                     format!("programmed `{name}` and read it back"),
                 );
                 done.programmed = true;
+                // Without the record a later pass cannot tell this build from another of
+                // the same id: it would program the slot again, never wrongly keep it.
+                if let Err(e) =
+                    self.ledger
+                        .record(&plan.assignment.slot, &target.sha256, target.identity.id)
+                {
+                    tracing::warn!(slot = %plan.assignment.slot, error = %e, "cannot record what was programmed");
+                }
                 if let Some(want) = &plan.on_success
                     && let Err(e) = self.write(plan, want).await
                 {

@@ -59,6 +59,10 @@ pub struct HostPlanInput<'a> {
     pub force: bool,
     /// Slots not to program this time, and why (`watch` backing off a failing device).
     pub deferred: &'a BTreeMap<Slot, String>,
+    /// What fpga-sync last programmed and read back in each slot, by the file's sha256:
+    /// it tells apart builds whose headers give the same id (a new build of an AFU keeps
+    /// its accelerator id), which the card cannot.
+    pub programmed: &'a BTreeMap<Slot, String>,
 }
 
 /// What happens to one slot.
@@ -122,6 +126,8 @@ pub struct SlotPlan {
     pub on_success: Option<ProviderTarget>,
     /// What Placement holds after a failed program or read-back.
     pub on_failure: Option<ProviderTarget>,
+    /// What people should know about how the card was read (two builds of one id).
+    pub note: Option<String>,
 }
 
 /// A provider fpga-sync made for a device that is no longer assigned or present.
@@ -236,6 +242,7 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
             withdraw: None,
             on_success,
             on_failure,
+            note: None,
         };
         if a.policy == Policy::Manual {
             slots.push(plan);
@@ -319,7 +326,8 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
         };
         plan.current = loaded.clone();
         plan.accepts.clone_from(&accepts);
-        let carries = loaded.id() == Some(target.identity.id);
+        let (carries, note) = carries(&loaded, a, target, input);
+        plan.note = note;
         plan.action = if a.slot.region.is_none() && target.is_shell() {
             let (verdict, action) = check_shell(a, target, device, input, &plan, carries, &busy);
             shells.insert(a.slot.address.clone(), verdict);
@@ -391,6 +399,49 @@ fn withdrawal(
         provider.traits.contains(provider::FAILED_TRAIT),
     );
     (!provider_matches(provider, &want, owned)).then_some(want)
+}
+
+/// Whether the card carries `target`: it reads back the target's id, and when another
+/// bitstream of the repository has the same id (another build of the same AFU), fpga-sync's
+/// record of what it programmed there says it was this build. With no record, it is
+/// programmed again: the card cannot tell the builds apart.
+fn carries(
+    loaded: &Loaded,
+    a: &SlotAssignment,
+    target: &Target,
+    input: &HostPlanInput<'_>,
+) -> (bool, Option<String>) {
+    if loaded.id() != Some(target.identity.id) {
+        return (false, None);
+    }
+    let mut twins: Vec<&str> = input
+        .targets
+        .values()
+        .filter(|t| t.identity.id == target.identity.id && t.sha256 != target.sha256)
+        .map(|t| t.name.as_str())
+        .collect();
+    if twins.is_empty() {
+        return (true, None);
+    }
+    twins.sort_unstable();
+    let recorded = input.programmed.get(&a.slot);
+    if recorded == Some(&target.sha256) {
+        return (true, None);
+    }
+    let said = match recorded.and_then(|sha| input.targets.values().find(|t| &t.sha256 == sha)) {
+        Some(t) => format!("fpga-sync's record says it loaded `{}` there", t.name),
+        None => "fpga-sync has no record of which build it loaded there".to_owned(),
+    };
+    let names: Vec<String> = twins.iter().map(|n| format!("`{n}`")).collect();
+    (
+        false,
+        Some(format!(
+            "the card reads back {}, which `{}` shares with {}; {said}",
+            target.identity.id,
+            target.name,
+            names.join(", ")
+        )),
+    )
 }
 
 /// Whether a slot reports a provider: managed, carrying a bitstream that is not a shell.

@@ -39,6 +39,9 @@ pub struct HostObserved {
     /// Slots not to program this time, and why.
     #[serde(default, with = "deferred")]
     pub deferred: BTreeMap<Slot, String>,
+    /// What fpga-sync last programmed and read back in each slot: the file's sha256.
+    #[serde(default, with = "programmed")]
+    pub programmed: BTreeMap<Slot, String>,
 }
 
 /// Plans the observed host: its slots from the desired state, resolved against the devices
@@ -66,6 +69,7 @@ pub fn plan(
         named_traits: &named,
         force: observed.force,
         deferred: &observed.deferred,
+        programmed: &observed.programmed,
     });
     let problems = problems
         .into_iter()
@@ -154,6 +158,42 @@ mod deferred {
     }
 }
 
+/// `programmed` as a list of `{"address", "region", "sha256"}`.
+mod programmed {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        #[serde(flatten)]
+        slot: Slot,
+        sha256: String,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        programmed: &BTreeMap<Slot, String>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let entries: Vec<Entry> = programmed
+            .iter()
+            .map(|(slot, sha256)| Entry {
+                slot: slot.clone(),
+                sha256: sha256.clone(),
+            })
+            .collect();
+        entries.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Slot, String>, D::Error> {
+        Ok(Vec::<Entry>::deserialize(d)?
+            .into_iter()
+            .map(|e| (e.slot, e.sha256))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -196,6 +236,7 @@ mod tests {
                 Slot::region("0000:5e:00.0", "0"),
                 "backing off after 3 failures".into(),
             )]),
+            programmed: BTreeMap::from([(Slot::region("0000:5e:00.0", "0"), "ab".repeat(32))]),
         };
         let json = serde_json::to_value(&observed).unwrap();
         assert_eq!(

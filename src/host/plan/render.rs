@@ -84,6 +84,9 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
             }
         };
         let _ = writeln!(out, "  {slot:<24} {line}");
+        if let Some(note) = &s.note {
+            let _ = writeln!(out, "      note: {note}");
+        }
     }
     for r in &plan.removals {
         let p = &r.provider;
@@ -133,6 +136,7 @@ pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
                 "accepts": s.accepts,
                 "provider": s.provider_name,
                 "withdraw": s.withdraw.is_some(),
+                "note": s.note,
                 "action": s.action,
             })
         })

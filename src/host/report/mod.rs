@@ -7,6 +7,7 @@
 //! with what other writers put there and retry on generation conflicts (the client's
 //! [`Placement::update_provider_traits`] and [`Placement::update_inventories`]).
 
+pub mod ledger;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
