@@ -160,6 +160,7 @@ async fn a_failure_skips_its_dependents_and_lets_the_rest_finish() {
         unchanged: 0,
         fingerprints: BTreeMap::new(),
         not_pruned: vec![],
+        in_progress: vec![],
     };
     let events = Events::default();
     let applied = apply(&plan, &session, &Folder(dir.path().to_owned()), &events, 4).await;
@@ -243,6 +244,7 @@ async fn content_that_is_not_the_planned_content_is_never_left_as_an_image() {
         unchanged: 0,
         fingerprints: BTreeMap::new(),
         not_pruned: vec![],
+        in_progress: vec![],
     };
     let applied = apply(
         &plan,

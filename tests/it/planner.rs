@@ -69,6 +69,7 @@ fn a_plan_from_nothing_is_ordered_and_knows_its_dependencies() {
         digests: &digests,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     };
     let p = plan(&input).unwrap();
     assert_eq!(p, plan(&input).unwrap(), "deterministic");
@@ -136,6 +137,7 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         digests: &digests,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     })
     .unwrap();
     let aes_actions: Vec<(Kind, &Operation)> = p
@@ -160,6 +162,7 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         digests: &changed,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     })
     .unwrap();
     let replace = p
@@ -206,6 +209,7 @@ fn another_site_s_image_is_not_ours() {
         digests: &digests,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     })
     .unwrap_err();
     assert_eq!(problems.len(), 1);
@@ -228,6 +232,7 @@ fn another_site_s_image_is_not_ours() {
             prune: true,
             ..PlanSettings::default()
         },
+        live_lease: None,
     })
     .unwrap();
     assert!(
@@ -266,6 +271,7 @@ fn the_mass_delete_guard_counts_only_what_pruning_removes() {
         digests: &digests,
         observed,
         settings: strict.clone(),
+        live_lease: None,
     };
     let p = plan(&input(&leftovers)).expect("leftovers are not pruning");
     let deletes: Vec<&Why> = p
