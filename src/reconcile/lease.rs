@@ -1068,3 +1068,313 @@ pub fn process_alive(pid: u32) -> bool {
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The lease's timing on tokio's paused clock, against a store with Placement's
+    //! compare-and-swap semantics (the real Placement is exercised through the binary in
+    //! `tests/it/lease.rs`).
+
+    use super::*;
+    use crate::cloud::error::Service;
+
+    /// One unit, held by a consumer with a generation, as Placement keeps it.
+    #[derive(Default)]
+    struct Fake {
+        state: Mutex<FakeState>,
+    }
+
+    #[derive(Default)]
+    struct FakeState {
+        holder: Option<(String, u64, String)>,
+        renewals_fail: bool,
+    }
+
+    fn conflict() -> CloudError {
+        CloudError::Status {
+            service: Service::Placement,
+            request: "PUT /allocations/x".into(),
+            status: 409,
+            message: "conflict".into(),
+            request_id: None,
+        }
+    }
+
+    impl Fake {
+        fn held_by(holder: &Holder) -> Arc<Fake> {
+            let fake = Fake::default();
+            fake.state.lock().unwrap().holder = Some(("dead".into(), 7, holder.encode()));
+            Arc::new(fake)
+        }
+
+        fn holder(&self) -> Option<(String, u64)> {
+            let s = self.state.lock().unwrap();
+            s.holder.as_ref().map(|(id, g, _)| (id.clone(), *g))
+        }
+    }
+
+    impl Store for Fake {
+        async fn read(&self) -> Result<Option<Held>, CloudError> {
+            let s = self.state.lock().unwrap();
+            Ok(s.holder.as_ref().map(|(id, g, user)| Held {
+                id: id.clone(),
+                generation: Some(*g),
+                user: user.clone(),
+                holder: Holder::decode(user),
+            }))
+        }
+
+        async fn take(&self, id: &str, user: &str) -> Result<(), CloudError> {
+            let mut s = self.state.lock().unwrap();
+            if s.holder.is_some() {
+                return Err(conflict());
+            }
+            s.holder = Some((id.into(), 1, user.into()));
+            Ok(())
+        }
+
+        async fn swap(&self, old: &Held, id: &str, user: &str) -> Result<(), CloudError> {
+            let mut s = self.state.lock().unwrap();
+            match &s.holder {
+                Some((i, g, _)) if *i == old.id && Some(*g) == old.generation => {
+                    s.holder = Some((id.into(), 1, user.into()));
+                    Ok(())
+                }
+                _ => Err(conflict()),
+            }
+        }
+
+        async fn renew(&self, id: &str, _user: &str, generation: u64) -> Result<(), CloudError> {
+            let mut s = self.state.lock().unwrap();
+            if s.renewals_fail {
+                return Err(CloudError::Unreachable {
+                    service: Service::Placement,
+                    request: "PUT /allocations/x".into(),
+                    reason: "connection refused".into(),
+                });
+            }
+            match &mut s.holder {
+                Some((i, g, _)) if i == id && *g == generation => {
+                    *g += 1;
+                    Ok(())
+                }
+                _ => Err(conflict()),
+            }
+        }
+
+        async fn holds(&self, id: &str) -> Result<Option<u64>, CloudError> {
+            let s = self.state.lock().unwrap();
+            Ok(s.holder
+                .as_ref()
+                .filter(|(i, _, _)| i == id)
+                .map(|(_, g, _)| *g))
+        }
+
+        async fn remove(&self, id: &str) -> Result<bool, CloudError> {
+            let mut s = self.state.lock().unwrap();
+            if s.holder.as_ref().is_some_and(|(i, _, _)| i == id) {
+                s.holder = None;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+
+    fn options(timeout: u64) -> LeaseOptions {
+        LeaseOptions {
+            timeout: Duration::from_secs(timeout),
+            ..LeaseOptions::new("apply")
+        }
+    }
+
+    fn site() -> Scope {
+        Scope::Site("s".into())
+    }
+
+    fn other_holder() -> Holder {
+        Holder {
+            format: 1,
+            host: "ci-7".into(),
+            pid: 4242,
+            op: "apply".into(),
+            commit: Some("137a6a8c0ffee".into()),
+            since: 1_700_000_000,
+            ttl: 120,
+        }
+    }
+
+    /// Collects event messages.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<String>>);
+
+    impl Told {
+        fn lines(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    async fn take(
+        store: &Arc<Fake>,
+        timeout: u64,
+        told: &Told,
+    ) -> (Result<Lease<Fake>, LeaseError>, Duration) {
+        let start = Instant::now();
+        let events = |e: &Event<'_>| told.0.lock().unwrap().push(e.message());
+        let got = acquire_with(store.clone(), &site(), &options(timeout), &events, &|| {
+            false
+        })
+        .await;
+        (got, start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_free_lease_is_taken_at_once_and_renewed_every_third_of_its_ttl() {
+        let store = Arc::new(Fake::default());
+        let told = Told::default();
+        let (lease, took) = take(&store, 300, &told).await;
+        let lease = lease.unwrap();
+        assert_eq!(took, Duration::ZERO);
+        assert_eq!(store.holder(), Some((lease.id().to_owned(), 1)));
+        // Renewals at 40, 80, 120 and 160 s.
+        tokio::time::sleep(Duration::from_secs(170)).await;
+        assert_eq!(store.holder(), Some((lease.id().to_owned(), 5)));
+        assert_eq!(lease.lost(), None);
+        assert_eq!(lease.release().await.unwrap(), Released::Released);
+        assert_eq!(store.holder(), None);
+        assert_eq!(told.lines().len(), 1, "{:?}", told.lines());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_that_stopped_renewing_is_broken_after_its_ttl_not_before() {
+        let store = Fake::held_by(&other_holder());
+        let told = Told::default();
+        let (lease, took) = take(&store, 600, &told).await;
+        let lease = lease.unwrap();
+        assert!(took >= Duration::from_secs(120), "{took:?}");
+        assert!(took < Duration::from_secs(123), "{took:?}");
+        assert_eq!(store.holder(), Some((lease.id().to_owned(), 1)));
+        let lines = told.lines();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].starts_with("waiting up to 600 s (`--lock-timeout`) for the lease of site `s`, held by host `ci-7`, pid 4242, `apply`, commit 137a6a8c0ffe, since 2023-11-14T22:13:20Z (lease dead)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("broke the lease of site `s`: not renewed for 120."),
+            "{lines:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_live_holder_is_never_broken_and_the_waiter_fails_naming_it() {
+        let store = Arc::new(Fake::default());
+        let told = Told::default();
+        let (first, _) = take(&store, 300, &told).await;
+        let first = first.unwrap();
+        let (second, waited) = take(&store, 300, &told).await;
+        let Err(LeaseError::Held { held, .. }) = second else {
+            panic!("the second run got the lease")
+        };
+        assert_eq!(waited, Duration::from_secs(300));
+        assert_eq!(held.id, first.id());
+        assert_eq!(held.holder.unwrap().pid, std::process::id());
+        assert_eq!(first.lost(), None);
+        assert_eq!(store.holder().unwrap().0, first.id());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_of_zero_fails_at_once_naming_the_holder() {
+        let store = Fake::held_by(&other_holder());
+        let told = Told::default();
+        let (got, waited) = take(&store, 0, &told).await;
+        let Err(e @ LeaseError::Held { .. }) = got else {
+            panic!("not refused")
+        };
+        assert_eq!(waited, Duration::ZERO);
+        assert!(e.to_string().contains("pid 4242"), "{e}");
+        let help = e.diagnostic().help.unwrap();
+        assert!(
+            help.contains("fpga-sync lock break dead --site s"),
+            "{help}"
+        );
+        assert!(told.lines().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_lease_is_taken_by_the_waiting_run_within_its_poll() {
+        let store = Arc::new(Fake::default());
+        let told = Told::default();
+        let (first, _) = take(&store, 300, &told).await;
+        let first = first.unwrap();
+        let releaser = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            first.release().await.unwrap()
+        });
+        let (second, waited) = take(&store, 300, &told).await;
+        assert_eq!(releaser.await.unwrap(), Released::Released);
+        let second = second.unwrap();
+        assert!(waited >= Duration::from_secs(10), "{waited:?}");
+        assert!(waited <= Duration::from_millis(12_200), "{waited:?}");
+        assert_eq!(store.holder(), Some((second.id().to_owned(), 1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_lease_is_lost_by_its_next_renewal() {
+        let store = Arc::new(Fake::default());
+        let told = Told::default();
+        let (lease, _) = take(&store, 300, &told).await;
+        let lease = lease.unwrap();
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        store.state.lock().unwrap().holder = None;
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(lease.lost(), None, "not before its next renewal (80 s)");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let lost = lease.lost().expect("lost");
+        assert!(lost.contains("its allocation is gone"), "{lost}");
+        assert_eq!(lease.release().await.unwrap(), Released::Gone);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewals_failing_for_a_whole_ttl_lose_the_lease() {
+        let store = Arc::new(Fake::default());
+        let told = Told::default();
+        let (lease, _) = take(&store, 300, &told).await;
+        let lease = lease.unwrap();
+        store.state.lock().unwrap().renewals_fail = true;
+        tokio::time::sleep(Duration::from_secs(110)).await;
+        assert_eq!(lease.lost(), None);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let lost = lease.lost().expect("lost");
+        assert!(lost.contains("could not be renewed for 120 s"), "{lost}");
+    }
+
+    #[test]
+    fn the_holder_record_fits_placement_and_reads_back() {
+        let mut h = other_holder();
+        let text = h.encode();
+        assert_eq!(
+            text,
+            r#"{"fpga-sync":1,"host":"ci-7","pid":4242,"op":"apply","commit":"137a6a8c0ffee","since":1700000000,"ttl":120}"#
+        );
+        assert_eq!(Holder::decode(&text), Some(h.clone()));
+        h.host = "h".repeat(400);
+        let long = h.encode();
+        assert!(long.len() <= 255, "{}", long.len());
+        assert!(Holder::decode(&long).unwrap().host.starts_with("hhh"));
+        assert_eq!(Holder::decode("nova-user"), None);
+        assert_eq!(Holder::decode(r#"{"host":"x"}"#), None);
+    }
+
+    #[test]
+    fn provider_names_say_the_scope_and_fit_placement() {
+        assert_eq!(site().provider_name(), "fpga-sync-lock:site:s");
+        assert_eq!(
+            Scope::Host("compute-a01".into()).provider_name(),
+            "fpga-sync-lock:host:compute-a01"
+        );
+        let long = Scope::Site("é".repeat(150)).provider_name();
+        assert!(long.len() <= 200, "{}", long.len());
+        assert!(long.starts_with("fpga-sync-lock:site:é"));
+        assert_ne!(long, Scope::Site("é".repeat(151)).provider_name());
+    }
+}
