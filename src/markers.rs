@@ -25,6 +25,9 @@ pub const IMAGE_STATE: &str = "fpga_sync_state";
 /// runner's, in progress; one marked with any other lease, or with none (made before
 /// leases), was interrupted.
 pub const IMAGE_LEASE: &str = "fpga_sync_lease";
+/// The resource class of the lease providers' one unit (`docs/locking.md`): fpga-sync's
+/// own, never part of a desired state.
+pub const LEASE_CLASS: &str = "CUSTOM_FPGA_SYNC_LEASE";
 /// The site of a repository that names none.
 pub const DEFAULT_SITE: &str = "default";
 /// Upload not verified yet.

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -41,6 +42,34 @@ pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
     }
 }
 
+/// Whether the run waits at the confirmation prompt (where an interrupt quits at once).
+static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C or SIGTERM: the first sets `stop` (the run starts nothing more and gives its
+/// lease back); the second, or one at the prompt, quits at once (the lease then lapses
+/// after its TTL).
+fn on_interrupt(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if PROMPTING.load(Ordering::SeqCst) || stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nInterrupted.");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\nInterrupted: stopping after what is under way, then giving the lease back (interrupt again to quit at once)"
+            );
+        }
+    });
+    Ok(())
+}
+
 /// Asks on the terminal; `Ok(false)` when the answer is not `yes`.
 fn confirm(question: &str, unattended_help: &str) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
@@ -55,7 +84,9 @@ fn confirm(question: &str, unattended_help: &str) -> Result<bool, Error> {
     eprint!("\n{question} Only `yes` applies: ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
+    PROMPTING.store(true, Ordering::SeqCst);
     std::io::stdin().lock().read_line(&mut answer).ok();
+    PROMPTING.store(false, Ordering::SeqCst);
     if answer.trim() != "yes" {
         eprintln!("Not applied.");
         return Ok(false);
@@ -90,12 +121,15 @@ async fn apply_cloud(args: &ApplyArgs, color: bool) -> Result<bool, Error> {
         },
     };
     let reporter = CliReporter::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    on_interrupt(stop.clone()).map_err(Error::io("setting up the interrupt handler"))?;
     let context = ApplyContext {
         os_cloud: args.cloud.os_cloud.as_deref(),
         lease: args.lease.options("apply"),
         events: &lease_event,
         reporter: &reporter,
         concurrency: args.parallel,
+        stop: &stop,
     };
     let review = |planned: &Planned| {
         eprint!("{}", render::human(&planned.plan, &planned.header(), color));
@@ -130,12 +164,15 @@ async fn apply_host(args: &ApplyArgs, host: &str) -> Result<bool, Error> {
         .driver
         .host_options(host, &args.prune.site.name, args.host.force);
     let previous = args.host.status_file.as_deref().and_then(HostStatus::read);
+    let stop = Arc::new(AtomicBool::new(false));
+    on_interrupt(stop.clone()).map_err(Error::io("setting up the interrupt handler"))?;
     let context = HostApplyContext {
         os_cloud: args.cloud.os_cloud.as_deref(),
         lease: args.lease.options("apply --host"),
         events: &lease_event,
         reporter: &LogReporter,
         previous: previous.as_ref(),
+        stop: &stop,
     };
     let review = |prepared: &Prepared| {
         let observation = &prepared.observation;
@@ -214,7 +251,7 @@ fn summarise(plan: &Plan, applied: &Applied, color: bool) -> bool {
     }
     if let Some(why) = &applied.halt_reason {
         let d = Diagnostic::error(
-            "fpga_sync::lease",
+            "fpga_sync::apply",
             format!(
                 "stopped: {why}; {} action(s) not started: {}",
                 applied.halted.len(),
@@ -226,7 +263,7 @@ fn summarise(plan: &Plan, applied: &Applied, color: bool) -> bool {
                     .join(", ")
             ),
         )
-        .help("another run may be changing the site now: run `fpga-sync apply` again once it is done (`fpga-sync lock status` shows it)");
+        .help("run `fpga-sync apply` again: it continues from what is there (when the lease was lost, another run may be changing the site now: `fpga-sync lock status` shows it)");
         eprint!("{}", d.render(color));
     }
     let total = plan.actions.len();

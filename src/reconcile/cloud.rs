@@ -8,6 +8,7 @@
 //! cache, the plan file.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::lease::{self, Events, Held, LeaseOptions, Scope};
 use super::{Error, Loaded, Needs, SavedPlan, SnapshotFiles};
@@ -174,6 +175,9 @@ pub struct ApplyContext<'a> {
     pub reporter: &'a dyn Reporter,
     /// Actions of one phase in flight.
     pub concurrency: usize,
+    /// Set to stop (Ctrl-C, SIGTERM): the wait for the lease ends, no further action
+    /// starts, and the lease is given back.
+    pub stop: &'a AtomicBool,
 }
 
 /// `apply`: takes the site's lease, then plans (or checks the saved plan against what
@@ -229,7 +233,8 @@ pub async fn apply_locked(
         ..context.lease.with_commit(loaded.desired.commit.as_deref())
     };
     let fresh = settings.is_some();
-    let lease = lease::acquire(&session, &scope, &options, context.events, &|| false).await?;
+    let stop = || context.stop.load(Ordering::SeqCst);
+    let lease = lease::acquire(&session, &scope, &options, context.events, &stop).await?;
     let outcome = async {
         let observed = crate::cloud::observe::observe(&session).await?;
         let plan = match (settings, saved) {
@@ -266,9 +271,15 @@ pub async fn apply_locked(
             snapshot: &planned.loaded.snapshot,
             scratch: scratch.path().to_owned(),
         };
+        let halted = || {
+            if stop() {
+                return Some("interrupted".to_owned());
+            }
+            lease.lost()
+        };
         let under = Under {
             lease: Some(lease.id()),
-            halted: &|| lease.lost(),
+            halted: &halted,
         };
         let applied = apply::apply_under(
             &planned.plan,

@@ -243,6 +243,9 @@ pub struct HostApplyContext<'a> {
     pub reporter: &'a dyn Reporter,
     /// The status of the previous run, for the failure counts.
     pub previous: Option<&'a HostStatus>,
+    /// Set to stop (Ctrl-C, SIGTERM): the wait for the lease ends, no further slot
+    /// starts, and the lease is given back.
+    pub stop: &'a AtomicBool,
 }
 
 /// `apply --host`: reads the desired state and sets up the drivers, takes the host's
@@ -263,7 +266,9 @@ pub async fn apply_locked(
         operation: "apply --host".into(),
         ..context.lease.with_commit(loaded.desired.commit.as_deref())
     };
-    let lease = lease::acquire(&session, &scope, &lease_options, context.events, &|| false).await?;
+    let cancelled = || context.stop.load(std::sync::atomic::Ordering::SeqCst);
+    let lease =
+        lease::acquire(&session, &scope, &lease_options, context.events, &cancelled).await?;
     let outcome = async {
         let observation = observe(&loaded, options, &drivers, &Placement::new(&session)).await?;
         let prepared = Prepared {
@@ -275,7 +280,6 @@ pub async fn apply_locked(
         if !review(&prepared)? {
             return Ok((prepared, None));
         }
-        let stop = AtomicBool::new(false);
         let status = execute(
             &prepared.session,
             &prepared.loaded,
@@ -283,7 +287,7 @@ pub async fn apply_locked(
             &prepared.drivers,
             &prepared.observation,
             context.previous,
-            &stop,
+            context.stop,
             &|| lease.lost(),
             context.reporter,
         )

@@ -38,8 +38,7 @@ use crate::cloud::placement::{
 use crate::cloud::session::Session;
 use crate::diagnostic::Diagnostic;
 
-/// The resource class of the lease providers' one unit.
-pub const LEASE_CLASS: &str = "CUSTOM_FPGA_SYNC_LEASE";
+pub use crate::markers::LEASE_CLASS;
 /// The start of every lease provider's name.
 pub const PROVIDER_PREFIX: &str = "fpga-sync-lock:";
 /// The `project_id` of every lease consumer.

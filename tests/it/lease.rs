@@ -252,10 +252,20 @@ async fn concurrent_applies(cloud: &'static str, runs: usize) {
     let site = LeaseSite::new(cloud, 4, 256 * 1024);
     let session = local_cloud().session(cloud).await;
     let me = std::process::id();
-    // This test holds the lease first, so that every run starts by waiting.
-    let held = hold(&session, &site.scope(), 120).await;
+    // This test holds the lease first, so that every run starts by waiting. A short TTL
+    // only makes waiting runs look more often (a tenth of it, at least 0.2 s).
+    let held = hold(&session, &site.scope(), 5).await;
     let mut running: Vec<Running> = (0..runs)
-        .map(|_| site.spawn(&["apply", "--auto-approve", "--lock-timeout", "120"]))
+        .map(|_| {
+            site.spawn(&[
+                "apply",
+                "--auto-approve",
+                "--lock-timeout",
+                "120",
+                "--lock-ttl",
+                "5",
+            ])
+        })
         .collect();
     for r in &mut running {
         r.wait_for(60, "a waiting message naming the test", |l| {
@@ -321,7 +331,7 @@ async fn five_concurrent_applies_wait_name_the_holder_and_upload_each_bitstream_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_converges() {
-    let site = LeaseSite::new(NOAUTH, 4, 12 * 1024 * 1024);
+    let site = LeaseSite::new(NOAUTH, 3, 12 * 1024 * 1024);
     let session = local_cloud().session(NOAUTH).await;
     let glance = Glance::new(&session);
     let mut first = site.spawn(&[
@@ -570,4 +580,51 @@ async fn apply_host_and_a_watch_pass_that_programs_take_the_host_lease() {
             && out.contains(&format!("released the lease of host `{host}`")),
         "{out}"
     );
+}
+
+#[test]
+fn the_lease_flags_and_commands_have_help() {
+    let site = crate::support::Site::new();
+    for (args, expected) in [
+        (vec!["apply", "--help"], "--lock-timeout <SECONDS>"),
+        (vec!["apply", "--help"], "--lock-ttl <SECONDS>"),
+        (vec!["watch", "--help"], "--lock-timeout <SECONDS>"),
+        (vec!["lock", "--help"], "force-unlock"),
+        (vec!["lock", "status", "--help"], "--format <FORMAT>"),
+        (vec!["lock", "break", "--help"], "<ID>"),
+    ] {
+        let out = site.run(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+    let out = site.run(&["apply", "--lock-ttl", "0"]);
+    assert_eq!(out.status.code(), Some(2), "a TTL of 0 is a usage error");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_apply_stops_between_actions_and_gives_the_lease_back() {
+    let site = LeaseSite::new(NOAUTH, 3, 8 * 1024 * 1024);
+    let session = local_cloud().session(NOAUTH).await;
+    let mut run = site.spawn(&["apply", "--auto-approve", "--parallel", "1"]);
+    run.wait_for(60, "an upload started", |l| l.ends_with(": started"));
+    // As a CI runner cancels a job.
+    let pid = libc::pid_t::try_from(run.child.id()).unwrap();
+    // SAFETY: signalling a child process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (code, text) = run.finish();
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("Interrupted: stopping after what is under way"),
+        "{text}"
+    );
+    assert!(text.contains("stopped: interrupted;"), "{text}");
+    assert!(text.contains("released the lease of site"), "{text}");
+    let (_, free, _) = site.run(&["lock", "status"]);
+    assert!(free.contains("is free"), "{free}");
+    // The next apply does not wait, and converges.
+    let (code, out, err) = site.run(&["apply", "--auto-approve", "--lock-timeout", "0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    site.assert_one_complete_image_each(&session, &err).await;
+    site.assert_plan_empty();
 }
