@@ -884,16 +884,32 @@ async fn renew<S: Store>(
     let lose = |why: String| *lost.lock().expect("never poisoned") = Some(why);
     loop {
         tokio::time::sleep(wait).await;
-        let error = match store.renew(&id, &user, generation).await {
-            Ok(()) => {
+        // A renewal that cannot get through before the TTL ends is as good as none: a
+        // waiting runner may break the lease by then, so give up on it at that moment
+        // rather than when a stalled request finally times out.
+        let attempt = async {
+            match store.renew(&id, &user, generation).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err((store.holds(&id).await, e)),
+            }
+        };
+        let (holds, error) = match tokio::time::timeout_at(renewed + ttl, attempt).await {
+            Ok(Ok(())) => {
                 generation += 1;
                 renewed = Instant::now();
                 wait = every;
                 continue;
             }
-            Err(e) => e,
+            Ok(Err(failed)) => failed,
+            Err(_) => {
+                lose(format!(
+                    "no renewal got through within its TTL ({} s): Placement did not answer in time, so another runner may hold it now",
+                    ttl.as_secs_f64()
+                ));
+                return;
+            }
         };
-        match store.holds(&id).await {
+        match holds {
             Ok(None) => {
                 lose("its allocation is gone: someone broke it (`fpga-sync lock break`, or a runner that saw it unrenewed for its TTL)".into());
                 return;
@@ -910,7 +926,7 @@ async fn renew<S: Store>(
             ));
             return;
         }
-        wait = retry;
+        wait = retry.min(ttl.saturating_sub(renewed.elapsed()));
     }
 }
 
@@ -1087,6 +1103,7 @@ mod tests {
     struct FakeState {
         holder: Option<(String, u64, String)>,
         renewals_fail: bool,
+        renewals_hang: bool,
     }
 
     fn conflict() -> CloudError {
@@ -1144,6 +1161,10 @@ mod tests {
         }
 
         async fn renew(&self, id: &str, _user: &str, generation: u64) -> Result<(), CloudError> {
+            let hang = self.state.lock().unwrap().renewals_hang;
+            if hang {
+                std::future::pending::<()>().await;
+            }
             let mut s = self.state.lock().unwrap();
             if s.renewals_fail {
                 return Err(CloudError::Unreachable {
@@ -1345,6 +1366,25 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(20)).await;
         let lost = lease.lost().expect("lost");
         assert!(lost.contains("could not be renewed for 120 s"), "{lost}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_stalled_past_the_ttl_loses_the_lease_at_the_ttl() {
+        let store = Arc::new(Fake::default());
+        let told = Told::default();
+        let (lease, _) = take(&store, 300, &told).await;
+        let lease = lease.unwrap();
+        // Renewed at 40 s; the next, at 80 s, stalls (a half-open connection).
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        store.state.lock().unwrap().renewals_hang = true;
+        tokio::time::sleep(Duration::from_secs(109)).await;
+        assert_eq!(lease.lost(), None, "not before 40 + 120 s");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let lost = lease.lost().expect("lost at the TTL");
+        assert!(
+            lost.contains("no renewal got through within its TTL"),
+            "{lost}"
+        );
     }
 
     #[test]
