@@ -237,6 +237,15 @@ async fn hold(session: &Session, scope: &Scope, ttl: u64) -> Lease {
         .unwrap_or_else(|e| panic!("the test could not take the lease: {e}"))
 }
 
+/// The id of the lease held on `scope`, read in-process.
+async fn holder_of(session: &Session, scope: &Scope) -> Option<String> {
+    lease::status(session, scope)
+        .await
+        .unwrap()
+        .held
+        .map(|h| h.id)
+}
+
 /// The pids named by `waiting ...` lines.
 fn holders_named(text: &str) -> Vec<u32> {
     text.lines()
@@ -273,13 +282,10 @@ async fn concurrent_applies(cloud: &'static str, runs: usize) {
                 && l.contains(&format!(", pid {me}, `test`"))
         });
     }
-    let (code, status, err) = site.run(&["lock", "status", "--format", "json"]);
-    assert_eq!(code, 0, "{err}");
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(status["held"], true);
-    assert_eq!(status["lease"]["id"], held.id());
-    assert_eq!(status["lease"]["pid"], me);
-    assert_eq!(status["lease"]["operation"], "test");
+    assert_eq!(
+        holder_of(&session, &site.scope()).await,
+        Some(held.id().to_owned())
+    );
     lease::finish(held, &|_| {}).await;
 
     let pids: Vec<u32> = running.iter().map(|r| r.child.id()).collect();
@@ -315,8 +321,7 @@ async fn concurrent_applies(cloud: &'static str, runs: usize) {
     site.assert_one_complete_image_each(&session, &format!("{ended:#?}"))
         .await;
     site.assert_plan_empty();
-    let (_, free, _) = site.run(&["lock", "status"]);
-    assert!(free.contains("is free"), "{free}");
+    assert_eq!(holder_of(&session, &site.scope()).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -573,8 +578,7 @@ async fn apply_host_and_a_watch_pass_that_programs_take_the_host_lease() {
         "{:#?}",
         status.status
     );
-    let (_, shown) = site.run(&["lock", "status", "--host", &host], &[]);
-    assert!(shown.contains("is free"), "{shown}");
+    assert_eq!(holder_of(&session, &scope).await, None);
     // Nothing left to program: `apply --host` takes and gives back the lease.
     let (code, out) = site.apply_host(&host, &dirs, &["--lock-timeout", "0"]);
     assert_eq!(code, 0, "{out}");
@@ -623,8 +627,7 @@ async fn an_interrupted_apply_stops_between_actions_and_gives_the_lease_back() {
     );
     assert!(text.contains("stopped: interrupted;"), "{text}");
     assert!(text.contains("released the lease of site"), "{text}");
-    let (_, free, _) = site.run(&["lock", "status"]);
-    assert!(free.contains("is free"), "{free}");
+    assert_eq!(holder_of(&session, &site.scope()).await, None);
     // The next apply does not wait, and converges.
     let (code, out, err) = site.run(&["apply", "--auto-approve", "--lock-timeout", "0"]);
     assert_eq!(code, 0, "{out}{err}");
