@@ -81,6 +81,13 @@ pub enum Command {
     /// back every `--verify-every`), and every `--resync-every`. Failing devices back off
     /// exponentially. SIGTERM or Ctrl-C stops it after the device being programmed.
     Watch(WatchArgs),
+    /// Show or break the lease a running apply holds on a site (or a host).
+    ///
+    /// `apply` holds its site's lease, and `apply --host` (and each `watch` pass that
+    /// programs) its host's, while it changes anything; the lease lives in Placement (see
+    /// docs/locking.md). `lock status` shows who holds it; `lock break ID` removes it, as
+    /// Terraform's `force-unlock`.
+    Lock(LockArgs),
     /// Print the JSON Schema of desired-state documents, for editors and other tools.
     ///
     /// The same schema is committed as `schema/fpga-sync.schema.json`; point
@@ -150,6 +157,117 @@ pub struct PruneArgs {
     /// Lift the `--max-delete-share` guard.
     #[arg(long)]
     pub allow_mass_delete: bool,
+}
+
+/// How a run takes the lease of its site or host (docs/locking.md).
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Lease")]
+pub struct LeaseArgs {
+    /// How long to wait for another run's lease on the same site (or host) before
+    /// failing, in seconds; 0 fails at once, naming the holder.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_LOCK_TIMEOUT",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub lock_timeout: u64,
+    /// The lease's time to live, in seconds: this run renews it every third of that while
+    /// it works; a run that waits and sees no renewal for this long breaks it (a killed
+    /// run costs the next one this much waiting).
+    #[arg(
+        long,
+        env = "FPGA_SYNC_LOCK_TTL",
+        default_value_t = 120,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub lock_ttl: u64,
+}
+
+impl LeaseArgs {
+    /// The lease options for `operation`.
+    pub fn options(&self, operation: &str) -> crate::reconcile::lease::LeaseOptions {
+        crate::reconcile::lease::LeaseOptions {
+            ttl: std::time::Duration::from_secs(self.lock_ttl),
+            timeout: std::time::Duration::from_secs(self.lock_timeout),
+            operation: operation.to_owned(),
+            commit: None,
+        }
+    }
+}
+
+/// Options of `lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// What to do with the lease.
+    #[command(subcommand)]
+    pub action: LockAction,
+}
+
+/// `lock status` and `lock break`.
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Show who holds the lease: host, pid, operation, commit, since when, its TTL and id.
+    ///
+    /// Exit 0 whether it is held or free; 1 when Placement cannot be read.
+    Status(LockStatusArgs),
+    /// Break the lease held under ID (as shown by `lock status`), as Terraform's
+    /// `force-unlock`.
+    ///
+    /// Refused unless ID holds the lease now. If its run is still working, it stops before
+    /// its next action once it notices (within a third of its TTL), and may leave what it
+    /// was doing for the next apply to finish: break only a run you know is gone, or one
+    /// that must stop.
+    Break(LockBreakArgs),
+}
+
+/// Which lease, in which cloud.
+#[derive(Debug, Args)]
+pub struct LockScopeArgs {
+    /// The site whose lease it is (central `apply`).
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// The lease of this host's programming (`apply --host`, `watch`) instead of the
+    /// site's.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+}
+
+impl LockScopeArgs {
+    /// The lease's scope.
+    pub fn scope(&self) -> crate::reconcile::lease::Scope {
+        use crate::reconcile::lease::Scope;
+        match &self.host {
+            Some(h) => Scope::Host(h.clone()),
+            None => Scope::Site(self.site.name.clone()),
+        }
+    }
+}
+
+/// Options of `lock status`.
+#[derive(Debug, Args)]
+pub struct LockStatusArgs {
+    /// Which lease.
+    #[command(flatten)]
+    pub scope: LockScopeArgs,
+    /// Output for people (`human`) or machines (`json`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// Options of `lock break`.
+#[derive(Debug, Args)]
+pub struct LockBreakArgs {
+    /// The lease id, as `lock status` or the waiting run's message shows it.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Which lease.
+    #[command(flatten)]
+    pub scope: LockScopeArgs,
 }
 
 /// Where the host agent finds the hardware and the vendor tools.
@@ -359,6 +477,9 @@ pub struct WatchArgs {
     /// Stop after this many reconciles (for tests and benchmarks).
     #[arg(long, hide = true)]
     pub max_runs: Option<u64>,
+    /// The host's lease, for passes that program.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
     /// The hardware and tools.
     #[command(flatten)]
     pub driver: DriverArgs,
@@ -411,6 +532,9 @@ pub struct ApplyArgs {
     /// How many actions of one phase run at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallel: usize,
+    /// The site's (with `--host`, the host's) lease.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
     /// One host's part instead of the cloud's.
     #[command(flatten)]
     pub host: HostArgs,

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Devices(args) => commands::devices::run(args, color),
         Command::Program(args) => commands::program::run(args, color),
         Command::Watch(args) => commands::watch::run(args),
+        Command::Lock(args) => commands::lock::run(args, color),
         Command::Schema => commands::schema::run().map(|()| 0),
     };
     match result {

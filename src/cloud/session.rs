@@ -120,6 +120,23 @@ impl Session {
         Ok(session)
     }
 
+    /// A second session on the same cloud that shares the HTTP client and starts with this
+    /// session's token, but has its own limit of `concurrency` requests in flight: for a
+    /// background task that must not queue behind this session's requests (the lease's
+    /// renewals behind long uploads, which hold their slot for the whole stream).
+    pub async fn sibling(&self, concurrency: usize) -> Session {
+        Session {
+            http: self.http.clone(),
+            config: self.config.clone(),
+            options: self.options,
+            token: Mutex::new(self.token.lock().await.clone()),
+            limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            authentications: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
+            warnings: Vec::new(),
+        }
+    }
+
     /// Warnings to show the user (e.g. TLS verification off).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -19,7 +19,9 @@ use crate::host::execute::LogReporter;
 use crate::host::plan::render as host_render;
 use crate::host::report::status::{HostStatus, SlotState};
 use crate::plan::{Action, Plan, render};
-use crate::reconcile::{self, Error, SavedPlan};
+use crate::reconcile::cloud::{ApplyContext, ApplyFrom, ApplyOutcome, Planned};
+use crate::reconcile::host::{HostApplyContext, Prepared};
+use crate::reconcile::{self, Error, SavedPlan, lease};
 
 /// Runs `apply`; returns whether everything was applied.
 pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
@@ -40,6 +42,34 @@ pub fn run(args: &ApplyArgs, color: bool) -> std::io::Result<bool> {
     }
 }
 
+/// Whether the run waits at the confirmation prompt (where an interrupt quits at once).
+static PROMPTING: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C or SIGTERM: the first sets `stop` (the run starts nothing more and gives its
+/// lease back); the second, or one at the prompt, quits at once (the lease then lapses
+/// after its TTL).
+fn on_interrupt(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if PROMPTING.load(Ordering::SeqCst) || stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nInterrupted.");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\nInterrupted: stopping after what is under way, then giving the lease back (interrupt again to quit at once)"
+            );
+        }
+    });
+    Ok(())
+}
+
 /// Asks on the terminal; `Ok(false)` when the answer is not `yes`.
 fn confirm(question: &str, unattended_help: &str) -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
@@ -54,7 +84,9 @@ fn confirm(question: &str, unattended_help: &str) -> Result<bool, Error> {
     eprint!("\n{question} Only `yes` applies: ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
+    PROMPTING.store(true, Ordering::SeqCst);
     std::io::stdin().lock().read_line(&mut answer).ok();
+    PROMPTING.store(false, Ordering::SeqCst);
     if answer.trim() != "yes" {
         eprintln!("Not applied.");
         return Ok(false);
@@ -62,92 +94,122 @@ fn confirm(question: &str, unattended_help: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// The cloud-wide apply: a saved plan, or a fresh one shown and confirmed.
+/// Tells what happens to the lease, on stderr.
+fn lease_event(event: &lease::Event<'_>) {
+    match event {
+        lease::Event::Lost { .. } | lease::Event::ReleaseFailed { .. } => {
+            eprintln!("warning: {}", event.message())
+        }
+        _ => eprintln!("{}", event.message()),
+    }
+}
+
+/// The cloud-wide apply, under the site's lease: a saved plan checked for staleness, or
+/// a fresh one shown and confirmed.
 async fn apply_cloud(args: &ApplyArgs, color: bool) -> Result<bool, Error> {
     let spec = args.source.spec();
-    let os_cloud = args.cloud.os_cloud.as_deref();
-    let planned = match &args.plan {
-        Some(path) => {
-            let saved = SavedPlan::read(path).map_err(Error::other)?;
-            reconcile::cloud::from_saved(path, saved, &spec, os_cloud, super::warn).await?
+    let from = match &args.plan {
+        Some(path) => ApplyFrom::Saved {
+            path,
+            saved: Box::new(SavedPlan::read(path).map_err(Error::other)?),
+            spec: &spec,
+            site: args.prune.site.name.clone(),
+        },
+        None => ApplyFrom::Fresh {
+            spec: &spec,
+            settings: args.prune.settings(),
+        },
+    };
+    let reporter = CliReporter::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    on_interrupt(stop.clone()).map_err(Error::io("setting up the interrupt handler"))?;
+    let context = ApplyContext {
+        os_cloud: args.cloud.os_cloud.as_deref(),
+        lease: args.lease.options("apply"),
+        events: &lease_event,
+        reporter: &reporter,
+        concurrency: args.parallel,
+        stop: &stop,
+    };
+    let review = |planned: &Planned| {
+        eprint!("{}", render::human(&planned.plan, &planned.header(), color));
+        if !planned.plan.has_changes() || args.auto_approve {
+            return Ok(true);
         }
-        None => {
-            let planned =
-                reconcile::cloud::plan(&spec, os_cloud, args.prune.settings(), super::warn).await?;
-            eprint!("{}", render::human(&planned.plan, &planned.header(), color));
-            if planned.plan.has_changes()
-                && !args.auto_approve
-                && !confirm(
-                    "Apply these changes?",
-                    "add `--auto-approve`, or apply a reviewed saved plan: `fpga-sync plan --out FILE` then `fpga-sync apply FILE`",
-                )?
-            {
-                return Ok(true);
-            }
-            planned
-        }
+        tokio::task::block_in_place(|| {
+            confirm(
+                "Apply these changes?",
+                "add `--auto-approve`, or apply a reviewed saved plan: `fpga-sync plan --out FILE` then `fpga-sync apply FILE`",
+            )
+        })
+    };
+    let outcome = reconcile::cloud::apply_locked(from, &context, review, super::warn).await?;
+    let (planned, applied) = match outcome {
+        ApplyOutcome::Declined(_) => return Ok(true),
+        ApplyOutcome::Done(planned, applied) => (planned, applied),
     };
     if !planned.plan.has_changes() {
         eprintln!("Nothing to do: the cloud matches the desired state.");
         return Ok(true);
     }
-    let reporter = CliReporter::new();
-    let applied = reconcile::cloud::apply(&planned, &reporter, args.parallel)
-        .await
-        .map_err(Error::io("making a scratch folder for uploads"))?;
     reporter.finish();
     Ok(summarise(&planned.plan, &applied, color))
 }
 
-/// One host's apply: its plan shown, confirmed, carried out, its result printed and
-/// written to `--status-file`.
+/// One host's apply, under the host's lease: its plan shown, confirmed, carried out, its
+/// result printed and written to `--status-file`.
 async fn apply_host(args: &ApplyArgs, host: &str) -> Result<bool, Error> {
     let options = args
         .host
         .driver
         .host_options(host, &args.prune.site.name, args.host.force);
-    let prepared = reconcile::host::prepare(
-        &args.source.spec(),
-        args.cloud.os_cloud.as_deref(),
-        &options,
-        super::warn,
-    )
-    .await?;
-    let observation = &prepared.observation;
-    let head = format!(
-        "fpga-sync plan --host {host}: {} → cloud `{}`",
-        prepared.loaded.snapshot.describe(),
-        prepared.session.cloud_name()
-    );
-    eprint!(
-        "{}",
-        host_render::human(&observation.plan, &observation.problems, &head)
-    );
     let previous = args.host.status_file.as_deref().and_then(HostStatus::read);
-    if !observation.plan.has_changes() {
-        eprintln!("Nothing to program or report: host `{host}` matches the desired state.");
-    } else if !args.auto_approve
-        && !confirm(
-            "Program and report these?",
-            "add `--auto-approve` (as a service does: `fpga-sync watch`)",
-        )?
-    {
+    let stop = Arc::new(AtomicBool::new(false));
+    on_interrupt(stop.clone()).map_err(Error::io("setting up the interrupt handler"))?;
+    let context = HostApplyContext {
+        os_cloud: args.cloud.os_cloud.as_deref(),
+        lease: args.lease.options("apply --host"),
+        events: &lease_event,
+        reporter: &LogReporter,
+        previous: previous.as_ref(),
+        stop: &stop,
+    };
+    let review = |prepared: &Prepared| {
+        let observation = &prepared.observation;
+        let head = format!(
+            "fpga-sync plan --host {host}: {} → cloud `{}`",
+            prepared.loaded.snapshot.describe(),
+            prepared.session.cloud_name()
+        );
+        eprint!(
+            "{}",
+            host_render::human(&observation.plan, &observation.problems, &head)
+        );
+        if !observation.plan.has_changes() {
+            eprintln!("Nothing to program or report: host `{host}` matches the desired state.");
+            return Ok(true);
+        }
+        if args.auto_approve {
+            return Ok(true);
+        }
+        tokio::task::block_in_place(|| {
+            confirm(
+                "Program and report these?",
+                "add `--auto-approve` (as a service does: `fpga-sync watch`)",
+            )
+        })
+    };
+    let (prepared, status) =
+        reconcile::host::apply_locked(&args.source.spec(), &options, &context, review, super::warn)
+            .await?;
+    let Some(status) = status else {
         return Ok(true);
-    }
-    let stop = AtomicBool::new(false);
-    let status = reconcile::host::execute(
-        &prepared.session,
-        &prepared.loaded,
-        &options,
-        &prepared.drivers,
-        observation,
-        previous.as_ref(),
-        &stop,
-        &LogReporter,
-    )
-    .await;
-    if observation.plan.has_changes() {
+    };
+    if prepared.observation.plan.has_changes() {
         eprint!("{}", host_render::results(&status));
+    }
+    if let Some(error) = &status.error {
+        eprintln!("error: {error}");
     }
     if let Some(path) = &args.host.status_file
         && let Err(e) = status.write(path)
@@ -187,15 +249,37 @@ fn summarise(plan: &Plan, applied: &Applied, color: bool) -> bool {
             name(*cause)
         );
     }
+    if let Some(why) = &applied.halt_reason {
+        let d = Diagnostic::error(
+            "fpga_sync::apply",
+            format!(
+                "stopped: {why}; {} action(s) not started: {}",
+                applied.halted.len(),
+                applied
+                    .halted
+                    .iter()
+                    .map(|id| name(*id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .help("run `fpga-sync apply` again: it continues from what is there (when the lease was lost, another run may be changing the site now: `fpga-sync lock status` shows it)");
+        eprint!("{}", d.render(color));
+    }
     let total = plan.actions.len();
     if applied.ok() {
         eprintln!("Apply complete: {total} action(s) done.");
     } else {
         eprintln!(
-            "Apply incomplete: {} done, {} failed, {} skipped. Run `fpga-sync apply` again once the cause is fixed: it continues from here.",
+            "Apply incomplete: {} done, {} failed, {} skipped{}. Run `fpga-sync apply` again once the cause is fixed: it continues from here.",
             applied.succeeded.len(),
             applied.failed.len(),
-            applied.skipped.len()
+            applied.skipped.len(),
+            if applied.halted.is_empty() {
+                String::new()
+            } else {
+                format!(", {} not started", applied.halted.len())
+            }
         );
     }
     applied.ok()

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod devices;
 pub mod import;
+pub mod lock;
 pub mod observe;
 pub mod plan;
 pub mod program;

@@ -38,6 +38,13 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
         super::warn,
     )
     .await?;
+    if let Some(held) = &planned.lease {
+        eprintln!(
+            "note: another fpga-sync run holds the lease of site `{}`: {}; this plan leaves its uploads alone and may be out of date once it ends",
+            planned.site,
+            held.describe()
+        );
+    }
     let saved = planned.saved(&spec, &args.source.repo);
     let head = planned.header();
     let mut out = std::io::stdout().lock();

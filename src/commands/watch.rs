@@ -32,6 +32,7 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
             .clone()
             .unwrap_or_else(|| args.driver.state_dir.join("status.json")),
         max_runs: args.max_runs,
+        lease: args.lease.options("watch"),
     }
 }
 

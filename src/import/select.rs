@@ -35,14 +35,19 @@ impl std::ops::Deref for SelectedImage {
 }
 
 /// Chooses what to import: active, named images (the first of several with one name),
-/// custom traits and resource classes, FPGA flavors; with `filter`, only names it matches.
-/// Pure.
+/// custom traits and resource classes (but the lease's, fpga-sync's own), FPGA flavors;
+/// with `filter`, only names it matches. Pure.
 pub fn select(observed: &Observed, filter: Option<&GlobSet>) -> Selection {
     let wanted = |name: &str| filter.is_none_or(|f| f.is_match(name));
     let mut out = Selection::default();
     select_images(observed, &wanted, &mut out);
     out.traits = sorted(observed.traits.iter().filter(|t| wanted(t)));
-    out.resource_classes = sorted(observed.resource_classes.iter().filter(|r| wanted(r)));
+    out.resource_classes = sorted(
+        observed
+            .resource_classes
+            .iter()
+            .filter(|r| *r != markers::LEASE_CLASS && wanted(r)),
+    );
     let mut flavors: Vec<ObservedFlavor> = observed
         .flavors
         .iter()

@@ -83,6 +83,9 @@ pub fn human(plan: &Plan, header: &str, color: bool) -> String {
             "  note: {kept} is no longer in the repository; `--prune` deletes it\n"
         ));
     }
+    for busy in &plan.in_progress {
+        out.push_str(&format!("  note: {busy}\n"));
+    }
     out.push('\n');
     out.push_str(&summary(plan));
     out.push('\n');
@@ -97,6 +100,9 @@ pub fn markdown(plan: &Plan, header: &str) -> String {
     );
     if plan.actions.is_empty() {
         out.push_str("No changes.\n");
+        for busy in &plan.in_progress {
+            out.push_str(&format!("\n> {busy}\n"));
+        }
         return out;
     }
     out.push_str("```diff\n");
@@ -120,6 +126,9 @@ pub fn markdown(plan: &Plan, header: &str) -> String {
         out.push_str(&format!(
             "\n> {kept} is no longer in the repository; `--prune` deletes it\n"
         ));
+    }
+    for busy in &plan.in_progress {
+        out.push_str(&format!("\n> {busy}\n"));
     }
     out
 }

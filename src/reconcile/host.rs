@@ -3,14 +3,16 @@
 //! see, the repository's bitstream headers and what Placement holds for the host (a
 //! [`HostObserved`]) → [`crate::host::plan::observed::plan`] (pure) →
 //! [`crate::host::execute::HostExecutor`], which tells a reporter and returns the host's
-//! status. I/O: the repository, the drivers, Placement, Glance, the bitstream and header
-//! caches.
+//! status. `apply --host` observes, plans and executes under the host's lease
+//! ([`super::lease`]); `plan --host` takes none. I/O: the repository, the drivers,
+//! Placement, Glance, the bitstream and header caches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use super::lease::{self, Events, LeaseOptions, Scope};
 use super::{Error, Loaded, Needs};
 use crate::cloud::glance::Glance;
 use crate::cloud::placement::Placement;
@@ -116,7 +118,8 @@ pub async fn observe(
 
 /// Carries out an observed plan and returns the host's status. `previous` carries the
 /// failure counts forward. A plan without changes is not executed: its status says what
-/// the cards carry.
+/// the cards carry. `halted` says why to start no further slot (the lease was lost); the
+/// status's `error` then says so.
 #[allow(clippy::too_many_arguments, reason = "the pass's whole context")]
 pub async fn execute(
     session: &Session,
@@ -126,6 +129,7 @@ pub async fn execute(
     observation: &Observation,
     previous: Option<&HostStatus>,
     stop: &AtomicBool,
+    halted: &(dyn Fn() -> Option<String> + Sync),
     reporter: &dyn Reporter,
 ) -> HostStatus {
     if !observation.plan.has_changes() {
@@ -153,22 +157,31 @@ pub async fn execute(
         named_traits: &observation.named_traits,
         timeout: options.timeout,
         stop,
+        halted,
         reporter,
         ledger: &Ledger::new(&options.drivers.state_dir),
     };
     let executed = executor.run(&observation.plan).await;
     let mut slots = executed.slots;
     carry_failures(&mut slots, previous);
+    let unwithdrawn = (!executed.unwithdrawn.is_empty()).then(|| {
+        format!(
+            "could not withdraw from scheduling: {}",
+            executed.unwithdrawn.join("; ")
+        )
+    });
+    let halted = executed
+        .halted
+        .map(|why| format!("{why}; the slots after it were not started"));
+    let error = match (unwithdrawn, halted) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     HostStatus {
         host: options.host.clone(),
         commit: loaded.desired.commit.clone(),
         finished_at: now(),
-        error: (!executed.unwithdrawn.is_empty()).then(|| {
-            format!(
-                "could not withdraw from scheduling: {}",
-                executed.unwithdrawn.join("; ")
-            )
-        }),
+        error,
         slots,
         removals: executed.removals,
     }
@@ -218,6 +231,74 @@ pub async fn prepare(
         session,
         observation,
     })
+}
+
+/// What `apply --host` runs with besides the host's options.
+pub struct HostApplyContext<'a> {
+    /// The cloud (`--os-cloud`).
+    pub os_cloud: Option<&'a str>,
+    /// The lease's TTL and wait (the operation and commit are filled in).
+    pub lease: LeaseOptions,
+    /// Told what happens to the lease.
+    pub events: Events<'a>,
+    /// Told what happens to each slot.
+    pub reporter: &'a dyn Reporter,
+    /// The status of the previous run, for the failure counts.
+    pub previous: Option<&'a HostStatus>,
+    /// Set to stop (Ctrl-C, SIGTERM): the wait for the lease ends, no further slot
+    /// starts, and the lease is given back.
+    pub stop: &'a AtomicBool,
+}
+
+/// `apply --host`: reads the desired state and sets up the drivers, takes the host's
+/// lease, observes and plans under it, asks `review` (`false`: not carried out), carries
+/// the plan out and gives the lease back. `None` when not approved.
+pub async fn apply_locked(
+    spec: &RepoSpec,
+    options: &HostOptions,
+    context: &HostApplyContext<'_>,
+    review: impl FnOnce(&Prepared) -> Result<bool, Error>,
+    warn: impl Fn(&str),
+) -> Result<(Prepared, Option<HostStatus>), Error> {
+    let loaded = super::load(spec)?;
+    let drivers = drivers(&loaded, options)?;
+    let session = super::connect(context.os_cloud, Needs::Placement, warn).await?;
+    let scope = Scope::Host(options.host.clone());
+    let lease_options = LeaseOptions {
+        operation: "apply --host".into(),
+        ..context.lease.with_commit(loaded.desired.commit.as_deref())
+    };
+    let cancelled = || context.stop.load(std::sync::atomic::Ordering::SeqCst);
+    let lease =
+        lease::acquire(&session, &scope, &lease_options, context.events, &cancelled).await?;
+    let outcome = async {
+        let observation = observe(&loaded, options, &drivers, &Placement::new(&session)).await?;
+        let prepared = Prepared {
+            loaded,
+            drivers,
+            session,
+            observation,
+        };
+        if !review(&prepared)? {
+            return Ok((prepared, None));
+        }
+        let status = execute(
+            &prepared.session,
+            &prepared.loaded,
+            options,
+            &prepared.drivers,
+            &prepared.observation,
+            context.previous,
+            context.stop,
+            &|| lease.lost(),
+            context.reporter,
+        )
+        .await;
+        Ok((prepared, Some(status)))
+    }
+    .await;
+    lease::finish(lease, context.events).await;
+    outcome
 }
 
 /// What the backends see: those named, or those the repository's groups give `host`. The

@@ -6,6 +6,8 @@
 //! - [`cloud`]: the central pipeline — Glance, Placement and Nova against the repository's
 //!   images, traits, resource classes and flavors; saved plans and their staleness check.
 //! - [`host`]: one compute host's pipeline — its cards and their Placement providers.
+//! - [`lease`]: the lease held in Placement that lets one run at a time change a site or
+//!   a host.
 //!
 //! Errors of every layer converge in [`Error`], which knows whether trying again may help
 //! ([`Error::is_transient`]); commands turn it into diagnostics only at the edge. I/O: the
@@ -14,6 +16,7 @@
 pub mod cloud;
 pub mod host;
 pub mod import;
+pub mod lease;
 mod load;
 pub mod program;
 mod saved;
@@ -64,6 +67,9 @@ pub enum Error {
         /// What moved.
         changes: Vec<crate::plan::stale::Moved>,
     },
+    /// The lease of a site or host: held by another run, lost, or not the one named.
+    #[error(transparent)]
+    Lease(Box<lease::LeaseError>),
     /// A local file or stream could not be read or written.
     #[error("{what}")]
     Io {
@@ -87,6 +93,7 @@ impl Error {
         match self {
             Error::Source(_) => true,
             Error::Cloud(e) => e.is_transient(),
+            Error::Lease(e) => e.is_transient(),
             Error::ComputeNode(e) => e.is_transient(),
             Error::Driver(e) => matches!(
                 e,
@@ -119,6 +126,7 @@ impl Error {
             Error::Desired(d) => d.clone(),
             Error::Source(d) => vec![(**d).clone()],
             Error::Cloud(e) => vec![Diagnostic::from(e.clone())],
+            Error::Lease(e) => vec![e.diagnostic()],
             Error::ComputeNode(e) => {
                 let d = Diagnostic::error("fpga_sync::host", e.to_string());
                 vec![match e.help() {
@@ -182,6 +190,12 @@ impl Error {
             Error::Desired(_) => format!("the desired state cannot be read: {}", shown.join("; ")),
             _ => shown.join("; "),
         }
+    }
+}
+
+impl From<lease::LeaseError> for Error {
+    fn from(e: lease::LeaseError) -> Self {
+        Error::Lease(Box::new(e))
     }
 }
 

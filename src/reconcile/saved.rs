@@ -21,6 +21,10 @@ pub struct SavedPlan {
     pub worktree: bool,
     /// The cloud's name.
     pub cloud: String,
+    /// The site the plan was made for (`--site`): `apply FILE` takes that site's lease.
+    /// Absent in plans saved before leases, which use `--site`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// The plan.
     pub plan: crate::plan::Plan,
 }

@@ -21,6 +21,7 @@ mod host_watch;
 mod hostile_input;
 mod import;
 mod layering;
+mod lease;
 mod plan_apply;
 mod planner;
 mod saved_plans;

@@ -116,6 +116,7 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
             digests: &digests,
             observed,
             settings,
+            live_lease: None,
         })
         .unwrap_or_else(|p| panic!("{name}: {p:?}"));
         let saved = SavedPlan {
@@ -124,6 +125,7 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
             dir: None,
             worktree: false,
             cloud: "prod".into(),
+            site: None,
             plan,
         };
         out.push((name, saved));

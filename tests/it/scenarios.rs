@@ -288,6 +288,7 @@ fn central(
             digests: &loaded.digests,
             observed,
             settings: settings.plan_settings(),
+            live_lease: None,
         })
     };
     let plan = match planned(&observed) {

@@ -6,8 +6,9 @@
 //! verified cache, check its header is what the repository said, check nobody took the
 //! drained slot meanwhile, program, read back, and only then report the bitstream to
 //! Placement; a failure leaves the provider reserved and marked failed. It decides nothing: what to do comes from the plan; it only refuses to
-//! go on when a check it was told to make fails. A stop request is honoured between slots,
-//! never during programming. I/O: the drivers, Glance, Placement, the bitstream cache.
+//! go on when a check it was told to make fails. A stop request, or the loss of the lease
+//! the pass runs under (`docs/locking.md`), is honoured between slots, never during
+//! programming. I/O: the drivers, Glance, Placement, the bitstream cache.
 
 pub mod fetch;
 
@@ -49,6 +50,9 @@ pub struct HostExecutor<'a> {
     pub timeout: Duration,
     /// Set to stop after the current slot.
     pub stop: &'a AtomicBool,
+    /// Why to stop after the current slot, if it must: the lease the pass runs under was
+    /// lost (broken by someone, or not renewed for its TTL).
+    pub halted: &'a (dyn Fn() -> Option<String> + Sync),
     /// Told what happens, as it happens.
     pub reporter: &'a dyn Reporter,
     /// Where what was programmed is recorded.
@@ -126,6 +130,8 @@ pub struct Executed {
     /// Providers that could not be withdrawn from scheduling: Placement may still offer a
     /// function their card does not carry. The next pass retries them first.
     pub unwithdrawn: Vec<String>,
+    /// Why the executor stopped before the end of the plan, when the lease was lost.
+    pub halted: Option<String>,
 }
 
 impl HostExecutor<'_> {
@@ -145,6 +151,7 @@ impl HostExecutor<'_> {
             }
         }
         let mut out = Vec::new();
+        let mut halted = None;
         // Devices whose whole-device image (shell) failed to load: their regions wait.
         let mut failed_devices = BTreeSet::new();
         for slot in &plan.slots {
@@ -165,6 +172,15 @@ impl HostExecutor<'_> {
                 out.push(status(slot, SlotState::Pending, "stopped before its turn"));
                 continue;
             }
+            if let Some(why) = (self.halted)() {
+                out.push(status(
+                    slot,
+                    SlotState::Pending,
+                    format!("not started: {why}"),
+                ));
+                halted.get_or_insert(why);
+                continue;
+            }
             if slot.assignment.slot.region.is_some() && failed_devices.contains(address) {
                 out.push(status(
                     slot,
@@ -183,6 +199,11 @@ impl HostExecutor<'_> {
         let mut removals = Vec::new();
         for r in &plan.removals {
             let p = &r.provider;
+            if let Some(why) = (self.halted)() {
+                removals.push(format!("did not remove provider `{}`: {why}", p.name));
+                halted.get_or_insert(why);
+                continue;
+            }
             let line = match report::remove_device_provider(self.placement, p).await {
                 Ok(Removed::Removed) => format!(
                     "removed provider `{}`: its device is gone or no longer assigned",
@@ -212,6 +233,7 @@ impl HostExecutor<'_> {
                 .iter()
                 .map(|(slot, e)| format!("{slot}: {e}"))
                 .collect(),
+            halted,
         }
     }
 

@@ -164,6 +164,14 @@ impl HostPlan {
             })
     }
 
+    /// Whether carrying it out programs a card (a `watch` pass takes the host's lease
+    /// for these).
+    pub fn programs(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.action, SlotAction::Program { .. }))
+    }
+
     /// Whether some slot cannot reach its assignment.
     pub fn has_blocked(&self) -> bool {
         self.slots

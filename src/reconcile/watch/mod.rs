@@ -17,6 +17,11 @@
 //! - `--resync-every` seconds passed: a pass that reads the repository again;
 //! - a failing slot's backoff ended ([`backoff`]), or a failed pass is due for its retry.
 //!
+//! A pass whose plan programs a card does so under the host's lease ([`super::lease`]):
+//! it takes the lease (waiting up to its `--lock-timeout` for another run, e.g. an
+//! `apply --host` by hand), reads the cards and Placement again under it, carries that plan
+//! out and gives the lease back. Passes that only read back and report take no lease.
+//!
 //! A pass that fails as a whole is recorded in the status file's `error`. A transient
 //! failure (a service down) is retried with exponential backoff; a permanent one (an
 //! invalid commit, a host no group names, a backend that cannot run) is logged once per
@@ -45,6 +50,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::host::{self, Drivers, HostOptions};
+use super::lease::{self, Event, LeaseOptions, Scope};
 use super::{Error, Loaded};
 use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
@@ -79,6 +85,8 @@ pub struct WatchConfig {
     pub status_file: PathBuf,
     /// Stop after this many passes.
     pub max_runs: Option<u64>,
+    /// The host lease's TTL and wait, for passes that program.
+    pub lease: LeaseOptions,
 }
 
 impl WatchConfig {
@@ -212,17 +220,55 @@ where
         for p in &observation.problems {
             warn!(problem = %p, "desired state problem");
         }
-        let status = host::execute(
-            session,
-            loaded,
-            &options,
-            &drivers,
-            &observation,
-            self.previous.as_ref(),
-            &self.stop,
-            &LogReporter,
-        )
-        .await;
+        let status = if observation.plan.programs() {
+            let scope = Scope::Host(options.host.clone());
+            let lease_options = LeaseOptions {
+                operation: "watch".into(),
+                ..self
+                    .config
+                    .lease
+                    .with_commit(loaded.desired.commit.as_deref())
+            };
+            let (stop, previous) = (&self.stop, self.previous.as_ref());
+            lease::with_lease(
+                session,
+                &scope,
+                &lease_options,
+                &log_lease,
+                &|| stop.load(Ordering::SeqCst),
+                async |held| {
+                    // Read again under the lease: another run may have programmed meanwhile.
+                    let observation =
+                        host::observe(loaded, &options, &drivers, &Placement::new(session)).await?;
+                    Ok(host::execute(
+                        session,
+                        loaded,
+                        &options,
+                        &drivers,
+                        &observation,
+                        previous,
+                        stop,
+                        &|| held.lost(),
+                        &LogReporter,
+                    )
+                    .await)
+                },
+            )
+            .await?
+        } else {
+            host::execute(
+                session,
+                loaded,
+                &options,
+                &drivers,
+                &observation,
+                self.previous.as_ref(),
+                &self.stop,
+                &|| None,
+                &LogReporter,
+            )
+            .await
+        };
         self.backoff.record(
             &status,
             &deferred,
@@ -339,6 +385,17 @@ where
         Outcome::Ran {
             backoff_end: self.backoff_end(),
         }
+    }
+}
+
+/// Logs what happens to the host's lease.
+fn log_lease(event: &Event<'_>) {
+    let message = event.message();
+    match event {
+        Event::Waiting { .. } | Event::Broke { .. } => info!("{message}"),
+        Event::Taken { .. } | Event::Released { .. } => debug!("{message}"),
+        Event::Lost { .. } => error!("{message}"),
+        Event::ReleaseFailed { .. } => warn!("{message}"),
     }
 }
 
