@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Devices(args) => commands::devices::run(args, color),
         Command::Program(args) => commands::program::run(args, color),
         Command::Watch(args) => commands::watch::run(args),
+        Command::Claim(args) => commands::claim::run(args, color),
+        Command::Release(args) => commands::claim::run_release(args, color),
         Command::Schema => commands::schema::run().map(|()| 0),
     };
     match result {

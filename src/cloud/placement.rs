@@ -27,6 +27,37 @@ pub const CANDIDATES_MICROVERSION: Microversion = Microversion::new(1, 31);
 /// One allocation candidate: provider uuid → resource class → amount.
 pub type Candidate = BTreeMap<String, BTreeMap<String, u64>>;
 
+/// The microversion of consumer reads and writes (`/allocations/{consumer}`): consumer
+/// generations, so a write never overwrites a change it did not see (1.28), and consumer
+/// types, so fpga-sync's claims are told apart from Nova's servers (1.38).
+pub const CONSUMER_MICROVERSION: Microversion = Microversion::new(1, 38);
+
+/// What one consumer holds, as `GET /allocations/{consumer}` answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsumerAllocations {
+    /// Provider uuid → resource class → amount; empty when it holds nothing.
+    pub allocations: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Its generation; `None` when Placement does not know the consumer.
+    pub generation: Option<u64>,
+    /// Its project.
+    pub project_id: Option<String>,
+    /// Its user.
+    pub user_id: Option<String>,
+    /// Its type (`INSTANCE` for Nova's servers, `FPGA_SYNC_CLAIM` for fpga-sync's claims).
+    pub consumer_type: Option<String>,
+}
+
+/// Who a new consumer's allocations belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerOwner {
+    /// The project id.
+    pub project_id: String,
+    /// The user id.
+    pub user_id: String,
+    /// The consumer type.
+    pub consumer_type: String,
+}
+
 /// How often a generation-guarded write is retried after a conflict.
 pub const CONFLICT_RETRIES: u32 = 5;
 
@@ -451,6 +482,93 @@ impl<'s> Placement<'s> {
                     .collect()
             })
             .collect())
+    }
+
+    /// What `consumer` holds, with its generation, owner and type (microversion
+    /// [`CONSUMER_MICROVERSION`]).
+    pub async fn consumer(&self, consumer: &str) -> Result<ConsumerAllocations, CloudError> {
+        #[derive(Deserialize)]
+        struct Read {
+            allocations: BTreeMap<String, Resources>,
+            #[serde(default)]
+            consumer_generation: Option<u64>,
+            #[serde(default)]
+            project_id: Option<String>,
+            #[serde(default)]
+            user_id: Option<String>,
+            #[serde(default)]
+            consumer_type: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Resources {
+            resources: BTreeMap<String, u64>,
+        }
+        let r: Read = self
+            .call_at(
+                CONSUMER_MICROVERSION,
+                Method::GET,
+                &format!("/allocations/{}", segment(consumer)),
+                None,
+            )
+            .await?;
+        Ok(ConsumerAllocations {
+            allocations: r
+                .allocations
+                .into_iter()
+                .map(|(p, r)| (p, r.resources))
+                .collect(),
+            generation: r.consumer_generation,
+            project_id: r.project_id,
+            user_id: r.user_id,
+            consumer_type: r.consumer_type,
+        })
+    }
+
+    /// Replaces everything `consumer` holds with `allocations` (provider uuid → resource
+    /// class → amount) in one atomic write, guarded by the consumer's `generation` (`None`:
+    /// the consumer must be new). Empty `allocations` frees all it holds. A consumer that
+    /// changed since it was read, or not enough capacity on a provider, is a 409.
+    pub async fn set_consumer_allocations(
+        &self,
+        consumer: &str,
+        allocations: &BTreeMap<String, BTreeMap<String, u64>>,
+        generation: Option<u64>,
+        owner: &ConsumerOwner,
+    ) -> Result<(), CloudError> {
+        let allocations: serde_json::Map<String, serde_json::Value> = allocations
+            .iter()
+            .map(|(p, r)| (p.clone(), json!({"resources": r})))
+            .collect();
+        let body = json!({
+            "allocations": allocations,
+            "consumer_generation": generation,
+            "project_id": owner.project_id,
+            "user_id": owner.user_id,
+            "consumer_type": owner.consumer_type,
+        });
+        let v = format!("placement {CONSUMER_MICROVERSION}");
+        let path = format!("/allocations/{}", segment(consumer));
+        let call = Call {
+            service: Service::Placement,
+            method: Method::PUT,
+            path: &path,
+            microversion: Some(&v),
+        };
+        self.session.send(&call, |r| r.json(&body)).await.map(drop)
+    }
+
+    /// Checks that the service serves `wanted` (a newer microversion than [`MICROVERSION`],
+    /// for one operation).
+    pub async fn check_microversion(&self, wanted: Microversion) -> Result<(), CloudError> {
+        let call = Call {
+            service: Service::Placement,
+            method: Method::GET,
+            path: "/",
+            microversion: None,
+        };
+        let doc: serde_json::Value =
+            read_json(self.session.send(&call, |r| r).await?, &call).await?;
+        check_supported(Service::Placement, wanted, &doc)
     }
 
     /// The allocations against a provider, by consumer: resource class → amount.

@@ -12,6 +12,7 @@ mod examples;
 mod executor;
 mod git_source;
 mod host_agent;
+mod host_claim;
 mod host_cloud;
 mod host_commands;
 mod host_drivers;

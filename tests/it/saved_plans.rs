@@ -125,6 +125,8 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
             worktree: false,
             cloud: "prod".into(),
             plan,
+            fleet: None,
+            schedulable: None,
         };
         out.push((name, saved));
     };

@@ -46,7 +46,6 @@ use tracing::{debug, error, info, warn};
 
 use super::host::{self, Drivers, HostOptions};
 use super::{Error, Loaded};
-use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
 use crate::host::execute::LogReporter;
 use crate::host::report::status::{HostStatus, SlotState, now};
@@ -207,8 +206,7 @@ where
         let deferred = self.backoff.deferred(wall);
         let mut options = self.config.options.clone();
         options.deferred.clone_from(&deferred);
-        let observation =
-            host::observe(loaded, &options, &drivers, &Placement::new(session)).await?;
+        let observation = host::observe(loaded, &options, &drivers, session).await?;
         for p in &observation.problems {
             warn!(problem = %p, "desired state problem");
         }
