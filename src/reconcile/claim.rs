@@ -441,16 +441,17 @@ pub async fn release(os_cloud: Option<&str>, consumer: &str) -> Result<Released,
     }
     if held.consumer_type.as_deref() != Some(CLAIM_CONSUMER_TYPE) {
         let kind = held.consumer_type.as_deref().unwrap_or("unknown");
+        let ids = BTreeSet::from([consumer.to_owned()]);
+        let who = super::consumers::describe(&session, &ids)
+            .await
+            .remove(consumer)
+            .filter(|c| c.server.is_some())
+            .map_or(String::new(), |c| format!("; it is Nova's {c}"));
         return Err(fail(
             format!(
-                "consumer `{consumer}` is not an fpga-sync claim (its consumer type is `{kind}`{}): `release` frees only what `fpga-sync claim` allocated",
-                if kind == "INSTANCE" {
-                    ", a Nova server"
-                } else {
-                    ""
-                }
+                "consumer `{consumer}` is not an fpga-sync claim (its Placement consumer type is `{kind}`{who}): `release` frees only what `fpga-sync claim` allocated"
             ),
-            "delete or move the server through Nova; its allocations go with it",
+            "delete or move a server through Nova; its allocations go with it",
         ));
     }
     let freed = free(&placement, consumer).await?;

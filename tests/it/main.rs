@@ -22,6 +22,7 @@ mod host_watch;
 mod hostile_input;
 mod import;
 mod layering;
+mod nova_e2e;
 mod plan_apply;
 mod planner;
 mod saved_plans;
