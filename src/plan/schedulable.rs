@@ -237,6 +237,11 @@ pub fn unschedulable(desired: &Desired) -> Vec<Diagnostic> {
             }
         }
     }
+    out.sort_by_key(|d| {
+        d.location
+            .as_ref()
+            .map(|l| (l.source.path.clone(), l.span.start))
+    });
     out
 }
 

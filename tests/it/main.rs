@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod claim_planner;
 mod cli;
 mod cloud_auth;
 mod cloud_glance_nova;
@@ -27,5 +28,6 @@ mod plan_apply;
 mod planner;
 mod saved_plans;
 mod scenarios;
+mod schedulable;
 mod schema_file;
 mod systemd_unit;
