@@ -14,9 +14,9 @@
 //!   and the fleet view name the server (name, id, project), and `release` refuses it;
 //! - once the server is deleted, the next pass programs `fn-c`, and a server asking for it
 //!   lands there;
-//! - after that nova-compute restarts and updates twice, fpga-sync's providers,
-//!   inventories and traits are unchanged, and the compute nodes' own traits are what
-//!   nova-compute set, none of fpga-sync's.
+//! - after the second host's nova-compute restarted (while the rest goes on) and both
+//!   updated twice, fpga-sync's providers, inventories and traits are as it wrote them,
+//!   and the compute nodes' own traits are what nova-compute set, none of fpga-sync's.
 //!
 //! The hosts are the profile's (`FPGA_SYNC_CLOUD_COMPUTES`, two at least). Boot times are
 //! printed for the record, not asserted.
@@ -257,6 +257,16 @@ async fn fpga_flavors_land_on_verified_hosts_and_a_held_slot_waits_for_its_serve
         );
         assert!(traits.contains(&site.function_trait(i)), "{traits:?}");
     }
+    // The second host's nova-compute restarts while the flow goes on (its slot is left as
+    // it is from here on): at the end, its provider must be as fpga-sync wrote it.
+    let h2_before = snapshot(&placement, &site.provider(1)).await;
+    let restarted = {
+        let h2 = h2.clone();
+        tokio::task::spawn_blocking(move || {
+            local_cloud().restart_compute(&h2);
+            updates(&h2)
+        })
+    };
     let flavors: BTreeMap<String, String> = Nova::new(&session)
         .flavors()
         .await
@@ -391,6 +401,8 @@ async fn fpga_flavors_land_on_verified_hosts_and_a_held_slot_waits_for_its_serve
     let (code, out) = site.apply_host(0, &dirs[0]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(sim::calls(&fakes[0].config().sim_root).len(), 2, "{out}");
+    let h1_before = snapshot(&placement, &site.provider(0)).await;
+    let h1_seen = updates(&h1);
     let c = servers::boot(
         &session,
         &format!("fpga-sync-e2e-c-{}", site.lower),
@@ -414,27 +426,27 @@ async fn fpga_flavors_land_on_verified_hosts_and_a_held_slot_waits_for_its_serve
             .contains_key(&h1_fpga)
     );
 
-    // nova-compute restarts and updates twice: it leaves fpga-sync's providers and
-    // nova's own compute-node traits as they were.
-    let before = [
-        snapshot(&placement, &site.provider(0)).await,
-        snapshot(&placement, &site.provider(1)).await,
-    ];
-    cloud.restart_compute(&h1);
-    let seen = [updates(&h1), updates(&h2)];
+    // nova-compute (the second host's restarted) updated twice since: fpga-sync's
+    // providers are as it wrote them, and the compute nodes' traits are nova's own.
+    let h2_seen = restarted.await.expect("restart-compute");
     let start = std::time::Instant::now();
-    while updates(&h1) < seen[0] + 2 || updates(&h2) < seen[1] + 2 {
+    while updates(&h1) < h1_seen + 2 || updates(&h2) < h2_seen + 2 {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(120),
             "nova-compute did not update twice in two minutes"
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let after = [
+    assert_eq!(
         snapshot(&placement, &site.provider(0)).await,
+        h1_before,
+        "nova-compute changed fpga-sync's provider on {h1}"
+    );
+    assert_eq!(
         snapshot(&placement, &site.provider(1)).await,
-    ];
-    assert_eq!(before, after, "nova-compute changed fpga-sync's providers");
+        h2_before,
+        "the restarted nova-compute changed fpga-sync's provider on {h2}"
+    );
     for (h, (uuid, traits)) in &roots {
         let (_, now) = placement.provider_traits(uuid).await.unwrap();
         assert_eq!(
