@@ -128,20 +128,43 @@ async fn claim_picks_a_free_slot_programs_a_manual_one_and_release_frees_it() {
         "{out}"
     );
 
-    // The managed slot, by its class and trait: nothing is programmed.
+    // The managed slot, by its class and trait, for a consumer of our choosing, shown for
+    // people: nothing is programmed.
     let calls = sim::calls(&root).len();
-    let (code, out) = claim(&[
-        "--resource-class",
-        &format!("CUSTOM_{t}_PF"),
-        "--trait",
-        &format!("CUSTOM_{t}_CRYPTO"),
-    ]);
+    let c2 = "5b1e3f0a-2c4d-4e6f-8a9b-0c1d2e3f4a5b".to_owned();
+    let (code, out) = site.run(
+        &[
+            "claim",
+            "--repo",
+            ".",
+            "--host",
+            &host,
+            "--resource-class",
+            &format!("CUSTOM_{t}_PF"),
+            "--trait",
+            &format!("CUSTOM_{t}_CRYPTO"),
+            "--consumer",
+            &c2,
+        ],
+        &dirs.env(),
+    );
     assert_eq!(code, 0, "{out}");
-    let second = json_of(&out);
-    assert_eq!(second["pci_address"], ADDR, "{out}");
-    assert_eq!(second["programmed"], serde_json::Value::Null);
+    assert!(
+        out.contains(&format!(
+            "claimed {ADDR} region 0 on host `{host}` for consumer {c2}"
+        )) && out.contains(&format!("PCI address:  {ADDR}"))
+            && out.contains("(nothing programmed)")
+            && out.contains(&format!("release with: fpga-sync release --consumer {c2}")),
+        "{out}"
+    );
     assert_eq!(sim::calls(&root).len(), calls, "nothing programmed");
-    let c2 = second["consumer"].as_str().unwrap().to_owned();
+    // The consumer holds its claim: it cannot claim again.
+    let (code, out) = claim(&["--consumer", &c2]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("consumer `{c2}` already holds allocations")),
+        "{out}"
+    );
 
     // A reassignment does not reprogram the claimed slot, and the plan names the claim.
     site.assign("b");
