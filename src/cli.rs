@@ -88,6 +88,21 @@ pub enum Command {
     /// docs/locking.md). `lock status` shows who holds it; `lock break ID` removes it, as
     /// Terraform's `force-unlock`.
     Lock(LockArgs),
+    /// Claim a free FPGA slot on a host through Placement: the seed's claim API.
+    ///
+    /// Picks a slot of `--host` whose provider offers the resource class and traits asked
+    /// for and that Placement can allocate now (allocation candidates below the host's
+    /// compute node), allocates one unit of it for `--consumer` in one atomic write, and
+    /// prints its PCI address. With `--bitstream` or `--function`, the slot must carry it: a
+    /// managed slot already verified with it, or a `policy: manual` slot, which is
+    /// programmed first; without, nothing is programmed. The reconciler leaves a claimed
+    /// slot alone until `fpga-sync release`. Runs on the host (it reads the slot back).
+    Claim(ClaimArgs),
+    /// Free what `fpga-sync claim` allocated for a consumer.
+    ///
+    /// Only a claim's allocations are freed: a Nova server's are refused (delete the
+    /// server instead).
+    Release(ReleaseArgs),
     /// Print the JSON Schema of desired-state documents, for editors and other tools.
     ///
     /// The same schema is committed as `schema/fpga-sync.schema.json`; point
@@ -421,6 +436,60 @@ pub struct ProgramArgs {
     /// The hardware and tools.
     #[command(flatten)]
     pub driver: DriverArgs,
+}
+
+/// Options of `claim`.
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// The host whose slot to claim, as the repository names it.
+    #[arg(long, env = "FPGA_SYNC_HOST", value_name = "NODE")]
+    pub host: String,
+    /// The slot must carry this Bitstream of the repository (a `manual` slot is programmed
+    /// with it).
+    #[arg(long, value_name = "NAME", conflicts_with = "function")]
+    pub bitstream: Option<String>,
+    /// The slot must carry a bitstream of this function (`function_name` in the
+    /// repository's metadata).
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
+    /// A trait the slot's provider must have (repeat for several).
+    #[arg(long = "trait", value_name = "TRAIT")]
+    pub traits: Vec<String>,
+    /// The resource class to allocate one unit of (default: the class the slot reports).
+    #[arg(long, value_name = "RC")]
+    pub resource_class: Option<String>,
+    /// The consumer uuid that holds the claim (default: a new one, printed).
+    #[arg(long, value_name = "UUID")]
+    pub consumer: Option<String>,
+    /// Output for people (`human`) or machines (`json`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Where to read the desired state from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// The site whose images are used.
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// The hardware and tools.
+    #[command(flatten)]
+    pub driver: DriverArgs,
+}
+
+/// Options of `release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The consumer uuid `fpga-sync claim` printed.
+    #[arg(long, value_name = "UUID")]
+    pub consumer: String,
+    /// Output for people (`human`) or machines (`json`).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
 }
 
 /// Log line formats.

@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Program(args) => commands::program::run(args, color),
         Command::Watch(args) => commands::watch::run(args),
         Command::Lock(args) => commands::lock::run(args, color),
+        Command::Claim(args) => commands::claim::run(args, color),
+        Command::Release(args) => commands::claim::run_release(args, color),
         Command::Schema => commands::schema::run().map(|()| 0),
     };
     match result {

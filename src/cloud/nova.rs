@@ -1,6 +1,7 @@
-//! The Nova client, flavors only: list them with their extra specs in one request, create
-//! them with a description, set and unset extra specs, change the description, delete.
-//! I/O: HTTP through the session.
+//! The Nova client: flavors (list them with their extra specs in one request, create them
+//! with a description, set and unset extra specs, change the description, delete), and one
+//! server's name and project, to say who holds a slot (fpga-sync never boots or changes
+//! servers). I/O: HTTP through the session.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,20 @@ pub struct NovaFlavor {
 
 fn yes() -> bool {
     true
+}
+
+/// A server, as much as fpga-sync reads of it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct NovaServer {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its project's id.
+    pub tenant_id: String,
+    /// `ACTIVE`, `ERROR`, ...
+    #[serde(default)]
+    pub status: String,
 }
 
 impl NovaFlavor {
@@ -212,6 +227,24 @@ impl<'s> Nova<'s> {
         )
         .await
         .map(drop)
+    }
+
+    /// One server, in any project when the session is an admin's (Nova's policy lets an
+    /// admin read every project's servers); `None` when Nova has no server with that id
+    /// (404: the consumer is not a server, or it was deleted).
+    pub async fn server(&self, id: &str) -> Result<Option<NovaServer>, CloudError> {
+        #[derive(Deserialize)]
+        struct Out {
+            server: NovaServer,
+        }
+        match self
+            .json::<Out>(Method::GET, &format!("/servers/{}", segment(id)), None)
+            .await
+        {
+            Ok(out) => Ok(Some(out.server)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a flavor.

@@ -24,15 +24,26 @@ pub const MICROVERSION: Microversion = Microversion::new(1, 26);
 /// written for exactly this version.
 pub const CANDIDATES_MICROVERSION: Microversion = Microversion::new(1, 31);
 
-/// The microversion of the consumer-generation-guarded allocation reads and writes the
-/// lease uses (`src/reconcile/lease.rs`): from 1.28 every allocation write carries the
+/// The microversion of consumer reads and writes (`/allocations/{consumer}`), pinned per
+/// call as allocation candidates pin theirs: from 1.28 every allocation write carries the
 /// consumer's generation (`null` for a new consumer), so a write made on a stale read is
-/// refused with a 409, and empty allocations remove a consumer's. The lease pins it per
-/// call, as allocation candidates pin theirs; nothing else needs it.
-pub const CONSUMER_MICROVERSION: Microversion = Microversion::new(1, 28);
+/// refused with a 409, and empty allocations remove a consumer's; from 1.38 consumers have
+/// a type, so fpga-sync's leases and claims are told apart from Nova's servers.
+pub const CONSUMER_MICROVERSION: Microversion = Microversion::new(1, 38);
 
 /// One allocation candidate: provider uuid → resource class → amount.
 pub type Candidate = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Who a new consumer's allocations belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerOwner {
+    /// The project id.
+    pub project_id: String,
+    /// The user id.
+    pub user_id: String,
+    /// The consumer type.
+    pub consumer_type: String,
+}
 
 /// How often a generation-guarded write is retried after a conflict.
 pub const CONFLICT_RETRIES: u32 = 5;
@@ -548,6 +559,36 @@ impl<'s> Placement<'s> {
         .map(drop)
     }
 
+    /// Replaces everything `consumer` holds with `allocations` (provider uuid → resource
+    /// class → amount), guarded by its `generation` (`None`: a new consumer), owned by
+    /// `owner`; empty `allocations` frees all it holds. See [`Self::set_consumer`].
+    pub async fn set_consumer_allocations(
+        &self,
+        consumer: &str,
+        allocations: &BTreeMap<String, BTreeMap<String, u64>>,
+        generation: Option<u64>,
+        owner: &ConsumerOwner,
+    ) -> Result<(), CloudError> {
+        let write = ConsumerWrite {
+            allocations: allocations
+                .iter()
+                .map(|(p, r)| {
+                    (
+                        p.clone(),
+                        Resources {
+                            resources: r.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            consumer_generation: generation,
+            project_id: owner.project_id.clone(),
+            user_id: owner.user_id.clone(),
+            consumer_type: owner.consumer_type.clone(),
+        };
+        self.set_consumer(consumer, &write).await
+    }
+
     /// Deletes all of one consumer's allocations, unguarded (404 when it has none).
     pub async fn delete_consumer(&self, consumer: &str) -> Result<(), CloudError> {
         self.call_empty(
@@ -619,6 +660,10 @@ pub struct ConsumerAllocations {
     /// Its user.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// Its type (`INSTANCE` or `unknown` for Nova's servers, `FPGA_SYNC_CLAIM` for claims,
+    /// `FPGA_SYNC_LEASE` for leases).
+    #[serde(default)]
+    pub consumer_type: Option<String>,
 }
 
 /// One consumer's allocations to write (`PUT /allocations/{consumer}`, or an entry of
@@ -633,6 +678,8 @@ pub struct ConsumerWrite {
     pub project_id: String,
     /// The consumer's user.
     pub user_id: String,
+    /// The consumer's type (required from 1.38).
+    pub consumer_type: String,
 }
 
 /// Fails with [`CloudError::Microversion`] unless `doc` says `wanted` is served.

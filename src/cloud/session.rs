@@ -166,6 +166,17 @@ impl Session {
         }
     }
 
+    /// The project and user ids of the session's Keystone token (`None` without one: an
+    /// admin token or no authentication), for records that name their owner, such as
+    /// Placement allocations.
+    pub async fn token_owner(&self) -> Result<(Option<String>, Option<String>), CloudError> {
+        self.fresh_token(false).await?;
+        let token = self.token.lock().await;
+        Ok(token
+            .as_ref()
+            .map_or((None, None), |t| (t.project_id.clone(), t.user_id.clone())))
+    }
+
     /// A valid token: the cached one, unless `renew` or it expires within five minutes.
     async fn fresh_token(&self, renew: bool) -> Result<Option<Secret>, CloudError> {
         let auth_url = match &self.config.auth {

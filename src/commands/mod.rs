@@ -4,6 +4,7 @@
 //! command imports another. I/O: the terminal.
 
 pub mod apply;
+pub mod claim;
 pub mod devices;
 pub mod import;
 pub mod lock;

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{Color, PlanArgs, PlanFormat};
 use crate::host::plan::{fleet, render as host_render};
-use crate::plan::render;
+use crate::plan::{render, schedulable};
 use crate::reconcile::{self, Error};
 
 /// Runs `plan`; returns the exit code. Diagnostics are coloured for stderr, the plan for
@@ -45,23 +45,25 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
             held.describe()
         );
     }
-    let saved = planned.saved(&spec, &args.source.repo);
+    let saved = planned.views(&spec, &args.source.repo).await;
     let head = planned.header();
     let mut out = std::io::stdout().lock();
-    let text = match args.format {
+    let markdown = args.format == PlanFormat::Markdown;
+    let mut text = match args.format {
         PlanFormat::Human => render::human(&saved.plan, &head, color_out),
         PlanFormat::Markdown => render::markdown(&saved.plan, &head),
         PlanFormat::Json => serde_json::to_string_pretty(&saved).expect("plans serialise") + "\n",
     };
-    out.write_all(text.as_bytes())
-        .map_err(Error::io("writing the plan to stdout"))?;
     if args.format != PlanFormat::Json {
-        let slots = planned.fleet(&spec.cache_dir);
-        if !planned.loaded.desired.host_groups.is_empty() {
-            out.write_all(fleet::render(&slots, args.format == PlanFormat::Markdown).as_bytes())
-                .map_err(Error::io("writing the plan to stdout"))?;
+        if let Some(slots) = &saved.fleet {
+            text.push_str(&fleet::render(slots, markdown));
+        }
+        if let Some(flavors) = &saved.schedulable {
+            text.push_str(&schedulable::render(flavors, markdown));
         }
     }
+    out.write_all(text.as_bytes())
+        .map_err(Error::io("writing the plan to stdout"))?;
     if let Some(path) = &args.out {
         std::fs::write(
             path,

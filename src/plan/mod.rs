@@ -10,6 +10,7 @@ pub mod fingerprint;
 mod flavors;
 mod images;
 pub mod render;
+pub mod schedulable;
 pub mod stale;
 pub mod why;
 

@@ -7,15 +7,21 @@
 //! fleet view the central plan ends with. I/O: the repository, the cloud, the header
 //! cache, the plan file.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::future::join_all;
 
 use super::lease::{self, Events, Held, LeaseOptions, Scope};
 use super::{Error, Loaded, Needs, SavedPlan, SnapshotFiles};
 use crate::apply::{self, Applied, Reporter, Under};
+use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
-use crate::host::plan::fleet::{self, FleetSlot};
-use crate::observed::Observed;
+use crate::host::plan::consumer::Consumer;
+use crate::host::plan::fleet::{self, FleetSlot, FleetState};
+use crate::observed::{Observed, ObservedProvider};
+use crate::plan::schedulable::{self, FlavorSlots};
 use crate::plan::{self, Plan, PlanInput, PlanSettings, stale};
 use crate::source::RepoSpec;
 
@@ -37,7 +43,8 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// The plan as `plan --out` saves it, with where it came from.
+    /// The plan as `plan --out` saves it, with where it came from (and without the
+    /// informational sections: see [`Planned::views`]).
     pub fn saved(&self, spec: &RepoSpec, repo: &str) -> SavedPlan {
         SavedPlan {
             format_version: plan::FORMAT_VERSION,
@@ -47,6 +54,8 @@ impl Planned {
             cloud: self.session.cloud_name().to_owned(),
             site: Some(self.site.clone()),
             plan: self.plan.clone(),
+            fleet: None,
+            schedulable: None,
         }
     }
 
@@ -60,14 +69,124 @@ impl Planned {
     }
 
     /// The fleet view: each host's slots as its agent reported them to Placement, against
-    /// what the repository assigns (header identities from `cache_dir`). Empty without
-    /// host groups.
-    pub fn fleet(&self, cache_dir: &Path) -> Vec<FleetSlot> {
+    /// what the repository assigns (header identities from `cache_dir`), with who holds
+    /// each slot that is not verified (a server on a withdrawn slot, a claim): their
+    /// allocations are read and the consumers looked up
+    /// ([`super::consumers`]). Empty without host groups.
+    pub async fn fleet(&self, cache_dir: &Path) -> Vec<FleetSlot> {
         if self.loaded.desired.host_groups.is_empty() {
             return Vec::new();
         }
         let targets = super::host::targets_of(&self.loaded, cache_dir);
-        fleet::fleet(&self.loaded.desired, &targets, &self.observed.providers)
+        let (desired, providers) = (&self.loaded.desired, &self.observed.providers);
+        let first = fleet::fleet(desired, &targets, providers, &BTreeMap::new());
+        let placement = Placement::new(&self.session);
+        let unverified: Vec<&ObservedProvider> = first
+            .iter()
+            .filter(|s| s.state != FleetState::Verified)
+            .filter_map(|s| providers.iter().find(|p| p.name == s.provider))
+            .collect();
+        let read = join_all(unverified.iter().map(|p| placement.allocations(&p.uuid))).await;
+        let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (p, allocations) in unverified.iter().zip(read) {
+            match allocations {
+                Ok(a) if !a.is_empty() => {
+                    held.insert(p.name.clone(), a.into_keys().collect());
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(provider = %p.name, error = %e, "reading allocations"),
+            }
+        }
+        if held.is_empty() {
+            return first;
+        }
+        let ids: BTreeSet<String> = held.values().flatten().cloned().collect();
+        let described = super::consumers::describe(&self.session, &ids).await;
+        let consumers: BTreeMap<String, Vec<Consumer>> = held
+            .into_iter()
+            .map(|(name, ids)| {
+                let named = ids
+                    .iter()
+                    .map(|id| {
+                        described
+                            .get(id)
+                            .cloned()
+                            .unwrap_or_else(|| Consumer::id(id))
+                    })
+                    .collect();
+                (name, named)
+            })
+            .collect();
+        fleet::fleet(desired, &targets, providers, &consumers)
+    }
+
+    /// How many slots Placement can give each of the repository's FPGA flavors now: its
+    /// FPGA request ([`schedulable::fpga_request`]) asked as allocation candidates. A
+    /// flavor Placement could not be asked about says why; the plan goes on.
+    pub async fn schedulable(&self) -> Vec<FlavorSlots> {
+        let offers = schedulable::offers(&self.loaded.desired);
+        let requests: Vec<_> = self
+            .loaded
+            .desired
+            .flavors
+            .values()
+            .filter_map(|f| {
+                schedulable::fpga_request(&f.spec.flavor.name, &f.spec.extra_specs, &offers)
+            })
+            .collect();
+        let names: BTreeMap<String, String> = self
+            .observed
+            .providers
+            .iter()
+            .map(|p| (p.uuid.clone(), p.name.clone()))
+            .collect();
+        let placement = Placement::new(&self.session);
+        let asked = join_all(requests.iter().map(|r| {
+            let query = schedulable::candidate_query(r);
+            let placement = &placement;
+            async move {
+                let found = placement.allocation_candidates(&query).await;
+                (query, found)
+            }
+        }))
+        .await;
+        requests
+            .iter()
+            .zip(asked)
+            .map(|(r, (query, found))| {
+                let request = schedulable::query_text(&query);
+                match found {
+                    Ok(candidates) => {
+                        let providers = schedulable::count(r, &candidates, &names);
+                        FlavorSlots {
+                            flavor: r.flavor.clone(),
+                            request,
+                            slots: Some(providers.len()),
+                            providers,
+                            error: None,
+                        }
+                    }
+                    Err(e) => FlavorSlots {
+                        flavor: r.flavor.clone(),
+                        request,
+                        slots: None,
+                        providers: Vec::new(),
+                        error: Some(e.to_string()),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The plan with its informational sections: the fleet view and the FPGA flavors'
+    /// slots (`plan --format json` prints it).
+    pub async fn views(&self, spec: &RepoSpec, repo: &str) -> SavedPlan {
+        let mut saved = self.saved(spec, repo);
+        let fleet = self.fleet(&spec.cache_dir).await;
+        let flavors = self.schedulable().await;
+        saved.fleet = (!self.loaded.desired.host_groups.is_empty()).then_some(fleet);
+        saved.schedulable = (!flavors.is_empty()).then_some(flavors);
+        saved
     }
 }
 

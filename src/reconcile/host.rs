@@ -25,7 +25,7 @@ use crate::host::execute::fetch::BitstreamCache;
 use crate::host::execute::{HostExecutor, Reporter};
 use crate::host::plan::assignment::Target;
 use crate::host::plan::observed::{self, HostObserved};
-use crate::host::plan::{HostPlan, provider, render};
+use crate::host::plan::{HostPlan, SlotAction, provider, render};
 use crate::host::report::status::{HostStatus, SlotState, SlotStatus, now};
 use crate::host::report::{self, ledger::Ledger};
 use crate::source::RepoSpec;
@@ -84,20 +84,24 @@ pub fn targets_of(loaded: &Loaded, cache_dir: &Path) -> BTreeMap<String, Target>
 
 /// Reads the cards, the bitstream headers and Placement, and plans the host. A backend
 /// that cannot run fails the whole observation: nothing is planned on the strength of a
-/// discovery that could not look.
+/// discovery that could not look. When the plan leaves a slot alone because consumers
+/// hold it (or programs it over them, forced), who they are is looked up
+/// ([`super::consumers`]: an fpga-sync claim, or a Nova server's name and project) and the
+/// host planned again, so that its messages name them.
 pub async fn observe(
     loaded: &Loaded,
     options: &HostOptions,
     drivers: &Drivers,
-    placement: &Placement<'_>,
+    session: &Session,
 ) -> Result<Observation, Error> {
+    let placement = &Placement::new(session);
     let (targets, mut problems) = targets::targets(loaded, &options.cache_dir);
     let seen = discover::discover(drivers);
     if let Some(e) = discover::unavailable(&seen) {
         return Err(e.clone().into());
     }
     let compute = report::find_compute_node(placement, &options.host).await?;
-    let observed = HostObserved {
+    let mut observed = HostObserved {
         host: options.host.clone(),
         devices: discover::for_planner(&seen),
         providers: report::device_providers(placement, &compute.uuid).await?,
@@ -105,7 +109,13 @@ pub async fn observe(
         deferred: options.deferred.clone(),
         programmed: Ledger::new(&options.drivers.state_dir).current(&seen),
     };
-    let (plan, assignment_problems) = observed::plan(&loaded.desired, &targets, &observed);
+    let (mut plan, assignment_problems) = observed::plan(&loaded.desired, &targets, &observed);
+    let held = held_consumers(&plan);
+    if !held.is_empty() {
+        let described = super::consumers::describe(session, &held).await;
+        super::consumers::fill(&mut observed.providers, &described);
+        plan = observed::plan(&loaded.desired, &targets, &observed).0;
+    }
     problems.extend(assignment_problems);
     let named = provider::named_traits(&loaded.desired);
     Ok(Observation {
@@ -114,6 +124,25 @@ pub async fn observe(
         compute_node: compute.uuid,
         named_traits: named,
     })
+}
+
+/// The consumers of the providers a plan leaves alone because of them (or programs over
+/// them, forced), and of the providers it keeps because of them.
+fn held_consumers(plan: &HostPlan) -> BTreeSet<String> {
+    let held = plan
+        .slots
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.action,
+                SlotAction::Blocked { .. } | SlotAction::Program { forced: true, .. }
+            )
+        })
+        .filter_map(|s| s.provider.as_ref());
+    let kept = plan.removals.iter().map(|r| &r.provider);
+    held.chain(kept)
+        .flat_map(|p| p.consumers.iter().map(|c| c.id.clone()))
+        .collect()
 }
 
 /// Carries out an observed plan and returns the host's status. `previous` carries the
@@ -224,7 +253,7 @@ pub async fn prepare(
     let loaded = super::load(spec)?;
     let drivers = drivers(&loaded, options)?;
     let session = super::connect(os_cloud, Needs::Placement, warn).await?;
-    let observation = observe(&loaded, options, &drivers, &Placement::new(&session)).await?;
+    let observation = observe(&loaded, options, &drivers, &session).await?;
     Ok(Prepared {
         loaded,
         drivers,
@@ -272,7 +301,7 @@ pub async fn apply_locked(
     let lease =
         lease::acquire(&session, &scope, &lease_options, context.events, &cancelled).await?;
     let outcome = async {
-        let observation = observe(&loaded, options, &drivers, &Placement::new(&session)).await?;
+        let observation = observe(&loaded, options, &drivers, &session).await?;
         let prepared = Prepared {
             loaded,
             drivers,

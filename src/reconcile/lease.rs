@@ -41,6 +41,9 @@ use crate::diagnostic::Diagnostic;
 pub use crate::markers::LEASE_CLASS;
 /// The start of every lease provider's name.
 pub const PROVIDER_PREFIX: &str = "fpga-sync-lock:";
+/// The consumer type of every lease (Placement 1.38): tells leases from servers and claims.
+pub const LEASE_CONSUMER_TYPE: &str = "FPGA_SYNC_LEASE";
+
 /// The `project_id` of every lease consumer.
 pub const PROJECT: &str = "fpga-sync";
 /// The TTL of a run's lease unless told otherwise.
@@ -519,6 +522,7 @@ impl PlacementStore {
             consumer_generation: generation,
             project_id: PROJECT.into(),
             user_id: user.into(),
+            consumer_type: LEASE_CONSUMER_TYPE.into(),
         }
     }
 }
@@ -1022,6 +1026,7 @@ pub async fn force_break(session: &Session, scope: &Scope, id: &str) -> Result<B
             consumer_generation: held.generation,
             project_id: PROJECT.into(),
             user_id: held.user.clone(),
+            consumer_type: LEASE_CONSUMER_TYPE.into(),
         };
         match placement.set_consumer(id, &write).await {
             Ok(()) => {

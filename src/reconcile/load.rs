@@ -23,13 +23,18 @@ pub struct Loaded {
 }
 
 /// Checks the desired state of `snapshot`: the pure parse, the file facts from the source,
-/// then the pure checks. The commit travels with the result.
+/// then the pure checks; a valid state also gets a warning for each flavor no host-group
+/// entry can serve ([`crate::plan::schedulable::unschedulable`]). The commit travels with
+/// the result.
 pub fn check(snapshot: &Snapshot) -> Outcome {
     let parsed = desired::parse(snapshot.files.clone());
     let facts = snapshot.inspect(&parsed.file_requests());
     let mut outcome = desired::finish(parsed, &facts);
     if let Some(desired) = &mut outcome.desired {
         desired.commit.clone_from(&snapshot.commit);
+        outcome
+            .diagnostics
+            .extend(crate::plan::schedulable::unschedulable(desired));
     }
     outcome
 }

@@ -13,7 +13,9 @@
 //! ([`Error::is_transient`]); commands turn it into diagnostics only at the edge. I/O: the
 //! source, the cloud and the hosts' drivers, through the layers below.
 
+pub mod claim;
 pub mod cloud;
+mod consumers;
 pub mod host;
 pub mod import;
 pub mod lease;

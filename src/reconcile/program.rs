@@ -179,7 +179,7 @@ async fn withdraw(
         .await
         .map_err(|e| wrap(e, "check `--os-cloud` / OS_CLOUD"))?;
     let placement = Placement::new(&session);
-    let observation = host::observe(loaded, &options.host, drivers, &placement)
+    let observation = host::observe(loaded, &options.host, drivers, &session)
         .await
         .map_err(|e| wrap(e, "check that the host's compute node is in Placement"))?;
     let Some(plan) = observation

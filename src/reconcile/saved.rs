@@ -27,6 +27,15 @@ pub struct SavedPlan {
     pub site: Option<String>,
     /// The plan.
     pub plan: crate::plan::Plan,
+    /// The fleet view: each host's slots as Placement holds them, with who holds the slots
+    /// that are not verified. Informational (`apply` does not read it); absent in plans
+    /// saved before it existed, and in a plan without host groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Vec<crate::host::plan::fleet::FleetSlot>>,
+    /// How many slots Placement can give each FPGA flavor now. Informational; absent in
+    /// plans saved before it existed, and in a plan without FPGA flavors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedulable: Option<Vec<crate::plan::schedulable::FlavorSlots>>,
 }
 
 impl SavedPlan {

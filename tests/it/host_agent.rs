@@ -346,7 +346,10 @@ async fn two_sim_hosts_report_nested_providers_and_an_allocated_one_is_not_repro
 
     let (code, out) = site.apply_host(&hosts[1].0, &HostDirs::of(&hosts[1].2), &[]);
     assert_eq!(code, 1, "h2: {out}");
-    assert!(out.contains("1 consumer(s) hold allocations"), "{out}");
+    assert!(
+        out.contains(&format!("consumer `{consumer}` holds allocations")),
+        "named by its id (Nova has no such server): {out}"
+    );
     let h2_root = hosts[1].2.config().sim_root;
     assert_eq!(sim::calls(&h2_root).len(), 1, "not reprogrammed");
     let loaded =

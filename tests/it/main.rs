@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod claim_planner;
 mod cli;
 mod cloud_auth;
 mod cloud_glance_nova;
@@ -12,6 +13,7 @@ mod examples;
 mod executor;
 mod git_source;
 mod host_agent;
+mod host_claim;
 mod host_cloud;
 mod host_commands;
 mod host_drivers;
@@ -22,9 +24,11 @@ mod hostile_input;
 mod import;
 mod layering;
 mod lease;
+mod nova_e2e;
 mod plan_apply;
 mod planner;
 mod saved_plans;
 mod scenarios;
+mod schedulable;
 mod schema_file;
 mod systemd_unit;

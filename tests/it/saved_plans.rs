@@ -127,6 +127,8 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
             cloud: "prod".into(),
             site: None,
             plan,
+            fleet: None,
+            schedulable: None,
         };
         out.push((name, saved));
     };

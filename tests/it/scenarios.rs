@@ -304,7 +304,12 @@ fn central(
     let mut text = render::human(&plan, &head, false);
     if !loaded.desired.host_groups.is_empty() {
         let targets = targets::targets(loaded, cache).0;
-        let slots = fleet::fleet(&loaded.desired, &targets, &observed.providers);
+        let slots = fleet::fleet(
+            &loaded.desired,
+            &targets,
+            &observed.providers,
+            &BTreeMap::new(),
+        );
         text.push_str(&fleet::render(&slots, false));
     }
     if plan.has_changes() {

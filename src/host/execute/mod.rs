@@ -210,13 +210,18 @@ impl HostExecutor<'_> {
                     p.name
                 ),
                 Ok(Removed::InUse { consumers }) => {
+                    let holders = if p.consumers.len() == consumers {
+                        p.holders()
+                    } else {
+                        format!("{consumers} consumer(s) hold")
+                    };
                     match report::reserve_all(self.placement, &p.uuid).await {
                         Ok(()) => format!(
-                            "kept provider `{}` (device gone or unassigned): {consumers} consumer(s) hold allocations; everything reserved",
+                            "kept provider `{}` (device gone or unassigned): {holders} allocations; everything reserved",
                             p.name
                         ),
                         Err(e) => format!(
-                            "kept provider `{}`: {consumers} consumer(s) hold allocations; reserving failed: {e}",
+                            "kept provider `{}`: {holders} allocations; reserving failed: {e}",
                             p.name
                         ),
                     }
@@ -244,7 +249,28 @@ impl HostExecutor<'_> {
             .as_ref()
             .map_or(String::new(), |t| format!("`{}`", t.name));
         match &plan.action {
-            SlotAction::Manual => status(plan, SlotState::Manual, "policy: manual; left alone"),
+            SlotAction::Manual { report } => {
+                if *report && let Some(want) = &plan.on_success {
+                    if let Err(e) = self.write(plan, want).await {
+                        return status(
+                            plan,
+                            SlotState::Failed,
+                            format!(
+                                "policy: manual; reporting it as a claimable provider failed: {e}"
+                            ),
+                        );
+                    }
+                    return status(
+                        plan,
+                        SlotState::Manual,
+                        format!(
+                            "policy: manual; left alone; reported as claimable provider `{}`",
+                            want.name
+                        ),
+                    );
+                }
+                status(plan, SlotState::Manual, "policy: manual; left alone")
+            }
             SlotAction::ShellChecked { proven: true } => status(
                 plan,
                 SlotState::Verified,
@@ -338,12 +364,14 @@ impl HostExecutor<'_> {
             && let Some(p) = &plan.provider
         {
             match report::consumers(self.placement, &p.uuid).await {
-                Ok(a) if a > 0 => {
+                Ok(ids) if !ids.is_empty() => {
+                    let named: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
                     return status(
                         plan,
                         SlotState::Blocked,
                         format!(
-                            "`{name}` was not programmed: {a} consumer(s) took allocations while it was being drained; it stays reserved until they leave"
+                            "`{name}` was not programmed: consumer(s) {} took allocations while it was being drained; it stays reserved until they leave",
+                            named.join(", ")
                         ),
                     );
                 }

@@ -203,6 +203,7 @@ mod tests {
                 traits: BTreeSet::from([provider::OWNER_TRAIT.to_owned()]),
                 inventories: BTreeMap::new(),
                 allocations: 1,
+                consumers: vec![crate::host::plan::consumer::Consumer::id("c-1")],
             }],
             force: true,
             deferred: BTreeMap::from([(

@@ -52,7 +52,6 @@ use tracing::{debug, error, info, warn};
 use super::host::{self, Drivers, HostOptions};
 use super::lease::{self, Event, LeaseOptions, Scope};
 use super::{Error, Loaded};
-use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
 use crate::host::execute::LogReporter;
 use crate::host::report::status::{HostStatus, SlotState, now};
@@ -215,8 +214,7 @@ where
         let deferred = self.backoff.deferred(wall);
         let mut options = self.config.options.clone();
         options.deferred.clone_from(&deferred);
-        let observation =
-            host::observe(loaded, &options, &drivers, &Placement::new(session)).await?;
+        let observation = host::observe(loaded, &options, &drivers, session).await?;
         for p in &observation.problems {
             warn!(problem = %p, "desired state problem");
         }
@@ -238,8 +236,7 @@ where
                 &|| stop.load(Ordering::SeqCst),
                 async |held| {
                     // Read again under the lease: another run may have programmed meanwhile.
-                    let observation =
-                        host::observe(loaded, &options, &drivers, &Placement::new(session)).await?;
+                    let observation = host::observe(loaded, &options, &drivers, session).await?;
                     Ok(host::execute(
                         session,
                         loaded,

@@ -15,6 +15,7 @@ pub mod cloud;
 pub mod fake_host;
 pub mod faulty;
 pub mod host_site;
+pub mod servers;
 
 /// A temporary site repository.
 pub struct Site {
