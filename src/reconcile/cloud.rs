@@ -36,6 +36,7 @@ impl Planned {
             worktree: spec.worktree,
             cloud: self.session.cloud_name().to_owned(),
             plan: self.plan.clone(),
+            seen: Some(stale::Seen::of(&self.plan.fingerprints, &self.observed)),
         }
     }
 
@@ -116,9 +117,14 @@ pub async fn from_saved(
     let observed = crate::cloud::observe::observe(&session).await?;
     let changes = stale::changes(&saved.plan.fingerprints, &observed);
     if !changes.is_empty() {
+        let explained = changes
+            .iter()
+            .map(|c| stale::explain(c, saved.seen.as_ref(), &observed))
+            .collect();
         return Err(Error::StalePlan {
             path: path.display().to_string(),
             changes,
+            explained,
         });
     }
     Ok(Planned {

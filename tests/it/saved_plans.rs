@@ -125,6 +125,7 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
             worktree: false,
             cloud: "prod".into(),
             plan,
+            seen: None,
         };
         out.push((name, saved));
     };
