@@ -63,6 +63,8 @@ pub enum Error {
         path: String,
         /// What moved.
         changes: Vec<crate::plan::stale::Moved>,
+        /// Each change, said as a person would ([`crate::plan::stale::explain`]).
+        explained: Vec<String>,
     },
     /// A local file or stream could not be read or written.
     #[error("{what}")]
@@ -101,6 +103,18 @@ impl Error {
         }
     }
 
+    /// Whether the agent's own configuration is wrong, so that a service should stop
+    /// rather than retry: its cloud (an unknown `OS_CLOUD`, an unreadable clouds.yaml,
+    /// credentials Keystone refuses) or its SSH trust (an unknown host key, a refused
+    /// key). Neither waiting nor a new commit fixes these.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Cloud(e) => e.is_configuration(),
+            Error::Source(d) => d.code == crate::source::SSH_REFUSED,
+            _ => false,
+        }
+    }
+
     /// An I/O error, with what was being done.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();
@@ -134,12 +148,12 @@ impl Error {
                 .iter()
                 .map(|p| Diagnostic::error("fpga_sync::plan", p.message.clone()).help(p.help.clone()))
                 .collect(),
-            Error::StalePlan { changes, .. } => vec![
+            Error::StalePlan { explained, .. } => vec![
                 Diagnostic::error(
                     "fpga_sync::stale_plan",
                     format!(
                         "{self}:\n{}",
-                        changes
+                        explained
                             .iter()
                             .map(|c| format!("  {c}"))
                             .collect::<Vec<_>>()
@@ -210,8 +224,19 @@ pub async fn connect(
     warn: impl Fn(&str),
 ) -> Result<Session, Error> {
     use crate::cloud::{config, observe::check_versions, session::SessionOptions};
-    let config = config::resolve(os_cloud, &config::process_env)?;
-    let session = Session::connect(config, SessionOptions::default()).await?;
+    // A file the configuration names that cannot be read (clouds.yaml, a CA bundle) is
+    // a configuration error like any other.
+    let unreadable = |e: CloudError| match e {
+        CloudError::Io { path, reason } => CloudError::Config {
+            message: format!("cannot read `{path}`: {reason}"),
+            help: "check that the file exists and this user may read it".into(),
+        },
+        other => other,
+    };
+    let config = config::resolve(os_cloud, &config::process_env).map_err(unreadable)?;
+    let session = Session::connect(config, SessionOptions::default())
+        .await
+        .map_err(unreadable)?;
     for warning in session.warnings() {
         warn(warning);
     }
@@ -224,6 +249,21 @@ pub async fn connect(
         }
     }
     Ok(session)
+}
+
+/// Checks, without connecting, that the cloud `os_cloud` names (else `OS_CLOUD` or the
+/// `OS_*` variables) can be resolved: a service checks this once at startup and exits on
+/// an error rather than retrying it.
+pub fn check_cloud_config(os_cloud: Option<&str>) -> Result<(), Error> {
+    use crate::cloud::config;
+    match config::resolve(os_cloud, &config::process_env) {
+        Ok(_) => Ok(()),
+        Err(CloudError::Io { path, reason }) => Err(Error::Cloud(CloudError::Config {
+            message: format!("cannot read `{path}`: {reason}"),
+            help: "check that the file exists and this user may read it".into(),
+        })),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The one runtime every command runs its operation on.
