@@ -25,7 +25,21 @@ pub struct Loaded {
 /// Checks the desired state of `snapshot`: the pure parse, the file facts from the source,
 /// then the pure checks. The commit travels with the result.
 pub fn check(snapshot: &Snapshot) -> Outcome {
-    let parsed = desired::parse(snapshot.files.clone());
+    // Diagnostics name files from the repository root (`state/bitstreams.yaml` with
+    // `--dir state`), as CI annotations and editors expect; bitstream `file:` paths stay
+    // relative to the desired-state folder.
+    let files = snapshot
+        .files
+        .iter()
+        .cloned()
+        .map(|mut f| {
+            if !snapshot.dir.is_empty() {
+                f.path = format!("{}/{}", snapshot.dir, f.path);
+            }
+            f
+        })
+        .collect();
+    let parsed = desired::parse(files);
     let facts = snapshot.inspect(&parsed.file_requests());
     let mut outcome = desired::finish(parsed, &facts);
     if let Some(desired) = &mut outcome.desired {
