@@ -272,3 +272,34 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_agents_own_configuration_is_fatal() {
+        let config = Error::Cloud(CloudError::Config {
+            message: "cloud `x` is not in clouds.yaml".into(),
+            help: String::new(),
+        });
+        let ssh = Error::Source(Box::new(Diagnostic::error(
+            crate::source::SSH_REFUSED,
+            "the SSH host key of `git.example.org` is not in ~/.ssh/known_hosts",
+        )));
+        let unreachable = Error::Cloud(CloudError::Unreachable {
+            service: crate::cloud::error::Service::Placement,
+            request: "GET /".into(),
+            reason: "connection refused".into(),
+        });
+        let fetch = Error::Source(Box::new(Diagnostic::error(
+            "fpga_sync::source",
+            "cannot fetch `https://git.example.org/site.git`",
+        )));
+        assert!(config.is_fatal() && ssh.is_fatal());
+        assert!(!unreachable.is_fatal() && unreachable.is_transient());
+        assert!(!fetch.is_fatal() && fetch.is_transient());
+        assert!(!Error::Desired(vec![]).is_fatal());
+        assert!(!Error::UnknownHost { host: "h".into() }.is_fatal());
+    }
+}
