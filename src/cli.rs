@@ -778,7 +778,17 @@ where
             .expect("the subcommand just parsed");
         return Err(sub_cmd.error(ErrorKind::ArgumentConflict, message));
     }
-    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    // A saved plan is applied to the cloud it was made for, unless `--os-cloud` says
+    // otherwise on the command line: an `OS_CLOUD` of the environment does not redirect it.
+    if let Command::Apply(args) = &mut cli.command
+        && args.plan.is_some()
+        && let Some((_, sub)) = matches.subcommand()
+        && !given(sub, "os_cloud")
+    {
+        args.cloud.os_cloud = None;
+    }
+    Ok(cli)
 }
 
 /// Whether `id` was given on the command line (not from the environment or a default).

@@ -486,3 +486,37 @@ fn json_errors_are_json() {
     assert_eq!(value["diagnostics"][0]["file"], "flavors.yaml");
     assert_eq!(value["diagnostics"][0]["line"], 4);
 }
+
+/// A saved plan goes to the cloud it was made for: `OS_CLOUD` in the environment does not
+/// redirect it, `--os-cloud` on the command line does.
+#[test]
+fn a_saved_plan_keeps_its_cloud_unless_os_cloud_is_given() {
+    let site = valid_site();
+    site.write("clouds.yaml", "clouds:\n  prod:\n    auth:\n      username: x\n")
+        .write(
+            "plan.json",
+            r#"{"format_version":1,"repo":".","dir":null,"worktree":true,"cloud":"prod","plan":{"format_version":1,"commit":null,"actions":[],"unchanged":0,"fingerprints":{},"not_pruned":[]}}"#,
+        );
+    let clouds = site.path().join("clouds.yaml");
+    let env = [
+        ("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap()),
+        ("OS_CLOUD", "staging"),
+    ];
+    let out = run_env(&site, &["apply", "plan.json"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cloud `prod` (auth_type `password`) has no `auth_url`"),
+        "{err}"
+    );
+    let out = run_env(
+        &site,
+        &["apply", "plan.json", "--os-cloud", "staging"],
+        &env,
+    );
+    assert!(
+        text(&out.stderr).contains("cloud `staging` (`--os-cloud` or OS_CLOUD) is not in"),
+        "{}",
+        text(&out.stderr)
+    );
+}
