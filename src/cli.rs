@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{
@@ -149,7 +150,7 @@ pub struct SourceArgs {
     #[arg(long, value_name = "DIR", env = "FPGA_SYNC_DIR")]
     pub dir: Option<String>,
     /// Read the files of the work tree, uncommitted edits included, instead of a commit.
-    #[arg(long, env = "FPGA_SYNC_WORKTREE")]
+    #[arg(long, env = "FPGA_SYNC_WORKTREE", value_parser = BoolishValueParser::new())]
     pub worktree: bool,
     /// Where remote repositories are cloned (default: `$XDG_CACHE_HOME/fpga-sync` or
     /// `~/.cache/fpga-sync`).
@@ -449,7 +450,12 @@ pub struct WatchArgs {
     pub max_backoff: u64,
     /// Program slots that are in use (Placement allocations, or busy as the driver sees
     /// it). Never skips the interface check.
-    #[arg(long, alias = "force", env = "FPGA_SYNC_ALLOW_BUSY")]
+    #[arg(
+        long,
+        alias = "force",
+        env = "FPGA_SYNC_ALLOW_BUSY",
+        value_parser = BoolishValueParser::new()
+    )]
     pub allow_busy: bool,
     /// Log lines as `text` or `json`.
     #[arg(long, value_enum, env = "FPGA_SYNC_LOG_FORMAT", default_value_t = LogFormat::Text)]
