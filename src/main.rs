@@ -1,15 +1,19 @@
 //! The `fpga-sync` binary: parses the command line and runs the subcommand. Exit codes:
-//! 0 success, 1 invalid input or failure, 2 usage error (from clap) or, for
-//! `plan --detailed-exitcode`, changes present.
+//! 0 success, 1 invalid input, failure or a declined apply, 2 usage error (from clap) or,
+//! for `plan --detailed-exitcode`, changes present.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use fpga_sync::cli::{Cli, Command};
+use fpga_sync::cli::{self, Command, LogFormat};
 use fpga_sync::commands;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
+    commands::set_verbosity(cli.quiet, cli.verbose);
+    // `watch` sets up its own logging (its format, info by default).
+    if !matches!(cli.command, Command::Watch(_)) {
+        commands::init_logging(LogFormat::Text, "warn");
+    }
     let color = commands::use_color(cli.color);
     let status = |ok: bool| if ok { 0 } else { 1 };
     let result = match &cli.command {
@@ -17,14 +21,15 @@ fn main() -> ExitCode {
         Command::Observe(args) => commands::observe::run(args, color).map(status),
         Command::Import(args) => commands::import::run(args, color),
         Command::Plan(args) => commands::plan::run(args, cli.color),
-        Command::Apply(args) => commands::apply::run(args, color).map(status),
+        Command::Apply(args) => commands::apply::run(args, color),
         Command::Devices(args) => commands::devices::run(args, color),
         Command::Program(args) => commands::program::run(args, color),
         Command::Watch(args) => commands::watch::run(args),
         Command::Lock(args) => commands::lock::run(args, color),
         Command::Claim(args) => commands::claim::run(args, color),
         Command::Release(args) => commands::claim::run_release(args, color),
-        Command::Schema => commands::schema::run().map(|()| 0),
+        Command::Status(args) => commands::status::run(args, color),
+        Command::Schema(args) => commands::schema::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

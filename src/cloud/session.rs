@@ -1,11 +1,14 @@
 //! One authenticated conversation with a cloud: the HTTP client (timeouts, TLS), the
-//! Keystone token (fetched, renewed before it expires, re-fetched once on a 401), the
-//! endpoints (overrides or catalog), a concurrency limit shared by every request, and the
-//! one place requests are sent, with bounded retries for what may be retried. I/O: HTTP.
+//! Keystone token (fetched, renewed before it expires, re-fetched once on a 401; a refused
+//! login is a configuration error naming Keystone's URL), the endpoints (overrides or
+//! catalog), a concurrency limit shared by every request, and the one place requests are
+//! sent, with bounded retries for what may be retried. Every request is traced at debug
+//! level (target `fpga_sync::http`: method, URL without credentials, status, request id,
+//! elapsed time; never headers or bodies, so never a token or password). I/O: HTTP.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::{Mutex, Semaphore};
@@ -14,7 +17,7 @@ use super::auth::{self, Token};
 use super::config::{AuthConfig, CloudConfig};
 use super::error::{CloudError, Service, service_message};
 use super::retry::{RetryPolicy, is_idempotent, is_retryable_status, parse_retry_after};
-use super::secret::Secret;
+use super::secret::{Secret, redact_url};
 
 /// How a session behaves.
 #[derive(Clone, Copy, Debug)]
@@ -201,7 +204,8 @@ impl Session {
         self.authentications.fetch_add(1, Ordering::Relaxed);
         let response = self
             .send_with_retries(&call, &url, None, |r| r.json(&body))
-            .await?;
+            .await
+            .map_err(|e| self.refused_login(e, &auth_url))?;
         let value = response
             .headers()
             .get("x-subject-token")
@@ -216,6 +220,65 @@ impl Session {
         let token = auth::read_token(value.clone(), &body);
         *cached = Some(token);
         Ok(Some(value))
+    }
+
+    /// Keystone's refusal of a login (a 401; for a token also the 404 Keystone gives one
+    /// it cannot validate, revoked or expired), as the configuration error it is: which
+    /// credentials, at which URL, and what to do.
+    fn refused_login(&self, e: CloudError, auth_url: &str) -> CloudError {
+        let token = matches!(self.config.auth, AuthConfig::Token { .. });
+        let CloudError::Status {
+            status,
+            message,
+            request_id,
+            ..
+        } = &e
+        else {
+            return e;
+        };
+        if !(*status == 401 || token && *status == 404) {
+            return e;
+        }
+        let status = match StatusCode::from_u16(*status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+        {
+            Some(reason) => format!("{status} {reason}"),
+            None => status.to_string(),
+        };
+        let said = match (message.is_empty(), request_id) {
+            (false, Some(id)) => format!(": {message} (request {id})"),
+            (false, None) => format!(": {message}"),
+            (true, Some(id)) => format!(" (request {id})"),
+            (true, None) => String::new(),
+        };
+        let cloud = &self.config.name;
+        let (what, help) = match &self.config.auth {
+            AuthConfig::Token { .. } => (
+                "the token (`auth.token` or OS_TOKEN): it has expired or been revoked",
+                format!(
+                    "get a new token from Keystone at {auth_url} (`openstack token issue`) and set it, or use a password or application credential, which fpga-sync renews by itself"
+                ),
+            ),
+            AuthConfig::ApplicationCredential { .. } => (
+                "the application credential",
+                format!(
+                    "check `application_credential_id` (or name and user) and `application_credential_secret` of cloud `{cloud}`; the credential may have expired or been deleted (`openstack application credential list` against {auth_url})"
+                ),
+            ),
+            _ => (
+                "the user and password",
+                format!(
+                    "check `username`, `password`, `user_domain_name` and the project of cloud `{cloud}` in clouds.yaml / secure.yaml (or the OS_* variables) against Keystone at {auth_url}"
+                ),
+            ),
+        };
+        CloudError::Config {
+            message: format!(
+                "Keystone at {auth_url} refused {what} of cloud `{cloud}`: {status}{said}"
+            ),
+            help,
+        }
     }
 
     /// The endpoint of `service`: its override, or the catalog's for the configured
@@ -300,7 +363,10 @@ impl Session {
             .builder(call, &url, token.as_ref())
             .header("Content-Type", content_type)
             .body(body);
-        let response = request.send().await.map_err(|e| unreachable(call, &e))?;
+        let started = Instant::now();
+        let outcome = request.send().await;
+        trace(call, &url, &outcome, started, 1);
+        let response = outcome.map_err(|e| unreachable(call, &e))?;
         check(response, call).await
     }
 
@@ -353,10 +419,13 @@ impl Session {
                     .await
                     .expect("the semaphore is never closed");
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                body(self.builder(call, url, token))
+                let started = Instant::now();
+                let outcome = body(self.builder(call, url, token))
                     .timeout(self.options.timeout)
                     .send()
-                    .await
+                    .await;
+                trace(call, url, &outcome, started, attempt);
+                outcome
             };
             let wait = match &outcome {
                 Err(_) if is_idempotent(&call.method) => retry.wait(attempt, None, rand::random()),
@@ -382,6 +451,53 @@ impl Session {
                 (Err(e), None) => return Err(unreachable(call, &e)),
             }
         }
+    }
+}
+
+/// The request trace: one debug event per HTTP request sent.
+fn trace(
+    call: &Call<'_>,
+    url: &str,
+    outcome: &Result<Response, reqwest::Error>,
+    started: Instant,
+    attempt: u32,
+) {
+    if !tracing::enabled!(target: "fpga_sync::http", tracing::Level::DEBUG) {
+        return;
+    }
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let raw = url;
+    let url = redact_url(raw);
+    match outcome {
+        Ok(r) => {
+            let request_id = r
+                .headers()
+                .get("x-openstack-request-id")
+                .or_else(|| r.headers().get("x-compute-request-id"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::debug!(
+                target: "fpga_sync::http",
+                service = call.service.name(),
+                method = %call.method,
+                url = %url,
+                status = r.status().as_u16(),
+                request_id,
+                elapsed_ms,
+                attempt,
+                "http request"
+            );
+        }
+        Err(e) => tracing::debug!(
+            target: "fpga_sync::http",
+            service = call.service.name(),
+            method = %call.method,
+            url = %url,
+            error = %e.to_string().replace(raw, &url),
+            elapsed_ms,
+            attempt,
+            "http request failed"
+        ),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `fpga-sync plan`: the cloud-wide plan (human, JSON or Markdown, saved with `--out`),
-//! ended by the fleet view; with `--host`, one compute host's plan. I/O: stdout, stderr,
-//! the plan file.
+//! ended by the fleet view; with `--host`, one compute host's plan. With `--format json`,
+//! a failure is the JSON error object on stdout. I/O: stdout, stderr, the plan file.
 
 use std::io::{IsTerminal, Write};
 
@@ -22,7 +22,7 @@ pub fn run(args: &PlanArgs, choice: Color) -> std::io::Result<u8> {
     match result {
         Ok(changes) => Ok(u8::from(args.detailed_exitcode && changes) * 2),
         Err(e) => {
-            super::report(&e.diagnostics(), color);
+            super::fail(&e.diagnostics(), color, args.format == PlanFormat::Json)?;
             Ok(1)
         }
     }
@@ -73,11 +73,11 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
             "writing the plan to `{}`",
             path.display()
         )))?;
-        eprintln!(
+        super::note(format!(
             "saved the plan to `{}`; `fpga-sync apply {}` carries it out",
             path.display(),
             path.display()
-        );
+        ));
     }
     Ok(saved.plan.has_changes())
 }
@@ -87,7 +87,7 @@ async fn plan_host(args: &PlanArgs, host: &str) -> Result<bool, Error> {
     let options = args
         .host
         .driver
-        .host_options(host, &args.prune.site.name, args.host.force);
+        .host_options(host, &args.prune.site.name, args.host.allow_busy);
     let prepared = reconcile::host::prepare(
         &args.source.spec(),
         args.cloud.os_cloud.as_deref(),

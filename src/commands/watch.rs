@@ -1,13 +1,14 @@
 //! `fpga-sync watch`: sets up logging, the agent and what wakes it, and runs the service
-//! loop of [`crate::reconcile::watch`] until SIGTERM, SIGINT or `--max-runs`. I/O: stderr
-//! (tracing).
+//! loop of [`crate::reconcile::watch`] until SIGTERM, SIGINT or `--max-runs` (exit 0), or
+//! until the agent's configuration proves wrong (exit 1: at startup, a cloud that cannot be
+//! resolved; later, a fatal pass). I/O: stderr (tracing).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cli::WatchArgs;
 use crate::reconcile::watch::{self, Agent, Wakers, WatchConfig, triggers};
@@ -20,7 +21,7 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
     WatchConfig {
         options: args
             .driver
-            .host_options(&args.host, &args.site.name, args.force),
+            .host_options(&args.host, &args.site.name, args.allow_busy),
         spec: args.source.spec(),
         poll: secs(args.poll),
         debounce: Duration::from_millis(args.debounce.max(1)),
@@ -36,9 +37,14 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
     }
 }
 
-/// Runs `watch`; returns the exit code (0 after a clean stop).
+/// Runs `watch`; returns the exit code (0 after a clean stop, 1 when the agent's
+/// configuration is wrong).
 pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
     super::init_logging(args.log_format, "info");
+    if let Err(e) = reconcile::check_cloud_config(args.cloud.os_cloud.as_deref()) {
+        error!(error = %e.one_line(), "the agent's cloud configuration is wrong; exiting");
+        return Ok(1);
+    }
     let config = config(args);
     let runtime = reconcile::runtime()?;
     runtime.block_on(async {
@@ -59,7 +65,7 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         let timing = config.timing(polling);
         info!(
             host = %config.options.host,
-            repo = %config.spec.repo,
+            repo = %crate::cloud::secret::redact_url(&config.spec.repo),
             watching = %paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
             poll_s = polling.then_some(config.poll.as_secs()),
             verify_every_s = config.verify_every.as_secs(),
@@ -72,7 +78,7 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         let (poll, debounce, max_runs) = (config.poll, config.debounce, config.max_runs);
         let mut agent = Agent::new(config, connect, stop.clone());
         let wakers = Wakers { events, wake, stop };
-        watch::run(&mut agent, timing, poll, debounce, wakers, max_runs).await;
-        Ok(0)
+        let ended = watch::run(&mut agent, timing, poll, debounce, wakers, max_runs).await;
+        Ok(u8::from(ended.fatal))
     })
 }

@@ -216,7 +216,7 @@ fn placement_file_is_exactly_this() {
     );
     assert!(
         placement_file("", &Selection::default())
-            .ends_with("# The cloud holds no custom traits or resource classes to import.\n")
+            .ends_with("# No custom traits or resource classes to import.\n")
     );
 }
 

@@ -73,9 +73,9 @@ pub struct PlanInput<'a> {
 }
 
 /// A plan: the ordered actions and what they were computed from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
-    /// [`FORMAT_VERSION`].
+    /// The format's version (`FORMAT_VERSION`): 1.
     pub format_version: u32,
     /// The commit the desired state was read from; `None` for files on disk.
     pub commit: Option<String>,

@@ -375,7 +375,7 @@ pub fn candidate_query(request: &FpgaRequest) -> Vec<(String, String)> {
 }
 
 /// How many slots can serve one FPGA flavor now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlavorSlots {
     /// The flavor.
     pub flavor: String,

@@ -303,6 +303,19 @@ impl<'de> Deserialize<'de> for Why {
     }
 }
 
+impl schemars::JsonSchema for Why {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Why".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Why the action exists, for people: e.g. `from `files/aes.gbs`, 1024 bytes, sha256 4f1d…`, `content changed: sha256 73daf4ba07e2 → 81f4f2774201 (`files/aes.gbs`)`, `no longer in the repository; image ID`.",
+            "type": "string"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -313,6 +313,8 @@ async fn finish(
             backend: Some(choice.backend),
             host,
             os_cloud: options.os_cloud,
+            // A claim programs only manual slots (claim::choose): never a managed one.
+            allow_managed: false,
         };
         let said = program::program(spec, &programming, |n| notice(n)).await?;
         notice(&said);

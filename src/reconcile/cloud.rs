@@ -56,6 +56,7 @@ impl Planned {
             plan: self.plan.clone(),
             fleet: None,
             schedulable: None,
+            seen: Some(stale::Seen::of(&self.plan.fingerprints, &self.observed)),
         }
     }
 
@@ -361,9 +362,14 @@ pub async fn apply_locked(
             (None, Some((path, saved))) => {
                 let changes = stale::changes(&saved.plan.fingerprints, &observed);
                 if !changes.is_empty() {
+                    let explained = changes
+                        .iter()
+                        .map(|c| stale::explain(c, saved.seen.as_ref(), &observed))
+                        .collect();
                     return Err(Error::StalePlan {
                         path: path.display().to_string(),
                         changes,
+                        explained,
                     });
                 }
                 saved.plan

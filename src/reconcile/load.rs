@@ -27,7 +27,21 @@ pub struct Loaded {
 /// entry can serve ([`crate::plan::schedulable::unschedulable`]). The commit travels with
 /// the result.
 pub fn check(snapshot: &Snapshot) -> Outcome {
-    let parsed = desired::parse(snapshot.files.clone());
+    // Diagnostics name files from the repository root (`state/bitstreams.yaml` with
+    // `--dir state`), as CI annotations and editors expect; bitstream `file:` paths stay
+    // relative to the desired-state folder.
+    let files = snapshot
+        .files
+        .iter()
+        .cloned()
+        .map(|mut f| {
+            if !snapshot.dir.is_empty() {
+                f.path = format!("{}/{}", snapshot.dir, f.path);
+            }
+            f
+        })
+        .collect();
+    let parsed = desired::parse(files);
     let facts = snapshot.inspect(&parsed.file_requests());
     let mut outcome = desired::finish(parsed, &facts);
     if let Some(desired) = &mut outcome.desired {

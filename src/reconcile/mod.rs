@@ -68,6 +68,8 @@ pub enum Error {
         path: String,
         /// What moved.
         changes: Vec<crate::plan::stale::Moved>,
+        /// Each change, said as a person would ([`crate::plan::stale::explain`]).
+        explained: Vec<String>,
     },
     /// The lease of a site or host: held by another run, lost, or not the one named.
     #[error(transparent)]
@@ -110,6 +112,18 @@ impl Error {
         }
     }
 
+    /// Whether the agent's own configuration is wrong, so that a service should stop
+    /// rather than retry: its cloud (an unknown `OS_CLOUD`, an unreadable clouds.yaml,
+    /// credentials Keystone refuses) or its SSH trust (an unknown host key, a refused
+    /// key). Neither waiting nor a new commit fixes these.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Cloud(e) => e.is_configuration(),
+            Error::Source(d) => d.code == crate::source::SSH_REFUSED,
+            _ => false,
+        }
+    }
+
     /// An I/O error, with what was being done.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let what = what.into();
@@ -144,12 +158,12 @@ impl Error {
                 .iter()
                 .map(|p| Diagnostic::error("fpga_sync::plan", p.message.clone()).help(p.help.clone()))
                 .collect(),
-            Error::StalePlan { changes, .. } => vec![
+            Error::StalePlan { explained, .. } => vec![
                 Diagnostic::error(
                     "fpga_sync::stale_plan",
                     format!(
                         "{self}:\n{}",
-                        changes
+                        explained
                             .iter()
                             .map(|c| format!("  {c}"))
                             .collect::<Vec<_>>()
@@ -226,8 +240,19 @@ pub async fn connect(
     warn: impl Fn(&str),
 ) -> Result<Session, Error> {
     use crate::cloud::{config, observe::check_versions, session::SessionOptions};
-    let config = config::resolve(os_cloud, &config::process_env)?;
-    let session = Session::connect(config, SessionOptions::default()).await?;
+    // A file the configuration names that cannot be read (clouds.yaml, a CA bundle) is
+    // a configuration error like any other.
+    let unreadable = |e: CloudError| match e {
+        CloudError::Io { path, reason } => CloudError::Config {
+            message: format!("cannot read `{path}`: {reason}"),
+            help: "check that the file exists and this user may read it".into(),
+        },
+        other => other,
+    };
+    let config = config::resolve(os_cloud, &config::process_env).map_err(unreadable)?;
+    let session = Session::connect(config, SessionOptions::default())
+        .await
+        .map_err(unreadable)?;
     for warning in session.warnings() {
         warn(warning);
     }
@@ -242,9 +267,55 @@ pub async fn connect(
     Ok(session)
 }
 
+/// Checks, without connecting, that the cloud `os_cloud` names (else `OS_CLOUD` or the
+/// `OS_*` variables) can be resolved: a service checks this once at startup and exits on
+/// an error rather than retrying it.
+pub fn check_cloud_config(os_cloud: Option<&str>) -> Result<(), Error> {
+    use crate::cloud::config;
+    match config::resolve(os_cloud, &config::process_env) {
+        Ok(_) => Ok(()),
+        Err(CloudError::Io { path, reason }) => Err(Error::Cloud(CloudError::Config {
+            message: format!("cannot read `{path}`: {reason}"),
+            help: "check that the file exists and this user may read it".into(),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The one runtime every command runs its operation on.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_agents_own_configuration_is_fatal() {
+        let config = Error::Cloud(CloudError::Config {
+            message: "cloud `x` is not in clouds.yaml".into(),
+            help: String::new(),
+        });
+        let ssh = Error::Source(Box::new(Diagnostic::error(
+            crate::source::SSH_REFUSED,
+            "the SSH host key of `git.example.org` is not in ~/.ssh/known_hosts",
+        )));
+        let unreachable = Error::Cloud(CloudError::Unreachable {
+            service: crate::cloud::error::Service::Placement,
+            request: "GET /".into(),
+            reason: "connection refused".into(),
+        });
+        let fetch = Error::Source(Box::new(Diagnostic::error(
+            "fpga_sync::source",
+            "cannot fetch `https://git.example.org/site.git`",
+        )));
+        assert!(config.is_fatal() && ssh.is_fatal());
+        assert!(!unreachable.is_fatal() && unreachable.is_transient());
+        assert!(!fetch.is_fatal() && fetch.is_transient());
+        assert!(!Error::Desired(vec![]).is_fatal());
+        assert!(!Error::UnknownHost { host: "h".into() }.is_fatal());
+    }
 }

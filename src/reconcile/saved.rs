@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostic::Diagnostic;
 
 /// A plan saved by `plan --out`, with what `apply FILE` needs to carry it out later.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SavedPlan {
     /// The saved-plan format version.
     pub format_version: u32,
@@ -36,6 +36,11 @@ pub struct SavedPlan {
     /// plans saved before it existed, and in a plan without FPGA flavors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedulable: Option<Vec<crate::plan::schedulable::FlavorSlots>>,
+    /// The observed images and flavors whose fingerprints the plan records, as they were:
+    /// a stale plan's refusal says what changed. Absent in plans saved before it was
+    /// added (their refusals show the fingerprints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<crate::plan::stale::Seen>,
 }
 
 impl SavedPlan {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use digests::{DigestCache, FileDigest};
 pub use folder::sha256_of;
+pub use remote::SSH_REFUSED;
 
 use crate::desired::{FileFact, FileRequest, RawFile};
 use crate::diagnostic::Diagnostic;
@@ -31,6 +32,19 @@ pub struct RepoSpec {
     pub worktree: bool,
     /// Where remote repositories are cloned to.
     pub cache_dir: PathBuf,
+    /// How SSH remotes are reached.
+    pub ssh: SshOptions,
+}
+
+/// How SSH remotes (`ssh://`, `user@host:path`) are fetched: by the system's `git` and
+/// OpenSSH, so keys come from ssh-agent, `~/.ssh/id_*` and `~/.ssh/config` as for any git
+/// command, and host keys are always checked (an unknown or changed key is refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshOptions {
+    /// A private key to use instead of the agent's and the default ones.
+    pub key: Option<PathBuf>,
+    /// A known_hosts file to check host keys against instead of `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// The desired-state files as read, and where they were read from.
@@ -93,6 +107,15 @@ pub fn is_remote(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
 }
 
+/// Whether `repo` is an SSH remote: `ssh://`, `git+ssh://` or git's scp-like
+/// `user@host:path`.
+pub fn is_ssh(repo: &str) -> bool {
+    repo.starts_with("ssh://")
+        || repo.starts_with("git+ssh://")
+        || repo.starts_with("ssh+git://")
+        || (!repo.contains("://") && is_remote(repo))
+}
+
 /// Reads the desired-state files that `spec` names.
 pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
     if is_remote(&spec.repo) {
@@ -103,7 +126,7 @@ pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
             )
             .help("drop `--worktree`, or point `--repo` at a local checkout"));
         }
-        let repository = remote::fetch(&spec.repo, &spec.cache_dir)?;
+        let repository = remote::fetch(&spec.repo, &spec.cache_dir, &spec.ssh)?;
         return git::read(repository, spec, "", remote::redact(&spec.repo));
     }
     let path = Path::new(&spec.repo);
@@ -215,5 +238,9 @@ mod tests {
         assert!(is_remote("file:///tmp/site.git"));
         assert!(is_remote("git@example.org:site.git"));
         assert!(!is_remote("examples/"));
+        assert!(is_ssh("git@example.org:org/site.git"));
+        assert!(is_ssh("ssh://git@example.org:2222/org/site.git"));
+        assert!(!is_ssh("https://example.org/site.git"));
+        assert!(!is_ssh("file:///srv/site.git"));
     }
 }

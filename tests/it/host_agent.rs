@@ -150,7 +150,10 @@ async fn mismatched_busy_and_corrupt_images_are_never_programmed() {
             out.contains(&format!("needs interface {OTHER_IFACE}")),
             "{out}"
         );
-        assert!(out.contains("`--force` does not override this"), "{out}");
+        assert!(
+            out.contains("`--allow-busy` does not override this"),
+            "{out}"
+        );
     }
     assert_eq!(fpgaconf_calls(&fake), 0, "{:?}", fake.call_lines());
 
@@ -471,7 +474,10 @@ async fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_why() {
                 out.contains(&format!("assigned to VF {vf}")),
                 "{scenario}: {out}"
             );
-            assert!(out.contains("`--force` does not override this"), "{out}");
+            assert!(
+                out.contains("`--allow-busy` does not override this"),
+                "{out}"
+            );
         }
         assert_eq!(
             fpgaconf_calls(&fake),

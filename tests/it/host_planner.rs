@@ -499,7 +499,10 @@ fn a_legacy_gbs_gets_its_interface_check_and_is_then_refused_even_forced() {
             SlotAction::Blocked { reason, help } => {
                 assert!(reason.contains("is a legacy GBS"), "{reason}");
                 assert!(reason.contains(&IFACE.to_string()), "{reason}");
-                assert!(help.contains("`--force` does not override this"), "{help}");
+                assert!(
+                    help.contains("`--allow-busy` does not override this"),
+                    "{help}"
+                );
             }
             other => panic!("force={force}: {other:?}"),
         }
@@ -555,7 +558,10 @@ fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_whose_it_is() {
                     ),
                     "{reason}"
                 );
-                assert!(help.contains("`--force` does not override this"), "{help}");
+                assert!(
+                    help.contains("`--allow-busy` does not override this"),
+                    "{help}"
+                );
             }
             other => panic!("force={force}: {other:?}"),
         }

@@ -442,3 +442,59 @@ fn an_upload_under_the_live_lease_is_left_alone_and_any_other_is_interrupted() {
         )));
     }
 }
+
+/// Point 9: adopting another site's image is a highlighted warning in the plan (and
+/// counted in its summary), not an ordinary `~`.
+#[test]
+fn taking_over_another_site_s_image_is_a_warning_in_the_plan() {
+    let mut d = desired();
+    d.bitstreams.get_mut("aes-128").unwrap().spec.adopt = true;
+    let digests = digests(&d);
+    let uuid = d.bitstreams["aes-128"].spec.metadata.bs_uuid.to_string();
+    let observed = Observed {
+        images: vec![image(
+            "id-theirs",
+            "aes-128",
+            &uuid,
+            Some("lab"),
+            &digests["aes-128"].sha256,
+            "active",
+            "complete",
+        )],
+        ..Observed::default()
+    };
+    let p = plan(&PlanInput {
+        desired: &d,
+        digests: &digests,
+        observed: &observed,
+        settings: PlanSettings::default(),
+        live_lease: None,
+    })
+    .unwrap();
+    let adopt = p.actions.iter().find(|a| a.name == "aes-128").unwrap();
+    assert_eq!(fpga_sync::plan::render::taken_over_from(adopt), Some("lab"));
+    let text = fpga_sync::plan::render::human(&p, "header", false);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  ~ image aes-128 (adopt image id-theirs"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        lines[at + 1],
+        "    ! takes image aes-128 over from fpga-sync site `lab`: that site's plans will refuse it as unmanaged from now on"
+    );
+    assert!(
+        text.contains("to destroy. 1 taken over from another site."),
+        "{text}"
+    );
+    let coloured = fpga_sync::plan::render::human(&p, "header", true);
+    assert!(
+        coloured.contains("\x1b[1;31m! takes image aes-128 over"),
+        "{coloured}"
+    );
+    let md = fpga_sync::plan::render::markdown(&p, "header");
+    assert!(
+        md.contains("> **Warning:** takes image aes-128 over from fpga-sync site `lab`"),
+        "{md}"
+    );
+}

@@ -129,6 +129,7 @@ fn scenarios() -> Vec<(&'static str, SavedPlan)> {
             plan,
             fleet: None,
             schedulable: None,
+            seen: None,
         };
         out.push((name, saved));
     };

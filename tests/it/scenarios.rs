@@ -150,6 +150,7 @@ fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
         dir: None,
         worktree: true,
         cache_dir: cache.to_owned(),
+        ssh: Default::default(),
     };
     fpga_sync::reconcile::load(&spec).map_err(|diagnostics| {
         let lines: Vec<String> = diagnostics
@@ -346,7 +347,7 @@ fn host(name: &str, dir: &Path, loaded: &Loaded, cache: &Path) -> Result<String,
     let head = format!(
         "fpga-sync plan --host {}{}: scenario `{name}` (desired/ → host.json)",
         observed.host,
-        if observed.force { " --force" } else { "" }
+        if observed.force { " --allow-busy" } else { "" }
     );
     let mut text = host_render::human(&plan, &problems, &head);
     text.push_str(&placement_writes(&plan));

@@ -70,7 +70,8 @@ pub trait Reporter: Sync {
     fn removal(&self, provider: &str, what: &str);
 }
 
-/// Tells everything to `tracing`: failures as warnings, a failed withdrawal as an error.
+/// Tells everything to `tracing`: failed and blocked slots as warnings, a failed
+/// withdrawal as an error.
 pub struct LogReporter;
 
 impl Reporter for LogReporter {
@@ -95,7 +96,7 @@ impl Reporter for LogReporter {
     fn slot_done(&self, s: &SlotStatus) {
         let bitstream = s.bitstream.as_deref().unwrap_or("");
         match s.state {
-            SlotState::Failed => {
+            SlotState::Failed | SlotState::Blocked => {
                 tracing::warn!(slot = %s.slot, bitstream, state = ?s.state, programmed = s.programmed, "{}", s.message)
             }
             _ => {
@@ -105,7 +106,11 @@ impl Reporter for LogReporter {
     }
 
     fn removal(&self, provider: &str, what: &str) {
-        tracing::info!(provider, "{what}");
+        if what.starts_with("could not") || what.contains("failed") {
+            tracing::warn!(provider, "{what}");
+        } else {
+            tracing::info!(provider, "{what}");
+        }
     }
 }
 
@@ -420,10 +425,15 @@ impl HostExecutor<'_> {
         };
         match verdict {
             Ok(()) => {
+                // A repair of drift (a power cycle, a card loaded by hand) says what it
+                // undid.
                 let mut done = status(
                     plan,
                     SlotState::Verified,
-                    format!("programmed `{name}` and read it back"),
+                    format!(
+                        "programmed `{name}` and read it back (the card carried {} before)",
+                        plan.current
+                    ),
                 );
                 done.programmed = true;
                 // Without the record a later pass cannot tell this build from another of

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 pub const CLAIM_CONSUMER_TYPE: &str = "FPGA_SYNC_CLAIM";
 
 /// One consumer holding allocations on a provider.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Consumer {
     /// The consumer's uuid, as Placement holds it (a Nova server's id for a server).
     pub id: String,
@@ -26,7 +28,9 @@ pub struct Consumer {
 }
 
 /// A Nova server, as much as a message needs.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Server {
     /// Its name.
     pub name: String,
@@ -92,12 +96,12 @@ pub fn holders_help(consumers: &[Consumer]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     match (claims.len(), consumers.len()) {
-        (0, _) => "move or delete the instances using it, or run again with `--force` to program it anyway".to_owned(),
+        (0, _) => "move or delete the instances using it, or run again with `--allow-busy` to program it anyway".to_owned(),
         (c, n) if c == n => format!(
-            "release the claim ({release}), or run again with `--force` to program it anyway"
+            "release the claim ({release}), or run again with `--allow-busy` to program it anyway"
         ),
         _ => format!(
-            "move or delete the instances using it and release the claims ({release}), or run again with `--force` to program it anyway"
+            "move or delete the instances using it and release the claims ({release}), or run again with `--allow-busy` to program it anyway"
         ),
     }
 }

@@ -648,27 +648,27 @@ pub fn busy_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
     match busy {
         Busy::InUse(holder) => Some((
             format!("{slot} is busy ({holder})"),
-            "stop what uses it, or run again with `--force` to program it anyway".to_owned(),
+            "stop what uses it, or run again with `--allow-busy` to program it anyway".to_owned(),
         )),
         Busy::Free | Busy::Unknown(_) | Busy::Released { .. } => None,
     }
 }
 
 /// A port released to an SR-IOV virtual function: why it is not programmed, and what to
-/// do. Nothing overrides this, `--force` included.
+/// do. Nothing overrides this, `--allow-busy` included.
 pub fn released_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
     matches!(busy, Busy::Released { .. }).then(|| {
         (
             format!(
                 "{slot} is {busy}: the port belongs to the VF, and only the PF's FME reprograms a port"
             ),
-            "to program it from this host, detach the VF from its VM, set the PF's sriov_numvfs to 0 and assign the port back to the PF (DFL_FPGA_FME_PORT_ASSIGN); `--force` does not override this".to_owned(),
+            "to program it from this host, detach the VF from its VM, set the PF's sriov_numvfs to 0 and assign the port back to the PF (DFL_FPGA_FME_PORT_ASSIGN); `--allow-busy` does not override this".to_owned(),
         )
     })
 }
 
 /// An image that needs an interface the region does not accept: why, and what to do.
-/// Nothing overrides this, `--force` included.
+/// Nothing overrides this, `--allow-busy` included.
 ///
 /// A region that lists several interfaces (an XRT shell's `interface_uuids`) accepts an
 /// image built for any of them. A region that does not say is left to the backend.
@@ -685,18 +685,18 @@ pub fn interface_refusal(
                 "`{image}` needs interface {requires}, but {slot} accepts {}",
                 interfaces_text(accepts)
             ),
-            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this".to_owned(),
+            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--allow-busy` does not override this".to_owned(),
         )
     })
 }
 
 /// An image no backend programs (a legacy GBS): why, and what to do. Nothing overrides
-/// this, `--force` included.
+/// this, `--allow-busy` included.
 pub fn format_refusal(image: &str, identity: &ImageIdentity) -> Option<(String, String)> {
     identity.unprogrammable().map(|why| {
         (
             format!("`{image}` is not programmed: {why}"),
-            "rebuild or repackage it as a current GBS with OPAE's `packager` (it writes the metadata with the accelerator id) and assign that; `--force` does not override this".to_owned(),
+            "rebuild or repackage it as a current GBS with OPAE's `packager` (it writes the metadata with the accelerator id) and assign that; `--allow-busy` does not override this".to_owned(),
         )
     })
 }

@@ -1,7 +1,7 @@
 //! What one host's planner observes, as plain data that serialises both ways: what each
 //! driver backend found (or why it could not look), the device providers Placement holds
 //! under the host's compute node, and the two options of a pass that change decisions
-//! (`--force`, the slots `watch` is backing off). [`plan`] turns it and the desired state
+//! (`--allow-busy`, the slots `watch` is backing off). [`plan`] turns it and the desired state
 //! into the host's plan: the same pure step for a live pass (`reconcile::host::observe`)
 //! and for an observation saved as JSON and replayed offline (`tests/scenarios`). Pure: no
 //! I/O.

@@ -26,9 +26,14 @@
 //! failure (a service down) is retried with exponential backoff; a permanent one (an
 //! invalid commit, a host no group names, a backend that cannot run) is logged once per
 //! version of the desired state and waits for a change: the service keeps reconciling the
-//! last good desired state meanwhile and never exits on it. SIGTERM/SIGINT set the stop
-//! flag: the executor finishes the slot being programmed and skips the rest, the status
-//! file is written, and [`run`] returns.
+//! last good desired state meanwhile. An error in the agent's own configuration (its
+//! cloud: an unknown `OS_CLOUD`, an unreadable clouds.yaml, credentials Keystone refuses;
+//! an SSH host key it does not know, a deploy key the server refuses) is
+//! [`Outcome::Fatal`]: the status file says so, and [`run`] returns with `fatal` set so
+//! that the service exits non-zero and its manager restarts it with backoff (and shows it
+//! failed) rather than retrying forever while it looks healthy. SIGTERM/SIGINT set the
+//! stop flag: the executor finishes the slot being programmed and skips the rest, the
+//! status file is written, and [`run`] returns.
 //!
 //! I/O: the repository, file-system notifications, the drivers, Placement and Glance
 //! (through [`super::host`]), the status file and tracing events (one per pass).
@@ -278,6 +283,7 @@ where
 
     fn failed(&mut self, trigger: Trigger, started: Instant, e: &Error) -> Outcome {
         let transient = e.is_transient();
+        let fatal = e.is_fatal();
         let message = e.one_line();
         let version = self
             .bad_version
@@ -285,7 +291,13 @@ where
             .or_else(|| self.version.clone())
             .unwrap_or_default();
         let key = format!("{version}\n{message}");
-        if transient || self.reported.as_ref() != Some(&key) {
+        if fatal {
+            error!(
+                trigger = trigger.name(),
+                error = %message,
+                "the agent's configuration is wrong; exiting so that the service manager restarts it with backoff"
+            );
+        } else if transient || self.reported.as_ref() != Some(&key) {
             error!(
                 trigger = trigger.name(),
                 transient,
@@ -310,6 +322,9 @@ where
         status.finished_at = now();
         status.error = Some(message);
         self.finish(trigger, started, status);
+        if fatal {
+            return Outcome::Fatal;
+        }
         Outcome::Failed { transient }
     }
 
@@ -406,9 +421,18 @@ pub struct Wakers {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Runs passes until `stop` is set (and the pass under way ends) or `max_runs` passes
-/// ran; returns how many ran. Polls (with up to 20% jitter) when `timing.poll` is set,
-/// and every `fallback_poll` once file notifications end.
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// Passes that ran.
+    pub passes: u64,
+    /// Whether it stopped on [`Outcome::Fatal`] (else on a stop or `max_runs`).
+    pub fatal: bool,
+}
+
+/// Runs passes until `stop` is set (and the pass under way ends), `max_runs` passes ran,
+/// or a pass ends [`Outcome::Fatal`]. Polls (with up to 20% jitter) when `timing.poll` is
+/// set, and every `fallback_poll` once file notifications end.
 pub async fn run(
     pass: &mut impl Pass,
     mut timing: Timing,
@@ -416,7 +440,7 @@ pub async fn run(
     debounce: Duration,
     mut wakers: Wakers,
     max_runs: Option<u64>,
-) -> u64 {
+) -> Ended {
     let jitter = |d: Duration| d.mul_f64(1.0 + rand::random::<f64>() * 0.2);
     let mut schedule = Schedule::start(&timing, Instant::now(), timing.poll.map(jitter));
     let mut pending = Some(Trigger::Startup);
@@ -446,6 +470,13 @@ pub async fn run(
         if outcome != Outcome::Unchanged {
             passes += 1;
         }
+        if outcome == Outcome::Fatal {
+            error!(passes, "stopped: the agent's configuration must be fixed");
+            return Ended {
+                passes,
+                fatal: true,
+            };
+        }
         schedule = next_run(
             &schedule,
             trigger,
@@ -456,7 +487,10 @@ pub async fn run(
         );
     }
     info!(passes, "stopped");
-    passes
+    Ended {
+        passes,
+        fatal: false,
+    }
 }
 
 /// Waits for the next trigger: the schedule's first timer, or a burst of notifications
@@ -571,6 +605,31 @@ mod tests {
                 (Verify, 130_000),
                 (Verify, 190_000)
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_pass_ends_the_loop_at_once() {
+        let mut pass = Scripted::new([Outcome::Ran { backoff_end: None }, Outcome::Fatal]);
+        let ended = run(
+            &mut pass,
+            timing(),
+            Duration::from_secs(5),
+            Duration::from_millis(500),
+            wakers(None),
+            Some(10),
+        )
+        .await;
+        assert_eq!(
+            ended,
+            Ended {
+                passes: 2,
+                fatal: true
+            }
+        );
+        assert_eq!(
+            pass.at(),
+            [(Trigger::Startup, 0), (Trigger::Verify, 60_000)]
         );
     }
 
@@ -699,7 +758,7 @@ mod tests {
             stop.store(true, Ordering::SeqCst);
             wake.notify_one();
         });
-        let passes = run(
+        let ended = run(
             &mut pass,
             timing(),
             Duration::from_secs(5),
@@ -709,7 +768,13 @@ mod tests {
         )
         .await;
         stopper.await.unwrap();
-        assert_eq!(passes, 1);
+        assert_eq!(
+            ended,
+            Ended {
+                passes: 1,
+                fatal: false
+            }
+        );
         assert_eq!(pass.at(), [(Trigger::Startup, 0)]);
     }
 }

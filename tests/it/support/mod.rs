@@ -62,6 +62,7 @@ impl Site {
             dir: None,
             worktree: false,
             cache_dir: self.path().join(".cache"),
+            ssh: Default::default(),
         }
     }
 
