@@ -336,42 +336,67 @@ async fn five_concurrent_applies_wait_name_the_holder_and_upload_each_bitstream_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_converges() {
-    let site = LeaseSite::new(NOAUTH, 3, 12 * 1024 * 1024);
     let session = local_cloud().session(NOAUTH).await;
     let glance = Glance::new(&session);
-    let mut first = site.spawn(&[
-        "apply",
-        "--auto-approve",
-        "--parallel",
-        "1",
-        "--lock-ttl",
-        "2",
-    ]);
-    let pid = first.child.id();
-    first.wait_for(60, "the lease taken", |l| l.starts_with("took the lease"));
-    // Killed in the middle of an upload: an image of the site queued or saving.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let uploading = loop {
-        let found = glance
-            .images(&["FPGA"])
-            .await
-            .unwrap()
+    // Killed in the middle of an upload. The single Glance worker is busy with an upload,
+    // so its API cannot show one in progress; Glance's file store can: a new file growing
+    // there is the upload. Files larger than loopback's socket buffers make sure that data
+    // is still to come when the kill lands; should Glance complete the image anyway, the
+    // scenario starts again on a new site.
+    let store = local_cloud().state.join("noauth-glance/images");
+    let mut attempt = 0;
+    let (site, mut first, pid, uploading) = loop {
+        attempt += 1;
+        assert!(attempt <= 3, "no upload was caught under way in 3 attempts");
+        let before: Vec<_> = std::fs::read_dir(&store)
             .into_iter()
-            .find(|i| {
-                i.properties()
-                    .get("bs-uuid")
-                    .is_some_and(|u| site.uuids.contains(u))
-                    && matches!(i.status, ImageStatus::Queued | ImageStatus::Saving)
-            });
-        if let Some(image) = found {
-            first.child.kill().unwrap();
-            break image;
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        let site = LeaseSite::new(NOAUTH, 2, 48 * 1024 * 1024);
+        let mut first = site.spawn(&[
+            "apply",
+            "--auto-approve",
+            "--parallel",
+            "1",
+            "--lock-ttl",
+            "2",
+        ]);
+        let pid = first.child.id();
+        first.wait_for(60, "the lease taken", |l| l.starts_with("took the lease"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let growing = loop {
+            let growing = std::fs::read_dir(&store)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| !before.contains(&e.file_name()))
+                .find(|e| e.metadata().is_ok_and(|m| m.len() >= 8 << 20))
+                .map(|e| e.file_name().to_string_lossy().into_owned());
+            if growing.is_some() {
+                first.child.kill().unwrap();
+                break growing;
+            }
+            if first.child.try_wait().unwrap().is_some() {
+                break None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no upload reached Glance's store:\n{}",
+                first.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let Some(id) = growing else {
+            first.finish();
+            continue;
+        };
+        let image = glance.image(&id).await.unwrap();
+        if image.status != ImageStatus::Active {
+            break (site, first, pid, image);
         }
-        assert!(
-            Instant::now() < deadline && first.child.try_wait().unwrap().is_none(),
-            "no upload under way was seen:\n{}",
-            first.text()
-        );
+        first.finish();
     };
     let (code, _) = first.finish();
     assert_eq!(code, -1, "killed by a signal");
@@ -386,13 +411,13 @@ async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_
     assert_eq!(status["lease"]["id"], lease_id.as_str());
     assert_eq!(status["lease"]["ttl_seconds"], 2);
     assert_eq!(status["lease"]["operation"], "apply");
-    let (_, plan, _) = site.run(&["plan"]);
+    let (_, plan, plan_err) = site.run(&["plan"]);
     assert!(
         plan.contains(&format!(
             "({}) is being uploaded by the run holding lease {lease_id}: left alone",
             uploading.id
         )),
-        "{plan}"
+        "{plan}{plan_err}"
     );
 
     // `--lock-timeout 0` fails at once, naming the holder and how to break it.
