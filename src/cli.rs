@@ -107,6 +107,16 @@ pub struct SourceArgs {
     /// `~/.cache/fpga-sync`).
     #[arg(long, value_name = "DIR", env = "FPGA_SYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Use only commits signed by a key of this SSH `allowed_signers` file, checked as
+    /// `git verify-commit` does with `gpg.format=ssh`; anything else is refused and nothing
+    /// is changed.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FPGA_SYNC_REQUIRE_SIGNED_BY",
+        conflicts_with = "worktree"
+    )]
+    pub require_signed_by: Option<PathBuf>,
 }
 
 /// Options of `validate`.
@@ -510,6 +520,7 @@ impl SourceArgs {
             dir: self.dir.clone(),
             worktree: self.worktree,
             cache_dir,
+            require_signed_by: self.require_signed_by.clone(),
         }
     }
 }

@@ -26,4 +26,5 @@ mod planner;
 mod saved_plans;
 mod scenarios;
 mod schema_file;
+mod signed_commits;
 mod systemd_unit;

@@ -150,6 +150,7 @@ fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
         dir: None,
         worktree: true,
         cache_dir: cache.to_owned(),
+        require_signed_by: None,
     };
     fpga_sync::reconcile::load(&spec).map_err(|diagnostics| {
         let lines: Vec<String> = diagnostics

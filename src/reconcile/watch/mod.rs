@@ -21,7 +21,9 @@
 //! failure (a service down) is retried with exponential backoff; a permanent one (an
 //! invalid commit, a host no group names, a backend that cannot run) is logged once per
 //! version of the desired state and waits for a change: the service keeps reconciling the
-//! last good desired state meanwhile and never exits on it. SIGTERM/SIGINT set the stop
+//! last good desired state meanwhile and never exits on it. A version that cannot be used
+//! (invalid, or a commit `--require-signed-by` refuses) stays in the status file's `error`
+//! of those passes until a good one is read. SIGTERM/SIGINT set the stop
 //! flag: the executor finishes the slot being programmed and skips the rest, the status
 //! file is written, and [`run`] returns.
 //!
@@ -121,6 +123,10 @@ pub struct Agent<C> {
     bad_version: Option<String>,
     /// The last permanent failure logged, so it is logged once per version.
     reported: Option<String>,
+    /// Why the repository's current version is not used (invalid, or a commit refused by
+    /// `--require-signed-by`) while passes go on with the last good one: shown in the
+    /// status file's `error` until a good version is read.
+    held_back: Option<String>,
     previous: Option<HostStatus>,
     backoff: Backoff,
     passes: u64,
@@ -148,6 +154,7 @@ where
             version: None,
             bad_version: None,
             reported: None,
+            held_back: None,
             previous,
             backoff,
             passes: 0,
@@ -187,6 +194,7 @@ where
                     self.backoff.clear();
                 }
                 self.bad_version = None;
+                self.held_back = None;
                 self.version = Some(version);
                 self.loaded = Some(Rc::new(loaded));
                 Ok(true)
@@ -272,8 +280,12 @@ where
 
     fn finish(&mut self, trigger: Trigger, started: Instant, status: HostStatus) {
         self.passes += 1;
+        let mut shown = status.clone();
+        if shown.error.is_none() {
+            shown.error.clone_from(&self.held_back);
+        }
         let file = WatchStatus {
-            status: status.clone(),
+            status: shown,
             trigger,
             duration_ms: started.elapsed().as_millis() as u64,
             passes: self.passes,
@@ -307,7 +319,17 @@ where
             match self.reread(trigger) {
                 Ok(true) => {}
                 Ok(false) => return Outcome::Unchanged,
-                Err(e) => return self.failed(trigger, started, &e),
+                Err(e) => {
+                    if let Error::Desired(_) = &e
+                        && self.loaded.is_some()
+                    {
+                        self.held_back = Some(format!(
+                            "{}; still reconciling the last good version",
+                            e.one_line()
+                        ));
+                    }
+                    return self.failed(trigger, started, &e);
+                }
             }
         }
         let Some(loaded) = self.loaded.clone() else {
@@ -317,7 +339,10 @@ where
             Ok(status) => status,
             Err(e) => return self.failed(trigger, started, &e),
         };
-        self.reported = None;
+        // While the repository's version is held back, its failure stays reported.
+        if self.bad_version.is_none() {
+            self.reported = None;
+        }
         let count = |state: SlotState| status.slots.iter().filter(|s| s.state == state).count();
         info!(
             trigger = trigger.name(),

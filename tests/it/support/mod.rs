@@ -61,6 +61,7 @@ impl Site {
             dir: None,
             worktree: false,
             cache_dir: self.path().join(".cache"),
+            require_signed_by: None,
         }
     }
 
