@@ -350,11 +350,54 @@ impl Session {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                (Ok(response), None) => return check(response, call).await,
+                (Ok(response), None) => {
+                    let response = check(response, call).await?;
+                    if !is_idempotent(&call.method) || !is_json(&response) {
+                        return Ok(response);
+                    }
+                    // An API answer (JSON, small) is read here, so that a connection
+                    // cut in the middle of it is retried like one cut before it; data
+                    // (image files) streams to the caller.
+                    match buffered(response).await {
+                        Ok(response) => return Ok(response),
+                        Err(e) => match retry.wait(attempt, None, rand::random()) {
+                            Some(wait) => {
+                                tokio::time::sleep(wait).await;
+                                attempt += 1;
+                            }
+                            None => return Err(unreachable(call, &e)),
+                        },
+                    }
+                }
                 (Err(e), None) => return Err(unreachable(call, &e)),
             }
         }
     }
+}
+
+/// Whether a response is an API answer (JSON) rather than data.
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// The response with its body read into memory.
+async fn buffered(response: Response) -> Result<Response, reqwest::Error> {
+    let mut builder = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let bytes = response.bytes().await?;
+    Ok(Response::from(
+        builder
+            .body(bytes)
+            .expect("the parts of a response just read"),
+    ))
 }
 
 fn expires_soon(token: &Token) -> bool {

@@ -291,6 +291,36 @@ async fn gateway_errors_and_dropped_connections_are_retried_for_idempotent_reque
 }
 
 #[tokio::test]
+async fn an_answer_cut_in_the_middle_of_its_body_is_retried_for_idempotent_requests() {
+    // Found by the chaos proxy: a reset after the headers used to fail the whole run.
+    let body = r#"{"traits": ["CUSTOM_B", "CUSTOM_A"]}"#;
+    let server = serve(vec![
+        Answer::Truncated(body.into()),
+        Answer::Truncated(body.into()),
+        Answer::Status(200, vec![], body.into()),
+    ])
+    .await;
+    let session = faulty_session(&server.url).await;
+    let traits = Placement::new(&session).traits("CUSTOM_").await.unwrap();
+    assert_eq!(traits, ["CUSTOM_A", "CUSTOM_B"]);
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+
+    // Cut every time: the error names the service and the request.
+    let server = serve(vec![Answer::Truncated(body.into()); 4]).await;
+    let session = faulty_session(&server.url).await;
+    let err = Placement::new(&session)
+        .traits("CUSTOM_")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Placement is unreachable: GET /traits"),
+        "{err}"
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 4, "four attempts");
+}
+
+#[tokio::test]
 async fn a_post_is_not_retried_on_a_gateway_error() {
     let server = serve(vec![Answer::Status(
         503,
