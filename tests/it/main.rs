@@ -3,11 +3,13 @@
 mod support;
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod cloud_auth;
 mod cloud_glance_nova;
 mod cloud_observe;
 mod cloud_placement;
+mod crash_loops;
 mod examples;
 mod executor;
 mod git_source;

@@ -11,6 +11,8 @@ use fpga_sync::reconcile::check as load;
 use fpga_sync::source::{self, RepoSpec};
 use tempfile::TempDir;
 
+pub mod central_site;
+pub mod chaos;
 pub mod cloud;
 pub mod fake_host;
 pub mod faulty;
