@@ -100,6 +100,41 @@ async fn a_central_apply_through_a_faulty_network_converges_or_names_what_failed
     site.clean_up().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_that_expire_during_long_uploads_are_renewed_and_the_apply_completes() {
+    // Keystone's tokens live an hour; here the proxy refuses every token a second after
+    // its first use, as Keystone's middleware refuses an expired one, while each upload
+    // takes two seconds. Every request, uploads included, must renew and go on.
+    let chaos = ChaosCloud::new(KEYSTONE);
+    let site = CentralSite::new("TOKEN", KEYSTONE, 2, 512 << 10);
+    chaos.set(seed(), |_| Faults {
+        token_lifetime: Some(Duration::from_millis(1000)),
+        bandwidth: Some(256 << 10),
+        ..Faults::none()
+    });
+    let (code, out) = site.run(&["apply", "--repo", ".", "--auto-approve"], &chaos.env());
+    let refused = chaos.log();
+    let logins = chaos
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("Keystone POST") && r.ends_with("/auth/tokens"))
+        .count();
+    eprintln!(
+        "{} request(s) refused as expired, {logins} login(s): {refused:#?}",
+        refused.len()
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        refused.iter().any(|r| r.contains("Answer(401)")),
+        "{refused:?}"
+    );
+    assert!(logins >= 2, "the token was renewed");
+    let (code, plan) = site.run(&["plan", "--repo", ".", "--detailed-exitcode"], &[]);
+    assert_eq!(code, 0, "{plan}");
+    site.check_converged().await;
+    site.clean_up().await;
+}
+
 /// The lines of a run's output that say what failed.
 fn failures(out: &str) -> String {
     out.lines()
