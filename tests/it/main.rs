@@ -25,6 +25,7 @@ mod import;
 mod layering;
 mod plan_apply;
 mod planner;
+mod properties;
 mod saved_plans;
 mod scenarios;
 mod schema_file;

@@ -518,7 +518,7 @@ fn flavor_spec(f: &FlavorSpec) -> String {
 
 /// Carries `plan` out on `observed` as the executor would on the cloud, `fpga-sync
 /// observe` reading the result: a model, kept to what the planner reads.
-fn apply(observed: &mut Observed, plan: &Plan) {
+pub(crate) fn apply(observed: &mut Observed, plan: &Plan) {
     let mut next_id = 0;
     let mut new_id = |kind: &str| {
         next_id += 1;
