@@ -440,3 +440,317 @@ proptest! {
         }
     }
 }
+
+// ---- The host planner ----------------------------------------------------------------
+//
+// From the `host-in-sync` scenario (a card with its shell and one region assigned
+// `pac-a10-aes128-1.0`, its provider verified), generated variations: what the region
+// carries (nothing, its assignment, another image, an unknown id), whether it is busy,
+// whether the shell is there, the provider (absent, verified, withdrawn, without
+// fpga-sync's mark, with someone else's trait) and its consumers, a provider of a device
+// that is gone (fpga-sync's or not), `--force`. Then:
+//
+// - the plan is deterministic;
+// - no provider without fpga-sync's mark (`CUSTOM_FPGA_SYNC_MANAGED`) is written or
+//   removed, and no busy slot is programmed unless forced;
+// - carried out (programs succeed and read back; Placement writes as
+//   `report::write_device_provider` makes them: fpga-sync's unwanted traits removed,
+//   others kept, the wanted ones added, inventories replaced), the next plan has nothing
+//   to do.
+
+use fpga_sync::host::driver::{Busy, Loaded};
+use fpga_sync::host::id::Id128;
+use fpga_sync::host::plan::observed::{self as host_observed, HostObserved};
+use fpga_sync::host::plan::provider::{self as host_provider, OWNER_TRAIT, ProviderTarget};
+use fpga_sync::host::plan::{HostPlan, ProviderState, SlotAction};
+
+#[derive(Clone, Debug)]
+struct HostWorld {
+    /// 0: nothing, 1: its assignment, 2: another image, 3: an unknown id.
+    region: u8,
+    region_busy: bool,
+    shell_there: bool,
+    /// 0: absent, 1: verified, 2: withdrawn, 3: without fpga-sync's mark, 4: with a
+    /// trait of someone else.
+    provider: u8,
+    consumers: bool,
+    /// 0: none, 1: fpga-sync's provider of a device that is gone, 2: someone else's.
+    gone: u8,
+    force: bool,
+}
+
+fn host_world() -> impl Strategy<Value = HostWorld> {
+    (
+        0u8..4,
+        prop::bool::weighted(0.3),
+        prop::bool::weighted(0.8),
+        0u8..5,
+        prop::bool::weighted(0.3),
+        0u8..3,
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(
+            |(region, region_busy, shell_there, provider, consumers, gone, force)| HostWorld {
+                region,
+                region_busy,
+                shell_there,
+                provider,
+                consumers,
+                gone,
+                force,
+            },
+        )
+}
+
+struct HostBase {
+    loaded: fpga_sync::reconcile::Loaded,
+    targets: BTreeMap<String, fpga_sync::host::plan::assignment::Target>,
+    observed: HostObserved,
+    _cache: tempfile::TempDir,
+}
+
+fn host_base() -> HostBase {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/host-in-sync");
+    let cache = tempfile::tempdir().unwrap();
+    let loaded = crate::scenarios::load(&dir, cache.path()).unwrap();
+    let targets = fpga_sync::host::discover::targets::targets(&loaded, cache.path()).0;
+    let observed: HostObserved =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("host.json")).unwrap()).unwrap();
+    HostBase {
+        loaded,
+        targets,
+        observed,
+        _cache: cache,
+    }
+}
+
+fn host_observation(base: &HostBase, w: &HostWorld) -> HostObserved {
+    let mut o = base.observed.clone();
+    o.force = w.force;
+    let assigned = base.targets["pac-a10-aes128-1.0"].identity.id;
+    let other = base
+        .targets
+        .values()
+        .map(|t| t.identity.id)
+        .find(|id| *id != assigned)
+        .unwrap();
+    for result in o.devices.values_mut() {
+        let devices = result.as_mut().unwrap();
+        let device = &mut devices[0];
+        if !w.shell_there {
+            device.loaded = Loaded::Empty;
+        }
+        let region = &mut device.regions[0];
+        region.loaded = match w.region {
+            0 => Loaded::Empty,
+            1 => Loaded::Id(assigned),
+            2 => Loaded::Id(other),
+            _ => Loaded::Id(Id128(0x1234_5678_9abc_4def_8000_0000_0000_0001)),
+        };
+        region.busy = if w.region_busy {
+            Busy::InUse("2 open contexts".into())
+        } else {
+            Busy::Free
+        };
+    }
+    let provider = &mut o.providers[0];
+    provider.allocations = usize::from(w.consumers);
+    let function = provider
+        .traits
+        .iter()
+        .find(|t| t.starts_with("CUSTOM_FPGA_FUNCTION_ID_"))
+        .cloned()
+        .unwrap();
+    match w.provider {
+        0 => o.providers.clear(),
+        2 => {
+            provider.traits.remove(&function);
+            provider.traits.remove(host_provider::VERIFIED_TRAIT);
+            provider
+                .traits
+                .insert(host_provider::WITHDRAWN_TRAIT.into());
+            for i in provider.inventories.values_mut() {
+                i.reserved = i.total;
+            }
+        }
+        3 => {
+            provider.traits.remove(OWNER_TRAIT);
+        }
+        4 => {
+            provider.traits.insert("CUSTOM_SOMEONE_ELSES".into());
+        }
+        _ => {}
+    }
+    if w.gone > 0 {
+        let mut traits = std::collections::BTreeSet::from(["CUSTOM_FPGA".to_owned()]);
+        if w.gone == 1 {
+            traits.insert(OWNER_TRAIT.into());
+        }
+        o.providers.push(ProviderState {
+            uuid: "5f0c5a52-1f3c-4a34-8d51-2f8e3b7f5dff".into(),
+            name: format!("{}_0000:99:00.0", o.host),
+            traits,
+            inventories: BTreeMap::new(),
+            allocations: 0,
+        });
+    }
+    o
+}
+
+/// Writes `want` as `report::write_device_provider` does.
+fn write_provider(
+    providers: &mut Vec<ProviderState>,
+    want: &ProviderTarget,
+    owned: &dyn Fn(&str) -> bool,
+) {
+    let index = match providers.iter().position(|p| p.name == want.name) {
+        Some(i) => i,
+        None => {
+            providers.push(ProviderState {
+                uuid: format!("made-for-{}", want.name),
+                name: want.name.clone(),
+                traits: Default::default(),
+                inventories: BTreeMap::new(),
+                allocations: 0,
+            });
+            providers.len() - 1
+        }
+    };
+    let p = &mut providers[index];
+    p.traits.retain(|t| !owned(t) || want.traits.contains(t));
+    p.traits.extend(want.traits.iter().cloned());
+    p.inventories.clone_from(&want.inventories);
+}
+
+/// Carries out `plan` on `o`, every program and read-back succeeding.
+fn host_apply(o: &mut HostObserved, plan: &HostPlan, owned: &dyn Fn(&str) -> bool) {
+    for s in &plan.slots {
+        if let Some(w) = &s.withdraw {
+            write_provider(&mut o.providers, w, owned);
+        }
+        let report = match &s.action {
+            SlotAction::Program { .. } => {
+                let target = s.assignment.bitstream.as_ref().unwrap();
+                for result in o.devices.values_mut() {
+                    for d in result.as_mut().unwrap().iter_mut() {
+                        if d.address != s.assignment.slot.address {
+                            continue;
+                        }
+                        match &s.assignment.slot.region {
+                            None => d.loaded = Loaded::Id(target.identity.id),
+                            Some(r) => {
+                                for region in d.regions.iter_mut().filter(|x| &x.name == r) {
+                                    region.loaded = Loaded::Id(target.identity.id);
+                                }
+                            }
+                        }
+                    }
+                }
+                true
+            }
+            SlotAction::InSync { report } => *report,
+            _ => false,
+        };
+        if report && let Some(want) = &s.on_success {
+            write_provider(&mut o.providers, want, owned);
+        }
+    }
+    for r in &plan.removals {
+        if r.provider.allocations == 0 {
+            o.providers.retain(|p| p.uuid != r.provider.uuid);
+        } else if let Some(p) = o.providers.iter_mut().find(|p| p.uuid == r.provider.uuid) {
+            for i in p.inventories.values_mut() {
+                i.reserved = i.total;
+            }
+        }
+    }
+}
+
+fn check_host_plan(o: &HostObserved, plan: &HostPlan) -> Result<(), String> {
+    for s in &plan.slots {
+        let writes = s.withdraw.is_some()
+            || matches!(
+                s.action,
+                SlotAction::Program { .. } | SlotAction::InSync { report: true }
+            );
+        if writes
+            && let Some(p) = &s.provider
+            && !p.traits.contains(OWNER_TRAIT)
+        {
+            return Err(format!(
+                "slot {} writes provider {} without fpga-sync's mark: {s:#?}",
+                s.assignment.slot, p.name
+            ));
+        }
+        if let SlotAction::Program { forced, .. } = s.action {
+            let busy = o
+                .devices
+                .values()
+                .flat_map(|r| r.as_ref().unwrap())
+                .any(|d| {
+                    d.address == s.assignment.slot.address
+                        && match &s.assignment.slot.region {
+                            Some(r) => d
+                                .regions
+                                .iter()
+                                .any(|x| &x.name == r && x.busy != Busy::Free),
+                            None => d.busy != Busy::Free,
+                        }
+                });
+            let held = s.provider.as_ref().is_some_and(|p| p.allocations > 0);
+            if (busy || held) && !(forced && o.force) {
+                return Err(format!(
+                    "slot {} is programmed while in use, unforced: {s:#?}",
+                    s.assignment.slot
+                ));
+            }
+        }
+    }
+    for r in &plan.removals {
+        if !r.provider.traits.contains(OWNER_TRAIT) {
+            return Err(format!(
+                "removes provider {} without fpga-sync's mark",
+                r.provider.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_host_plan_is_deterministic_converges_and_touches_only_what_fpga_sync_owns(w in host_world()) {
+        thread_local! {
+            static BASE: HostBase = host_base();
+        }
+        BASE.with(|base| host_case(base, &w))?;
+    }
+}
+
+fn host_case(base: &HostBase, w: &HostWorld) -> Result<(), TestCaseError> {
+    {
+        let o = host_observation(base, w);
+        let (plan, problems) = host_observed::plan(&base.loaded.desired, &base.targets, &o);
+        let (again, _) = host_observed::plan(&base.loaded.desired, &base.targets, &o);
+        prop_assert_eq!(&plan, &again, "not deterministic");
+        check_host_plan(&o, &plan).map_err(TestCaseError::fail)?;
+        let named = host_provider::named_traits(&base.loaded.desired);
+        let owned = host_provider::owned_traits(&named);
+        let mut after = o.clone();
+        host_apply(&mut after, &plan, &owned);
+        let (next, _) = host_observed::plan(&base.loaded.desired, &base.targets, &after);
+        prop_assert!(
+            !next.has_changes(),
+            "does not converge ({problems:?}): after\n{}\nthe next plan is\n{}\n{w:#?}",
+            fpga_sync::host::plan::render::human(&plan, &[], "plan"),
+            fpga_sync::host::plan::render::human(&next, &[], "next")
+        );
+    }
+    Ok(())
+}

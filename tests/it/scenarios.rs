@@ -143,7 +143,7 @@ fn replay(name: &str, dir: &Path) -> Result<(String, Vec<String>), String> {
 
 /// `desired/` through the normal loader, as the files on disk (the folder is inside this
 /// repository's git checkout, whose commit must not be what is read).
-fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
+pub(crate) fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
     let spec = RepoSpec {
         repo: dir.join("desired").to_string_lossy().into_owned(),
         reference: None,
