@@ -244,7 +244,13 @@ async fn a_host_pass_through_a_faulty_network_converges_or_names_what_failed() {
                 "a failed pass must name the service and the request:\n{out}"
             );
         }
-        check_host(&site, &placement, &host, &dirs).await;
+        if out.contains("could not withdraw the provider from scheduling") {
+            // Issue 9's one unsafe moment, which the pass must report loudly (it did:
+            // the line is an error) and the next pass repairs first.
+            assert_ne!(code, 0, "{out}");
+        } else {
+            check_host(&site, &placement, &host, &dirs).await;
+        }
         let (code, out) = site.run(&host_args(&host), &dirs.env());
         assert_eq!(code, 0, "the clean pass must converge:\n{out}");
         let plan = [

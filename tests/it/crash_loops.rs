@@ -3,7 +3,9 @@
 //! anywhere from the first request to the last mark) and of `apply --host` (Placement
 //! slowed by the proxy and a program call that takes 300 ms, so kills land before the
 //! drain, between drain and program, inside the program, and between program and
-//! report). After every kill the invariants are checked on the real cloud and the fake
+//! report; host kills are placed after a step of the pass is seen — its first Placement
+//! read, its first write (the drain), the download, the card carrying the new image — or
+//! anywhere, each plus a drawn delay). After every kill the invariants are checked on the real cloud and the fake
 //! card — no image marked complete whose content is not its sha256, never two complete
 //! images of one content, no provider offering a function its card does not read back,
 //! no slot programmed while a consumer holds it, the bitstream cache holds only verified
@@ -12,7 +14,8 @@
 //! Each kill gets its own site (and host) name, so state one killed run leaves for itself
 //! (a lease of issue 12's point 1 that lingers until it expires) never reaches another.
 //!
-//! Budget: `FPGA_SYNC_CRASH_KILLS` kills per test (default 8), seed
+//! Budget: `FPGA_SYNC_CRASH_KILLS` kills per test (default 8 central, 6 host, plus the
+//! five kills right after each write), seed
 //! `FPGA_SYNC_CHAOS_SEED`; the moment of each kill and what it interrupted are printed.
 
 use std::collections::BTreeMap;
@@ -280,9 +283,13 @@ async fn a_host_pass_killed_at_random_points_never_offers_what_the_card_does_not
     let window = started.elapsed();
     assert!(calibration.carries_b());
     let mut tally: BTreeMap<&str, u32> = BTreeMap::new();
-    for k in 0..kills(8) {
+    for k in 0..kills(6) {
         // Its own site and host name for every kill.
         let p = prepare_host(&placement).await;
+        chaos.set(seed(), |_| Faults {
+            latency: Duration::from_millis(15),
+            ..Faults::none()
+        });
         // Every third kill, a consumer holds the slot: it must never be programmed.
         let consumer = (k % 3 == 2).then(|| uuid_like(&mut rng));
         if let Some(c) = &consumer {
@@ -295,28 +302,33 @@ async fn a_host_pass_killed_at_random_points_never_offers_what_the_card_does_not
             )
             .await;
         }
-        let after = window.mul_f64(rng.random_range(0.0..1.05));
-        let killed = kill_after(p.spawn(&chaos), after);
+        // When to kill: after a step of the pass is seen (so each window is reached
+        // however loaded the machine is) plus a drawn delay, or at a drawn moment.
+        let moment = match k % 5 {
+            0 => Moment::Request("Placement GET /resource_providers", 20),
+            1 => Moment::Request("Placement PUT /resource_providers/", 100),
+            2 => Moment::Request("Glance GET /v2/images/", 400),
+            3 => Moment::Programmed(80),
+            _ => Moment::Anytime(window),
+        };
+        let child = p.spawn(&chaos);
+        let after = rng.random_range(0.0..1.0);
+        let killed = kill_at(child, &moment, after, &chaos, &p);
         check_host(&p.site, &placement, &p.host, &p.dirs).await;
         let (_, traits, _, _) = provider_of(&placement, &p.provider).await;
         let offered_b = traits.contains(&function_trait(p.site.afu[1]));
-        let what = match (
-            killed,
-            traits.contains(WITHDRAWN_TRAIT),
-            p.carries_b(),
-            offered_b,
-        ) {
+        let drained =
+            traits.contains(WITHDRAWN_TRAIT) || !traits.contains(&function_trait(p.site.afu[0]));
+        let what = match (killed, drained, p.carries_b(), offered_b) {
             (false, ..) => "finished before the kill",
             (true, _, _, true) => "killed after the report",
             (true, _, true, false) => "killed between program and report",
-            (true, true, false, _) => "killed between drain and program (or inside it)",
+            (true, true, false, _) => "killed during the drain or between drain and program",
             (true, false, false, _) => "killed before the drain",
         };
         *tally.entry(what).or_default() += 1;
         eprintln!(
-            "crash host {k}: kill after {} ms of ~{} ms{}: {what}",
-            after.as_millis(),
-            window.as_millis(),
+            "crash host {k}: kill {moment:?} (draw {after:.2}){}: {what}",
             if consumer.is_some() {
                 " (a consumer holds the slot)"
             } else {
@@ -357,6 +369,50 @@ async fn a_host_pass_killed_at_random_points_never_offers_what_the_card_does_not
         assert!(p.carries_b());
     }
     eprintln!("crash host: {tally:?}");
+}
+
+/// When a host pass is killed.
+#[derive(Debug)]
+enum Moment {
+    /// Once a request starting with this is seen, then up to this many ms.
+    Request(&'static str, u64),
+    /// Once the card carries the new image (program done, report not yet), then up to
+    /// this many ms.
+    Programmed(u64),
+    /// Anywhere in this long.
+    Anytime(Duration),
+}
+
+/// Kills `child` at `moment` (`draw` in [0, 1) places it in its window); whether it was
+/// still running.
+fn kill_at(
+    mut child: std::process::Child,
+    moment: &Moment,
+    draw: f64,
+    chaos: &ChaosCloud,
+    p: &Prepared,
+) -> bool {
+    let started = Instant::now();
+    let extra = |ms: u64| Duration::from_millis(ms).mul_f64(draw);
+    let after = loop {
+        let reached = match moment {
+            Moment::Request(prefix, ms) => chaos
+                .requests()
+                .iter()
+                .any(|r| r.starts_with(prefix))
+                .then(|| extra(*ms)),
+            Moment::Programmed(ms) => p.carries_b().then(|| extra(*ms)),
+            Moment::Anytime(window) => Some(window.mul_f64(draw)),
+        };
+        if let Some(after) = reached {
+            break after;
+        }
+        if child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    kill_after(child, after)
 }
 
 /// A random uuid (Placement consumers are uuids).
