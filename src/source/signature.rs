@@ -52,9 +52,12 @@ pub fn verify(
     let (signature, payload) = match repository.extract_signature(&oid, None) {
         Ok(pair) => pair,
         Err(e) if e.code() == git2::ErrorCode::NotFound => {
-            return Err(refused("it is not signed, and `--require-signed-by` requires a signature by a key of `{file}`".replace("{file}", &file.to_string())).help(
-                "sign the commit with an allowed SSH key (`git commit -S` with `gpg.format=ssh` and `user.signingKey`), or add its signer's key to the allowed signers file",
-            ));
+            return Err(refused(format!(
+                "it is not signed, and `--require-signed-by` requires a signature by a key of `{file}`"
+            ))
+            .help(format!(
+                "sign the commit with a key `{file}` lists (`git commit -S` with `gpg.format=ssh` and `user.signingKey`)"
+            )));
         }
         Err(e) => {
             return Err(refused(format!(
