@@ -230,8 +230,9 @@ impl Session {
     }
 
     /// Sends a request built by `body` (which adds the body, if any) and returns the
-    /// successful response. Idempotent requests are retried on transport errors and
-    /// 502/503/504; any request on 429. A 401 with Keystone auth renews the token once.
+    /// successful response. Idempotent requests (and asking Keystone for a token) are
+    /// retried on transport errors, 502/503/504 and an answer cut short; any request on
+    /// 429. A 401 with Keystone auth renews the token once.
     pub async fn send(
         &self,
         call: &Call<'_>,
@@ -316,6 +317,9 @@ impl Session {
         body: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, CloudError> {
         let retry = self.options.retry;
+        // Asking Keystone for a token changes nothing that a second ask would double.
+        let idempotent = is_idempotent(&call.method)
+            || (call.service == Service::Identity && call.path.ends_with("/auth/tokens"));
         let mut attempt = 1;
         loop {
             let outcome = {
@@ -331,10 +335,10 @@ impl Session {
                     .await
             };
             let wait = match &outcome {
-                Err(_) if is_idempotent(&call.method) => retry.wait(attempt, None, rand::random()),
+                Err(_) if idempotent => retry.wait(attempt, None, rand::random()),
                 Ok(r)
                     if r.status() == StatusCode::TOO_MANY_REQUESTS
-                        || (is_retryable_status(r.status()) && is_idempotent(&call.method)) =>
+                        || (is_retryable_status(r.status()) && idempotent) =>
                 {
                     let after = r
                         .headers()
@@ -352,7 +356,7 @@ impl Session {
                 }
                 (Ok(response), None) => {
                     let response = check(response, call).await?;
-                    if !is_idempotent(&call.method) || !is_json(&response) {
+                    if !idempotent || !is_json(&response) {
                         return Ok(response);
                     }
                     // An API answer (JSON, small) is read here, so that a connection

@@ -321,6 +321,30 @@ async fn an_answer_cut_in_the_middle_of_its_body_is_retried_for_idempotent_reque
 }
 
 #[tokio::test]
+async fn asking_keystone_for_a_token_is_retried_on_a_gateway_error() {
+    // Found by the chaos proxy: one 502 on POST /v3/auth/tokens failed a whole apply.
+    let token = r#"{"token": {"expires_at": "2099-01-01T00:00:00.000000Z", "catalog": []}}"#;
+    let server = serve(vec![
+        Answer::Status(502, vec![], "{}".into()),
+        Answer::Truncated(token.into()),
+        Answer::Status(201, vec![("X-Subject-Token", "t0k3n".into())], token.into()),
+    ])
+    .await;
+    let mut config = local_cloud().config(KEYSTONE);
+    let fpga_sync::cloud::config::AuthConfig::Password { auth_url, .. } = &mut config.auth else {
+        panic!("{:?}", config.auth)
+    };
+    *auth_url = format!("{}/v3", server.url);
+    let session = Session::connect(config, fast_retries()).await.unwrap();
+    assert_eq!(session.authentications(), 1);
+    assert_eq!(
+        *server.seen.lock().unwrap(),
+        ["POST /v3/auth/tokens"; 3],
+        "retried twice"
+    );
+}
+
+#[tokio::test]
 async fn a_post_is_not_retried_on_a_gateway_error() {
     let server = serve(vec![Answer::Status(
         503,
