@@ -317,11 +317,30 @@ fn without_flavor_ids(value: &mut serde_json::Value, site: &str) -> usize {
     found
 }
 
+/// The fixture as the planner writes it since a queued image whose record is not what the
+/// repository says is replaced rather than finished (the fixtures' queued images have
+/// partial records): each `finish_image` becomes the `replace_image` of that image.
+fn with_queued_replaced(text: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(text).unwrap();
+    for action in value["plan"]["actions"].as_array_mut().unwrap() {
+        if action["operation"]["op"] != "finish_image" {
+            continue;
+        }
+        let id = action["operation"]["id"].as_str().unwrap().to_owned();
+        let image = action["operation"]["image"].take();
+        action["kind"] = "replace".into();
+        action["reason"] = format!("an interrupted upload left image {id} `queued`").into();
+        action["operation"] =
+            serde_json::json!({"op": "replace_image", "old_id": id, "image": image});
+    }
+    serde_json::to_string_pretty(&value).unwrap() + "\n"
+}
+
 #[test]
 fn saved_plans_are_byte_for_byte_what_the_untyped_planner_wrote() {
     let mut ids = 0;
     for (name, saved) in scenarios() {
-        let want = std::fs::read_to_string(fixture(name)).unwrap();
+        let want = with_queued_replaced(&std::fs::read_to_string(fixture(name)).unwrap());
         let mut value = serde_json::to_value(&saved).unwrap();
         ids += without_flavor_ids(&mut value, "default");
         let got = serde_json::to_string_pretty(&value).unwrap() + "\n";
