@@ -277,6 +277,15 @@ impl Session {
         check(response, call).await
     }
 
+    /// Gets a new token (Keystone auth); `false` when the cloud's auth has none to renew.
+    pub async fn renew(&self) -> Result<bool, CloudError> {
+        if !self.renewable() {
+            return Ok(false);
+        }
+        self.fresh_token(true).await?;
+        Ok(true)
+    }
+
     fn renewable(&self) -> bool {
         !matches!(
             self.config.auth,

@@ -104,12 +104,15 @@ async fn a_central_apply_through_a_faulty_network_converges_or_names_what_failed
 async fn tokens_that_expire_during_long_uploads_are_renewed_and_the_apply_completes() {
     // Keystone's tokens live an hour; here the proxy refuses every token a second after
     // its first use, as Keystone's middleware refuses an expired one, while each upload
-    // takes two seconds. Every request, uploads included, must renew and go on.
+    // takes two seconds. Every request, uploads included, must renew and go on (found by
+    // this test under load: an upload whose token was refused failed the run).
     let chaos = ChaosCloud::new(KEYSTONE);
     let site = CentralSite::new("TOKEN", KEYSTONE, 2, 512 << 10);
     chaos.set(seed(), |_| Faults {
         token_lifetime: Some(Duration::from_millis(1000)),
         bandwidth: Some(256 << 10),
+        // And one upload's token refused outright, as an expired or revoked one is.
+        targeted: vec![("PUT".into(), "/file".into(), 401, 1)],
         ..Faults::none()
     });
     let (code, out) = site.run(&["apply", "--repo", ".", "--auto-approve"], &chaos.env());
@@ -125,7 +128,9 @@ async fn tokens_that_expire_during_long_uploads_are_renewed_and_the_apply_comple
     );
     assert_eq!(code, 0, "{out}");
     assert!(
-        refused.iter().any(|r| r.contains("Answer(401)")),
+        refused
+            .iter()
+            .any(|r| r.contains("PUT /v2/images/*/file: Answer(401)")),
         "{refused:?}"
     );
     assert!(logins >= 2, "the token was renewed");
