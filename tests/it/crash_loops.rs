@@ -14,7 +14,7 @@
 //! Each kill gets its own site (and host) name, so state one killed run leaves for itself
 //! (a lease of issue 12's point 1 that lingers until it expires) never reaches another.
 //!
-//! Budget: `FPGA_SYNC_CRASH_KILLS` kills per test (default 8 central, 6 host, plus the
+//! Budget: `FPGA_SYNC_CRASH_KILLS` kills per test (default 6 central, 6 host, plus the
 //! five kills right after each write), seed
 //! `FPGA_SYNC_CHAOS_SEED`; the moment of each kill and what it interrupted are printed.
 
@@ -75,7 +75,7 @@ async fn a_central_apply_killed_at_random_points_leaves_what_a_clean_run_converg
     let window = started.elapsed();
     calibration.clean_up().await;
     let mut tally: BTreeMap<&str, u32> = BTreeMap::new();
-    for k in 0..kills(8) {
+    for k in 0..kills(6) {
         // Its own site name for every kill.
         let mut site = CentralSite::new("CRASH", NOAUTH, 3, 512 << 10);
         if k % 2 == 1 {
