@@ -186,6 +186,16 @@ pub struct SourceArgs {
     /// instead of `~/.ssh/known_hosts` (unknown or changed host keys are always refused).
     #[arg(long, value_name = "FILE", env = "FPGA_SYNC_SSH_KNOWN_HOSTS")]
     pub ssh_known_hosts: Option<PathBuf>,
+    /// Use only commits signed by a key of this SSH `allowed_signers` file, checked as
+    /// `git verify-commit` does with `gpg.format=ssh`; anything else is refused and nothing
+    /// is changed.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FPGA_SYNC_REQUIRE_SIGNED_BY",
+        conflicts_with = "worktree"
+    )]
+    pub require_signed_by: Option<PathBuf>,
 }
 
 /// Options of `validate`.
@@ -868,6 +878,7 @@ impl SourceArgs {
                 key: self.ssh_key.clone(),
                 known_hosts: self.ssh_known_hosts.clone(),
             },
+            require_signed_by: self.require_signed_by.clone(),
         }
     }
 }

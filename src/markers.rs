@@ -1,7 +1,9 @@
 //! The marks fpga-sync leaves on what it creates, so that ownership needs no state file:
 //! image properties naming the owning site, the source file, its content digest, the
 //! commit, the upload's state and the lease it was uploaded under; an extra spec on
-//! flavors. A *site* is one desired-state
+//! flavors, and the id a flavor is created with (derived from the site and its name, so a
+//! creation interrupted before its extra specs were set is still known as fpga-sync's). A
+//! *site* is one desired-state
 //! repository (`--site`, default `default`), so several repositories can share a cloud
 //! without touching each other's objects. Objects without the site's mark are never
 //! changed or deleted. Pure: constants and predicates.
@@ -42,6 +44,18 @@ pub const FLAVOR_OWNER_SPEC: &str = "fpga_sync:site";
 /// The site whose mark an image carries, if any.
 pub fn image_site(properties: &BTreeMap<String, String>) -> Option<&str> {
     properties.get(IMAGE_OWNER).map(String::as_str)
+}
+
+/// The id fpga-sync creates the flavor `name` of `site` with: a UUID (version 8, RFC 9562)
+/// from the sha256 of both. Nova keeps the id it is given, so a flavor created but killed
+/// before its extra specs (and so the site's mark) were set is recognised by it.
+pub fn flavor_id(site: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("fpga-sync flavor\n{site}\n{name}").as_bytes());
+    let mut b: [u8; 16] = digest[..16].try_into().expect("a sha256 has 32 bytes");
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
 }
 
 /// The site whose mark a flavor carries, if any.

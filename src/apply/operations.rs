@@ -263,7 +263,9 @@ async fn patch_image(glance: &Glance<'_>, id: &str, patch: &ImagePatch) -> Resul
 /// Creates the flavor, then sets its extra specs (the owner mark among them). If the specs
 /// cannot be set, the flavor is deleted again: an unmarked flavor would block the next run.
 async fn create_flavor(nova: &Nova<'_>, flavor: &FlavorSpec) -> Result<(), CloudError> {
-    let created = nova.create_flavor(&flavor.name, &flavor.shape).await?;
+    let created = nova
+        .create_flavor(&flavor.name, &flavor.shape, flavor.id.as_deref())
+        .await?;
     if let Err(e) = nova.set_extra_specs(&created.id, &flavor.extra_specs).await {
         let _ = nova.delete_flavor(&created.id).await;
         return Err(e);

@@ -332,26 +332,42 @@ impl<'s> Glance<'s> {
             path: file.display().to_string(),
             reason: e.to_string(),
         };
-        let reader = tokio::fs::File::open(file).await.map_err(io)?;
-        let hashers = Arc::new(Mutex::new(Hashers::new(algo)));
-        let fed = hashers.clone();
-        let stream = ReaderStream::with_capacity(reader, CHUNK).map(move |chunk| {
-            if let Ok(bytes) = &chunk {
-                let mut h = fed.lock().expect("the hasher lock is never poisoned");
-                h.update(bytes);
-                progress(h.bytes());
-            }
-            chunk
-        });
         let path = format!("/v2/images/{}/file", segment(id));
         let call = Self::call(Method::PUT, &path);
-        self.session
-            .send_once(
-                &call,
-                reqwest::Body::wrap_stream(stream),
-                "application/octet-stream",
-            )
-            .await?;
+        let mut renewed = false;
+        let hashers = loop {
+            let reader = tokio::fs::File::open(file).await.map_err(io)?;
+            let hashers = Arc::new(Mutex::new(Hashers::new(algo)));
+            let fed = hashers.clone();
+            let progress = progress.clone();
+            let stream = ReaderStream::with_capacity(reader, CHUNK).map(move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    let mut h = fed.lock().expect("the hasher lock is never poisoned");
+                    h.update(bytes);
+                    progress(h.bytes());
+                }
+                chunk
+            });
+            let sent = self
+                .session
+                .send_once(
+                    &call,
+                    reqwest::Body::wrap_stream(stream),
+                    "application/octet-stream",
+                )
+                .await;
+            match sent {
+                // The token was refused (expired or revoked since the last request):
+                // Glance stored nothing, so the upload is sent again with a new one.
+                Err(CloudError::Status { status: 401, .. })
+                    if !renewed && self.session.renew().await? =>
+                {
+                    renewed = true;
+                }
+                Err(e) => return Err(e),
+                Ok(_) => break hashers,
+            }
+        };
         let digests = Arc::try_unwrap(hashers)
             .map_err(|_| CloudError::Io {
                 path: file.display().to_string(),

@@ -167,11 +167,12 @@ impl<'s> Nova<'s> {
         Ok(out)
     }
 
-    /// Creates a flavor; Nova picks its id.
+    /// Creates a flavor with `id`, or with an id Nova picks.
     pub async fn create_flavor(
         &self,
         name: &str,
         flavor: &FlavorShape,
+        id: Option<&str>,
     ) -> Result<NovaFlavor, CloudError> {
         #[derive(Deserialize)]
         struct Out {
@@ -182,6 +183,10 @@ impl<'s> Nova<'s> {
             "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral, "swap": flavor.swap,
             "os-flavor-access:is_public": flavor.is_public, "description": flavor.description,
         }});
+        let mut body = body;
+        if let Some(id) = id {
+            body["flavor"]["id"] = json!(id);
+        }
         Ok(self
             .json::<Out>(Method::POST, "/flavors", Some(body))
             .await?

@@ -321,8 +321,9 @@ impl Session {
     }
 
     /// Sends a request built by `body` (which adds the body, if any) and returns the
-    /// successful response. Idempotent requests are retried on transport errors and
-    /// 502/503/504; any request on 429. A 401 with Keystone auth renews the token once.
+    /// successful response. Idempotent requests (and asking Keystone for a token) are
+    /// retried on transport errors, 502/503/504 and an answer cut short; any request on
+    /// 429. A 401 with Keystone auth renews the token once.
     pub async fn send(
         &self,
         call: &Call<'_>,
@@ -370,6 +371,15 @@ impl Session {
         check(response, call).await
     }
 
+    /// Gets a new token (Keystone auth); `false` when the cloud's auth has none to renew.
+    pub async fn renew(&self) -> Result<bool, CloudError> {
+        if !self.renewable() {
+            return Ok(false);
+        }
+        self.fresh_token(true).await?;
+        Ok(true)
+    }
+
     fn renewable(&self) -> bool {
         !matches!(
             self.config.auth,
@@ -410,6 +420,9 @@ impl Session {
         body: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, CloudError> {
         let retry = self.options.retry;
+        // Asking Keystone for a token changes nothing that a second ask would double.
+        let idempotent = is_idempotent(&call.method)
+            || (call.service == Service::Identity && call.path.ends_with("/auth/tokens"));
         let mut attempt = 1;
         loop {
             let outcome = {
@@ -428,10 +441,10 @@ impl Session {
                 outcome
             };
             let wait = match &outcome {
-                Err(_) if is_idempotent(&call.method) => retry.wait(attempt, None, rand::random()),
+                Err(_) if idempotent => retry.wait(attempt, None, rand::random()),
                 Ok(r)
                     if r.status() == StatusCode::TOO_MANY_REQUESTS
-                        || (is_retryable_status(r.status()) && is_idempotent(&call.method)) =>
+                        || (is_retryable_status(r.status()) && idempotent) =>
                 {
                     let after = r
                         .headers()
@@ -447,7 +460,25 @@ impl Session {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                (Ok(response), None) => return check(response, call).await,
+                (Ok(response), None) => {
+                    let response = check(response, call).await?;
+                    if !idempotent || !is_json(&response) {
+                        return Ok(response);
+                    }
+                    // An API answer (JSON, small) is read here, so that a connection
+                    // cut in the middle of it is retried like one cut before it; data
+                    // (image files) streams to the caller.
+                    match buffered(response).await {
+                        Ok(response) => return Ok(response),
+                        Err(e) => match retry.wait(attempt, None, rand::random()) {
+                            Some(wait) => {
+                                tokio::time::sleep(wait).await;
+                                attempt += 1;
+                            }
+                            None => return Err(unreachable(call, &e)),
+                        },
+                    }
+                }
                 (Err(e), None) => return Err(unreachable(call, &e)),
             }
         }
@@ -499,6 +530,31 @@ fn trace(
             "http request failed"
         ),
     }
+}
+
+/// Whether a response is an API answer (JSON) rather than data.
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// The response with its body read into memory.
+async fn buffered(response: Response) -> Result<Response, reqwest::Error> {
+    let mut builder = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let bytes = response.bytes().await?;
+    Ok(Response::from(
+        builder
+            .body(bytes)
+            .expect("the parts of a response just read"),
+    ))
 }
 
 fn expires_soon(token: &Token) -> bool {

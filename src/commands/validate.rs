@@ -13,13 +13,19 @@ use crate::source::{self, Snapshot};
 /// Runs `validate`; returns whether the desired state is valid.
 pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
     let spec = args.source.spec();
-    let snapshot = match source::read(&spec) {
+    let mut snapshot = match source::read(&spec) {
         Ok(s) => s,
         Err(d) => {
             report(args.format, None, None, &[d], color)?;
             return Ok(false);
         }
     };
+    if let Some(allowed) = &spec.require_signed_by
+        && let Err(d) = snapshot.verify_signature(allowed)
+    {
+        report(args.format, Some(&snapshot), None, &[d], color)?;
+        return Ok(false);
+    }
     let outcome = crate::reconcile::check(&snapshot);
     let valid = outcome.desired.is_some();
     report(

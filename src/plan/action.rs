@@ -105,6 +105,10 @@ pub struct FlavorSpec {
     pub shape: FlavorShape,
     /// Extra specs, fpga-sync's mark included.
     pub extra_specs: BTreeMap<String, String>,
+    /// The id to create it with ([`crate::markers::flavor_id`]); plans saved before it
+    /// existed let Nova choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Changes to an existing image's record (its data stays).
@@ -306,6 +310,7 @@ mod tests {
                 description: None,
             },
             extra_specs: BTreeMap::new(),
+            id: None,
         };
         let id = || ImageId::from("id");
         let flavor_id = || FlavorId::from("id");

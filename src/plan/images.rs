@@ -352,17 +352,19 @@ pub(super) fn plan(
                     drafts.push(draft(Kind::Update, None, d.changes, operation));
                 }
             }
-            (true, ImageStatus::Queued, _) => drafts.push(draft(
-                Kind::Update,
-                Some(Why::FinishUpload {
-                    id: primary.id.clone(),
-                }),
-                vec![],
-                Operation::FinishImage {
-                    id: primary.id.clone(),
-                    image: spec,
-                },
-            )),
+            // A record as the repository now says: its data is uploaded into it.
+            (true, ImageStatus::Queued, _) if diff(&spec, primary).changes.is_empty() => drafts
+                .push(draft(
+                    Kind::Update,
+                    Some(Why::FinishUpload {
+                        id: primary.id.clone(),
+                    }),
+                    vec![],
+                    Operation::FinishImage {
+                        id: primary.id.clone(),
+                        image: spec,
+                    },
+                )),
             (true, ImageStatus::Active, _) => {
                 let (changes, operation) = verify_and_patch(&spec, primary, commit);
                 let reason = Why::VerifyUpload {

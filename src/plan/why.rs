@@ -52,6 +52,12 @@ pub enum Why {
         /// The flavor.
         id: FlavorId,
     },
+    /// An interrupted run created the flavor (it has fpga-sync's id for the name) but did
+    /// not mark it: it is recreated.
+    InterruptedFlavor {
+        /// The flavor.
+        id: FlavorId,
+    },
     /// An interrupted run created the image but uploaded nothing: the upload is finished.
     FinishUpload {
         /// The image.
@@ -161,6 +167,10 @@ impl fmt::Display for Why {
                 f,
                 "adopt flavor {id}: its sizes are not known, so it is recreated"
             ),
+            Why::InterruptedFlavor { id } => write!(
+                f,
+                "finish flavor {id}: an interrupted run created it but did not mark it, so it is recreated"
+            ),
             Why::FinishUpload { id } => write!(
                 f,
                 "finish image {id}: an interrupted run created it but uploaded nothing"
@@ -232,6 +242,12 @@ fn parse(text: &str) -> Option<Why> {
     if let Some(rest) = text.strip_prefix("adopt flavor ") {
         let id = rest.strip_suffix(": its sizes are not known, so it is recreated")?;
         return Some(Why::AdoptFlavor { id: id.into() });
+    }
+    if let Some(rest) = text.strip_prefix("finish flavor ") {
+        let id = rest.strip_suffix(
+            ": an interrupted run created it but did not mark it, so it is recreated",
+        )?;
+        return Some(Why::InterruptedFlavor { id: id.into() });
     }
     if let Some(rest) = text.strip_prefix("finish image ") {
         let id = rest.strip_suffix(": an interrupted run created it but uploaded nothing")?;
@@ -333,6 +349,7 @@ mod tests {
                 source: "files/a b, (c).gbs".into(),
             },
             Why::AdoptFlavor { id: "42".into() },
+            Why::InterruptedFlavor { id: "42".into() },
             Why::FinishUpload { id: "0f3c".into() },
             Why::VerifyUpload { id: "0f3c".into() },
             Why::Interrupted {
@@ -386,6 +403,7 @@ mod tests {
                 "4 vCPU, 8192 MiB RAM, 40 GiB disk",
                 "adopt image 0f3c: its content is checked against `files/a b, (c).gbs` first",
                 "adopt flavor 42: its sizes are not known, so it is recreated",
+                "finish flavor 42: an interrupted run created it but did not mark it, so it is recreated",
                 "finish image 0f3c: an interrupted run created it but uploaded nothing",
                 "verify image 0f3c: an interrupted run uploaded it but did not check it",
                 "an interrupted upload left image 0f3c `killed`",

@@ -60,11 +60,18 @@ pub fn load(spec: &RepoSpec) -> Result<Loaded, Vec<Diagnostic>> {
 }
 
 /// Validates and digests a snapshot already read; an invalid one comes back with every
-/// diagnostic found and its [`fingerprint`], which identifies what failed.
+/// diagnostic found and its [`fingerprint`], which identifies what failed. With
+/// `spec.require_signed_by`, a commit not signed by an allowed key is refused first,
+/// before anything in it is looked at.
 pub fn load_snapshot(
-    snapshot: Snapshot,
+    mut snapshot: Snapshot,
     spec: &RepoSpec,
 ) -> Result<Loaded, (String, Vec<Diagnostic>)> {
+    if let Some(allowed) = &spec.require_signed_by
+        && let Err(d) = snapshot.verify_signature(allowed)
+    {
+        return Err((fingerprint(&snapshot, None), vec![d]));
+    }
     let outcome = check(&snapshot);
     let Some(desired) = outcome.desired else {
         return Err((fingerprint(&snapshot, None), outcome.diagnostics));

@@ -8,6 +8,7 @@ mod digests;
 mod folder;
 mod git;
 mod remote;
+mod signature;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use digests::{DigestCache, FileDigest};
 pub use folder::sha256_of;
 pub use remote::SSH_REFUSED;
+pub use signature::Signer;
 
 use crate::desired::{FileFact, FileRequest, RawFile};
 use crate::diagnostic::Diagnostic;
@@ -34,6 +36,9 @@ pub struct RepoSpec {
     pub cache_dir: PathBuf,
     /// How SSH remotes are reached.
     pub ssh: SshOptions,
+    /// An SSH `allowed_signers` file: when set, only a commit signed by one of its keys
+    /// is used (see [`Snapshot::verify_signature`]).
+    pub require_signed_by: Option<PathBuf>,
 }
 
 /// How SSH remotes (`ssh://`, `user@host:path`) are fetched: by the system's `git` and
@@ -60,6 +65,8 @@ pub struct Snapshot {
     pub dir: String,
     /// The YAML files, paths relative to the desired-state folder.
     pub files: Vec<RawFile>,
+    /// Who signed the commit, once [`Snapshot::verify_signature`] checked it.
+    pub signer: Option<Signer>,
     reader: Reader,
 }
 
@@ -85,6 +92,19 @@ impl Snapshot {
             .collect()
     }
 
+    /// Checks that the commit is signed by a key `allowed_signers` allows, as
+    /// `git verify-commit` does with `gpg.format=ssh`, and records the signer. Files read
+    /// from disk carry no signature and are refused.
+    pub fn verify_signature(&mut self, allowed_signers: &Path) -> Result<&Signer, Diagnostic> {
+        let signer = match (&self.reader, &self.commit) {
+            (Reader::Git(tree), Some(commit)) => {
+                signature::verify(tree.repository(), commit, allowed_signers)?
+            }
+            _ => return Err(signature::no_commit(&self.origin)),
+        };
+        Ok(self.signer.insert(signer))
+    }
+
     /// One line saying what was read: the commit, or that none is pinned.
     pub fn describe(&self) -> String {
         let dir = if self.dir.is_empty() {
@@ -95,7 +115,15 @@ impl Snapshot {
         match &self.commit {
             Some(commit) => {
                 let reference = self.reference.as_deref().unwrap_or("HEAD");
-                format!("{dir}`{}` at commit {commit} ({reference})", self.origin)
+                let signed = self
+                    .signer
+                    .as_ref()
+                    .map(|s| format!(", signed by {} ({})", s.principal, s.key))
+                    .unwrap_or_default();
+                format!(
+                    "{dir}`{}` at commit {commit} ({reference}){signed}",
+                    self.origin
+                )
             }
             None => format!("{dir}`{}` as it is on disk: no commit pinned", self.origin),
         }

@@ -425,6 +425,60 @@ async fn gateway_errors_and_dropped_connections_are_retried_for_idempotent_reque
 }
 
 #[tokio::test]
+async fn an_answer_cut_in_the_middle_of_its_body_is_retried_for_idempotent_requests() {
+    // Found by the chaos proxy: a reset after the headers used to fail the whole run.
+    let body = r#"{"traits": ["CUSTOM_B", "CUSTOM_A"]}"#;
+    let server = serve(vec![
+        Answer::Truncated(body.into()),
+        Answer::Truncated(body.into()),
+        Answer::Status(200, vec![], body.into()),
+    ])
+    .await;
+    let session = faulty_session(&server.url).await;
+    let traits = Placement::new(&session).traits("CUSTOM_").await.unwrap();
+    assert_eq!(traits, ["CUSTOM_A", "CUSTOM_B"]);
+    assert_eq!(server.seen.lock().unwrap().len(), 3);
+
+    // Cut every time: the error names the service and the request.
+    let server = serve(vec![Answer::Truncated(body.into()); 4]).await;
+    let session = faulty_session(&server.url).await;
+    let err = Placement::new(&session)
+        .traits("CUSTOM_")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("Placement is unreachable: GET /traits"),
+        "{err}"
+    );
+    assert_eq!(server.seen.lock().unwrap().len(), 4, "four attempts");
+}
+
+#[tokio::test]
+async fn asking_keystone_for_a_token_is_retried_on_a_gateway_error() {
+    // Found by the chaos proxy: one 502 on POST /v3/auth/tokens failed a whole apply.
+    let token = r#"{"token": {"expires_at": "2099-01-01T00:00:00.000000Z", "catalog": []}}"#;
+    let server = serve(vec![
+        Answer::Status(502, vec![], "{}".into()),
+        Answer::Truncated(token.into()),
+        Answer::Status(201, vec![("X-Subject-Token", "t0k3n".into())], token.into()),
+    ])
+    .await;
+    let mut config = local_cloud().config(KEYSTONE);
+    let fpga_sync::cloud::config::AuthConfig::Password { auth_url, .. } = &mut config.auth else {
+        panic!("{:?}", config.auth)
+    };
+    *auth_url = format!("{}/v3", server.url);
+    let session = Session::connect(config, fast_retries()).await.unwrap();
+    assert_eq!(session.authentications(), 1);
+    assert_eq!(
+        *server.seen.lock().unwrap(),
+        ["POST /v3/auth/tokens"; 3],
+        "retried twice"
+    );
+}
+
+#[tokio::test]
 async fn a_post_is_not_retried_on_a_gateway_error() {
     let server = serve(vec![Answer::Status(
         503,

@@ -154,6 +154,7 @@ async fn a_failure_skips_its_dependents_and_lets_the_rest_finish() {
                             format!("trait:{trait_name}"),
                             "required".into(),
                         )]),
+                        id: None,
                     },
                 },
             ),

@@ -66,6 +66,7 @@ fn spec(repo: &str, reference: Option<&str>, dir: Option<&str>, cache: &Path) ->
         worktree: false,
         cache_dir: cache.to_owned(),
         ssh: Default::default(),
+        require_signed_by: None,
     }
 }
 

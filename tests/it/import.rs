@@ -129,6 +129,7 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
                 is_public: true,
                 description: Some("made by hand".into()),
             },
+            None,
         )
         .await
         .unwrap();

@@ -345,7 +345,7 @@ async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_
     // scenario starts again on a new site.
     let store = local_cloud().state.join("noauth-glance/images");
     let mut attempt = 0;
-    let (site, mut first, pid, uploading) = loop {
+    let (site, first, pid, uploading) = loop {
         attempt += 1;
         assert!(attempt <= 3, "no upload was caught under way in 3 attempts");
         let before: Vec<_> = std::fs::read_dir(&store)

@@ -3,12 +3,14 @@
 mod support;
 
 mod bad_input;
+mod chaos;
 mod claim_planner;
 mod cli;
 mod cloud_auth;
 mod cloud_glance_nova;
 mod cloud_observe;
 mod cloud_placement;
+mod crash_loops;
 mod examples;
 mod executor;
 mod git_source;
@@ -28,9 +30,11 @@ mod lease;
 mod nova_e2e;
 mod plan_apply;
 mod planner;
+mod properties;
 mod saved_plans;
 mod scenarios;
 mod schedulable;
 mod schema_file;
+mod signed_commits;
 mod ssh_source;
 mod systemd_unit;

@@ -403,6 +403,7 @@ async fn objects_fpga_sync_does_not_own_are_never_touched() {
                 is_public: true,
                 description: Some("by hand".into()),
             },
+            None,
         )
         .await
         .unwrap();

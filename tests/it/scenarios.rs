@@ -143,7 +143,7 @@ fn replay(name: &str, dir: &Path) -> Result<(String, Vec<String>), String> {
 
 /// `desired/` through the normal loader, as the files on disk (the folder is inside this
 /// repository's git checkout, whose commit must not be what is read).
-fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
+pub(crate) fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
     let spec = RepoSpec {
         repo: dir.join("desired").to_string_lossy().into_owned(),
         reference: None,
@@ -151,6 +151,7 @@ fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
         worktree: true,
         cache_dir: cache.to_owned(),
         ssh: Default::default(),
+        require_signed_by: None,
     };
     fpga_sync::reconcile::load(&spec).map_err(|diagnostics| {
         let lines: Vec<String> = diagnostics
@@ -524,7 +525,7 @@ fn flavor_spec(f: &FlavorSpec) -> String {
 
 /// Carries `plan` out on `observed` as the executor would on the cloud, `fpga-sync
 /// observe` reading the result: a model, kept to what the planner reads.
-fn apply(observed: &mut Observed, plan: &Plan) {
+pub(crate) fn apply(observed: &mut Observed, plan: &Plan) {
     let mut next_id = 0;
     let mut new_id = |kind: &str| {
         next_id += 1;

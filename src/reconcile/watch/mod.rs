@@ -26,14 +26,15 @@
 //! failure (a service down) is retried with exponential backoff; a permanent one (an
 //! invalid commit, a host no group names, a backend that cannot run) is logged once per
 //! version of the desired state and waits for a change: the service keeps reconciling the
-//! last good desired state meanwhile. An error in the agent's own configuration (its
-//! cloud: an unknown `OS_CLOUD`, an unreadable clouds.yaml, credentials Keystone refuses;
-//! an SSH host key it does not know, a deploy key the server refuses) is
-//! [`Outcome::Fatal`]: the status file says so, and [`run`] returns with `fatal` set so
-//! that the service exits non-zero and its manager restarts it with backoff (and shows it
-//! failed) rather than retrying forever while it looks healthy. SIGTERM/SIGINT set the
-//! stop flag: the executor finishes the slot being programmed and skips the rest, the
-//! status file is written, and [`run`] returns.
+//! last good desired state meanwhile; a version that cannot be used (invalid, or a commit
+//! `--require-signed-by` refuses) stays in the status file's `error` of those passes until
+//! a good one is read. An error in the agent's own configuration (its cloud: an unknown
+//! `OS_CLOUD`, an unreadable clouds.yaml, credentials Keystone refuses; an SSH host key it
+//! does not know, a deploy key the server refuses) is [`Outcome::Fatal`]: the status file
+//! says so, and [`run`] returns with `fatal` set so that the service exits non-zero and its
+//! manager restarts it with backoff (and shows it failed) rather than retrying forever
+//! while it looks healthy. SIGTERM/SIGINT set the stop flag: the executor finishes the slot
+//! being programmed and skips the rest, the status file is written, and [`run`] returns.
 //!
 //! I/O: the repository, file-system notifications, the drivers, Placement and Glance
 //! (through [`super::host`]), the status file and tracing events (one per pass).
@@ -133,6 +134,10 @@ pub struct Agent<C> {
     bad_version: Option<String>,
     /// The last permanent failure logged, so it is logged once per version.
     reported: Option<String>,
+    /// Why the repository's current version is not used (invalid, or a commit refused by
+    /// `--require-signed-by`) while passes go on with the last good one: shown in the
+    /// status file's `error` until a good version is read.
+    held_back: Option<String>,
     previous: Option<HostStatus>,
     backoff: Backoff,
     passes: u64,
@@ -160,6 +165,7 @@ where
             version: None,
             bad_version: None,
             reported: None,
+            held_back: None,
             previous,
             backoff,
             passes: 0,
@@ -199,6 +205,7 @@ where
                     self.backoff.clear();
                 }
                 self.bad_version = None;
+                self.held_back = None;
                 self.version = Some(version);
                 self.loaded = Some(Rc::new(loaded));
                 Ok(true)
@@ -330,8 +337,12 @@ where
 
     fn finish(&mut self, trigger: Trigger, started: Instant, status: HostStatus) {
         self.passes += 1;
+        let mut shown = status.clone();
+        if shown.error.is_none() {
+            shown.error.clone_from(&self.held_back);
+        }
         let file = WatchStatus {
-            status: status.clone(),
+            status: shown,
             trigger,
             duration_ms: started.elapsed().as_millis() as u64,
             passes: self.passes,
@@ -365,7 +376,17 @@ where
             match self.reread(trigger) {
                 Ok(true) => {}
                 Ok(false) => return Outcome::Unchanged,
-                Err(e) => return self.failed(trigger, started, &e),
+                Err(e) => {
+                    if let Error::Desired(_) = &e
+                        && self.loaded.is_some()
+                    {
+                        self.held_back = Some(format!(
+                            "{}; still reconciling the last good version",
+                            e.one_line()
+                        ));
+                    }
+                    return self.failed(trigger, started, &e);
+                }
             }
         }
         let Some(loaded) = self.loaded.clone() else {
@@ -375,7 +396,10 @@ where
             Ok(status) => status,
             Err(e) => return self.failed(trigger, started, &e),
         };
-        self.reported = None;
+        // While the repository's version is held back, its failure stays reported.
+        if self.bad_version.is_none() {
+            self.reported = None;
+        }
         let count = |state: SlotState| status.slots.iter().filter(|s| s.state == state).count();
         info!(
             trigger = trigger.name(),

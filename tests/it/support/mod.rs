@@ -11,6 +11,8 @@ use fpga_sync::reconcile::check as load;
 use fpga_sync::source::{self, RepoSpec};
 use tempfile::TempDir;
 
+pub mod central_site;
+pub mod chaos;
 pub mod cloud;
 pub mod fake_host;
 pub mod faulty;
@@ -63,6 +65,7 @@ impl Site {
             worktree: false,
             cache_dir: self.path().join(".cache"),
             ssh: Default::default(),
+            require_signed_by: None,
         }
     }
 
