@@ -12,7 +12,9 @@
 //! files — and a clean run must converge to an empty plan.
 //!
 //! Each kill gets its own site (and host) name, so state one killed run leaves for itself
-//! (a lease of issue 12's point 1 that lingers until it expires) never reaches another.
+//! (a lease of issue 12's point 1 that lingers until it expires) never reaches another;
+//! killed runs take their lease with a TTL of 5 s, which the clean run after the kill
+//! waits out and breaks.
 //!
 //! Budget: `FPGA_SYNC_CRASH_KILLS` kills per test (default 6 central, 6 host, plus the
 //! five kills right after each write), seed
@@ -41,6 +43,15 @@ fn kills(default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The environment of a run that will be killed: through the proxies, holding its lease
+/// with a short TTL, so the clean run after the kill breaks the lease the killed run left
+/// after 5 s of waiting instead of the default 120 s (docs/locking.md).
+fn killed_env(chaos: &ChaosCloud) -> Vec<(&'static str, String)> {
+    let mut env = chaos.env();
+    env.push(("FPGA_SYNC_LOCK_TTL", "5".into()));
+    env
 }
 
 /// Runs `child` for `after`, then kills it with SIGKILL; whether it was still running.
@@ -87,7 +98,7 @@ async fn a_central_apply_killed_at_random_points_leaves_what_a_clean_run_converg
         let log = site.path().join("killed.log");
         let child = site.spawn(
             &["apply", "--repo", ".", "--auto-approve", "--prune"],
-            &chaos.env(),
+            &killed_env(&chaos),
             &log,
         );
         let killed = kill_after(child, after);
@@ -141,7 +152,7 @@ async fn a_central_apply_killed_right_after_each_write_leaves_what_a_clean_run_c
         let log = site.path().join("killed.log");
         let mut child = site.spawn(
             &["apply", "--repo", ".", "--auto-approve"],
-            &chaos.env(),
+            &killed_env(&chaos),
             &log,
         );
         let wanted = format!("{service} {method} ");
@@ -217,7 +228,7 @@ impl Prepared {
     /// `apply --host` through the proxies, in the background.
     fn spawn(&self, chaos: &ChaosCloud) -> std::process::Child {
         let mut env = self.dirs.env();
-        env.extend(chaos.env());
+        env.extend(killed_env(chaos));
         let log = self.dirs.state.join("killed.log");
         std::process::Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
             .args([

@@ -199,6 +199,52 @@ async fn snapshot(
     (p.parent_provider_uuid, traits, format!("{inventories:?}"))
 }
 
+/// Removes the FPGA providers an earlier run of this test left under `host`'s node (on a
+/// cloud kept between runs) and waits until its nova-compute has refreshed its cached
+/// tree: nova-compute does not expect another agent to remove a child provider, and a
+/// build that lands before its next refresh fails once with
+/// `ResourceProviderAllocationRetrievalFailed` (docs/nova.md).
+async fn forget_earlier_runs(placement: &Placement<'_>, host: &str, root: &str) {
+    let mut left: Vec<_> = placement
+        .providers(None, Some(root))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.uuid != root)
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    // Leaves first: Placement refuses to delete a provider that has children.
+    while !left.is_empty() {
+        let parents: BTreeSet<String> = left
+            .iter()
+            .filter_map(|p| p.parent_provider_uuid.clone())
+            .collect();
+        let (leaves, rest): (Vec<_>, Vec<_>) =
+            left.into_iter().partition(|p| !parents.contains(&p.uuid));
+        for p in &leaves {
+            placement
+                .delete_provider(&p.uuid)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("an earlier run's provider {} under {host}: {e}", p.name)
+                });
+        }
+        left = rest;
+    }
+    let before = updates(host);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    // Two updates: the first may have begun before the removal.
+    while updates(host) < before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nova-compute of {host} reported no resource update for 90 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// How many periodic resource updates nova-compute of `host` has logged.
 fn updates(host: &str) -> usize {
     let log = local_cloud()
@@ -233,6 +279,7 @@ async fn fpga_flavors_land_on_verified_hosts_and_a_held_slot_waits_for_its_serve
     for h in &site.hosts {
         let root = placement.providers(Some(h), None).await.unwrap().pop();
         let root = root.unwrap_or_else(|| panic!("nova-compute registered no provider for {h}"));
+        forget_earlier_runs(&placement, h, &root.uuid).await;
         let (_, traits) = placement.provider_traits(&root.uuid).await.unwrap();
         roots.insert(h.clone(), (root.uuid, traits));
     }

@@ -523,6 +523,9 @@ async fn an_upload_killed_halfway_is_finished_by_the_next_apply() {
         .env("OS_CLOUD", NOAUTH)
         .env("FPGA_SYNC_SITE", &repo.token)
         .env("FPGA_SYNC_CACHE_DIR", repo.site.path().join(".cache"))
+        // The lease it leaves behind is broken by the next apply after 5 s of waiting,
+        // not the default 120 s (the lease tests cover the wait itself).
+        .env("FPGA_SYNC_LOCK_TTL", "5")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(repo.site.path().join("killed-apply.log")).unwrap())
         .spawn()
