@@ -4,12 +4,23 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use fpga_sync::agent_config;
 use fpga_sync::cli::{Cli, Command};
 use fpga_sync::commands;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The agent's configuration file becomes environment, which the options read; before
+    // any thread starts.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = agent_config::find(&args) {
+        let known = agent_config::known_variables(&Cli::command());
+        if let Err(e) = agent_config::apply(&path, &known) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let cli = Cli::parse_from(args);
     let color = commands::use_color(cli.color);
     let status = |ok: bool| if ok { 0 } else { 1 };
     let result = match &cli.command {
@@ -22,6 +33,9 @@ fn main() -> ExitCode {
         Command::Program(args) => commands::program::run(args, color),
         Command::Watch(args) => commands::watch::run(args),
         Command::Schema => commands::schema::run().map(|()| 0),
+        Command::Rollout(command) => commands::rollout::run(command, color),
+        Command::Completions(args) => commands::docs::completions(args).map(|()| 0),
+        Command::Man(args) => commands::docs::man(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

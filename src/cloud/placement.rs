@@ -73,7 +73,8 @@ impl<'s> Placement<'s> {
         self.call_at(MICROVERSION, method, path, body).await
     }
 
-    async fn call_at<T: serde::de::DeserializeOwned>(
+    /// A request at `microversion` whose answer is JSON.
+    pub(crate) async fn call_at<T: serde::de::DeserializeOwned>(
         &self,
         microversion: Microversion,
         method: Method,
@@ -95,6 +96,31 @@ impl<'s> Placement<'s> {
             })
             .await?;
         read_json(response, &call).await
+    }
+
+    /// A request at `microversion` whose answer has no body; returns its status.
+    pub(crate) async fn send_at(
+        &self,
+        microversion: Microversion,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<u16, CloudError> {
+        let v = format!("placement {microversion}");
+        let call = Call {
+            service: Service::Placement,
+            method,
+            path,
+            microversion: Some(&v),
+        };
+        let response = self
+            .session
+            .send(&call, |r| match &body {
+                Some(b) => r.json(b),
+                None => r,
+            })
+            .await?;
+        Ok(response.status().as_u16())
     }
 
     async fn call_empty(&self, method: Method, path: &str) -> Result<u16, CloudError> {

@@ -14,11 +14,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use crate::apply::{Applied, Reporter};
 use crate::cli::{ApplyArgs, LogFormat};
 use crate::cloud::CloudError;
+use crate::cloud::placement::Placement;
 use crate::diagnostic::Diagnostic;
 use crate::host::execute::LogReporter;
 use crate::host::plan::render as host_render;
 use crate::host::report::status::{HostStatus, SlotState};
 use crate::plan::{Action, Plan, render};
+use crate::reconcile::rollout::{Keeper, Mode};
 use crate::reconcile::{self, Error, SavedPlan};
 
 /// Runs `apply`; returns whether everything was applied.
@@ -102,11 +104,15 @@ async fn apply_cloud(args: &ApplyArgs, color: bool) -> Result<bool, Error> {
 /// One host's apply: its plan shown, confirmed, carried out, its result printed and
 /// written to `--status-file`.
 async fn apply_host(args: &ApplyArgs, host: &str) -> Result<bool, Error> {
-    let options = args
+    let mut options = args
         .host
         .driver
         .host_options(host, &args.prune.site.name, args.host.force);
-    let prepared = reconcile::host::prepare(
+    // Approved up front, the observation takes its rollouts' units; else only once asked.
+    if args.auto_approve {
+        options.rollouts = Mode::Act;
+    }
+    let mut prepared = reconcile::host::prepare(
         &args.source.spec(),
         args.cloud.os_cloud.as_deref(),
         &options,
@@ -134,6 +140,25 @@ async fn apply_host(args: &ApplyArgs, host: &str) -> Result<bool, Error> {
     {
         return Ok(true);
     }
+    if options.rollouts != Mode::Act && !prepared.observation.gates.is_empty() {
+        options.rollouts = Mode::Act;
+        prepared.observation = reconcile::host::observe(
+            &prepared.loaded,
+            &options,
+            &prepared.drivers,
+            &Placement::new(&prepared.session),
+            &mut prepared.memory,
+        )
+        .await?;
+    }
+    let observation = &prepared.observation;
+    // Units taken are renewed while the slots are programmed.
+    let _keeper = Keeper::start(
+        prepared.session.clone(),
+        prepared.memory.rollouts.holdings.clone(),
+        args.prune.site.name.clone(),
+        host.to_owned(),
+    );
     let stop = AtomicBool::new(false);
     let status = reconcile::host::execute(
         &prepared.session,
@@ -144,6 +169,7 @@ async fn apply_host(args: &ApplyArgs, host: &str) -> Result<bool, Error> {
         previous.as_ref(),
         &stop,
         &LogReporter,
+        &prepared.memory,
     )
     .await;
     if observation.plan.has_changes() {

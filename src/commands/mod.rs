@@ -5,10 +5,12 @@
 
 pub mod apply;
 pub mod devices;
+pub mod docs;
 pub mod import;
 pub mod observe;
 pub mod plan;
 pub mod program;
+pub mod rollout;
 pub mod schema;
 pub mod validate;
 pub mod watch;

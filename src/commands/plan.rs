@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{Color, PlanArgs, PlanFormat};
-use crate::host::plan::{fleet, render as host_render};
+use crate::host::plan::{fleet, render as host_render, rollout_view};
 use crate::plan::render;
 use crate::reconcile::{self, Error};
 
@@ -53,6 +53,15 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
         if !planned.loaded.desired.host_groups.is_empty() {
             out.write_all(fleet::render(&slots, args.format == PlanFormat::Markdown).as_bytes())
                 .map_err(Error::io("writing the plan to stdout"))?;
+        }
+        let rollouts = planned
+            .rollouts(&spec.cache_dir, &args.prune.site.name)
+            .await?;
+        if !rollouts.is_empty() {
+            out.write_all(
+                rollout_view::render(&rollouts, args.format == PlanFormat::Markdown).as_bytes(),
+            )
+            .map_err(Error::io("writing the plan to stdout"))?;
         }
     }
     if let Some(path) = &args.out {

@@ -10,6 +10,7 @@ use super::{Error, Loaded, Needs, SavedPlan, SnapshotFiles};
 use crate::apply::{self, Applied, Reporter};
 use crate::cloud::session::Session;
 use crate::host::plan::fleet::{self, FleetSlot};
+use crate::host::plan::rollout_view::{self, RolloutView};
 use crate::observed::Observed;
 use crate::plan::{self, Plan, PlanInput, PlanSettings, stale};
 use crate::source::RepoSpec;
@@ -57,6 +58,28 @@ impl Planned {
         }
         let targets = super::host::targets_of(&self.loaded, cache_dir);
         fleet::fleet(&self.loaded.desired, &targets, &self.observed.providers)
+    }
+
+    /// The rollouts of the fleet view: each group with a `rollout:` as its hosts reported
+    /// it, with its budget read from Placement. Empty when no group has one.
+    pub async fn rollouts(&self, cache_dir: &Path, site: &str) -> Result<Vec<RolloutView>, Error> {
+        let desired = &self.loaded.desired;
+        let any = desired.host_groups.values().any(|g| {
+            g.spec.rollout.is_some() || g.spec.overrides.iter().any(|o| o.rollout.is_some())
+        });
+        if !any {
+            return Ok(Vec::new());
+        }
+        let targets = super::host::targets_of(&self.loaded, cache_dir);
+        let placement = crate::cloud::placement::Placement::new(&self.session);
+        let budgets = super::rollout::status::budgets(&placement, desired, site).await?;
+        Ok(rollout_view::views(
+            desired,
+            &targets,
+            &self.observed.providers,
+            &budgets,
+            site,
+        ))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod host;
 pub mod import;
 mod load;
 pub mod program;
+pub mod rollout;
 mod saved;
 pub mod watch;
 

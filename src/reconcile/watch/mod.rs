@@ -29,6 +29,7 @@
 //! (through [`super::host`]), the status file and tracing events (one per pass).
 
 pub mod backoff;
+pub mod metrics;
 pub mod schedule;
 pub mod status;
 pub mod triggers;
@@ -44,7 +45,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::host::{self, Drivers, HostOptions};
+use super::host::{self, Drivers, HostMemory, HostOptions};
+use super::rollout::{self, Keeper};
 use super::{Error, Loaded};
 use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
@@ -52,6 +54,7 @@ use crate::host::execute::LogReporter;
 use crate::host::report::status::{HostStatus, SlotState, now};
 use crate::source::{self, RepoSpec};
 use backoff::Backoff;
+pub use metrics::Metrics;
 pub use schedule::{Outcome, Schedule, Timing, Trigger, next_run};
 pub use status::{BackoffEntry, WatchStatus};
 
@@ -113,7 +116,12 @@ pub trait Pass {
 pub struct Agent<C> {
     config: WatchConfig,
     connect: C,
-    session: Option<Session>,
+    session: Option<Arc<Session>>,
+    /// The compute node, the providers read and the rollouts, between passes.
+    memory: HostMemory,
+    /// Renews the rollout units held, once connected.
+    keeper: Option<Keeper>,
+    metrics: Arc<Metrics>,
     loaded: Option<Rc<Loaded>>,
     /// The version of the desired state in `loaded`.
     version: Option<String>,
@@ -140,10 +148,17 @@ where
             .as_ref()
             .map(|p| Backoff::from_status(p, config.backoff_base(), config.max_backoff))
             .unwrap_or_default();
+        let memory = HostMemory::load(&config.options.drivers.state_dir);
+        let metrics = Arc::new(Metrics::new(
+            (config.verify_every * 3).max(Duration::from_secs(60)),
+        ));
         Agent {
             config,
             connect,
             session: None,
+            memory,
+            keeper: None,
+            metrics,
             loaded: None,
             version: None,
             bad_version: None,
@@ -153,6 +168,11 @@ where
             passes: 0,
             stop,
         }
+    }
+
+    /// The agent's metrics, to serve.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Reads the repository again. `Ok(false)`: nothing changed and the trigger only
@@ -198,22 +218,37 @@ where
     async fn pass(&mut self, loaded: &Loaded) -> Result<HostStatus, Error> {
         let drivers: Drivers = host::drivers(loaded, &self.config.options)?;
         if self.session.is_none() {
-            self.session = Some((self.connect)().await?);
+            let session = Arc::new((self.connect)().await?);
+            self.keeper = Some(Keeper::start(
+                session.clone(),
+                self.memory.rollouts.holdings.clone(),
+                self.config.options.site.clone(),
+                self.config.options.host.clone(),
+            ));
+            self.session = Some(session);
         }
-        let Some(session) = self.session.as_ref() else {
+        let Some(session) = self.session.clone() else {
             unreachable!("connected above");
         };
         let wall = SystemTime::now();
         let deferred = self.backoff.deferred(wall);
         let mut options = self.config.options.clone();
         options.deferred.clone_from(&deferred);
-        let observation =
-            host::observe(loaded, &options, &drivers, &Placement::new(session)).await?;
+        let observed = host::observe(
+            loaded,
+            &options,
+            &drivers,
+            &Placement::new(&session),
+            &mut self.memory,
+        )
+        .await;
+        self.metrics.record_requests(u64::from(session.requests()));
+        let observation = observed?;
         for p in &observation.problems {
             warn!(problem = %p, "desired state problem");
         }
         let status = host::execute(
-            session,
+            &session,
             loaded,
             &options,
             &drivers,
@@ -221,8 +256,21 @@ where
             self.previous.as_ref(),
             &self.stop,
             &LogReporter,
+            &self.memory,
         )
         .await;
+        self.metrics.record_requests(u64::from(session.requests()));
+        let waiting = observation
+            .gates
+            .iter()
+            .filter(|(_, (_, g))| matches!(g, crate::host::plan::rollout::Gate::Wait { .. }))
+            .map(|(group, _)| group.clone())
+            .collect();
+        self.metrics.record_rollouts(
+            self.memory.rollouts.units_held().await,
+            &waiting,
+            &rollout::halted(&self.memory.rollouts),
+        );
         self.backoff.record(
             &status,
             &deferred,
@@ -265,7 +313,9 @@ where
             removals: Vec::new(),
         });
         status.finished_at = now();
-        status.error = Some(message);
+        status.error = Some(message.clone());
+        self.metrics
+            .record_failure(&message, self.version.as_deref());
         self.finish(trigger, started, status);
         Outcome::Failed { transient }
     }
@@ -335,6 +385,8 @@ where
         if let Some(e) = &status.error {
             error!(trigger = trigger.name(), error = %e, "pass left a slot offered that its card does not carry");
         }
+        self.metrics
+            .record_pass(&status, self.previous.as_ref(), self.version.as_deref());
         self.finish(trigger, started, status);
         Outcome::Ran {
             backoff_end: self.backoff_end(),
