@@ -10,6 +10,7 @@ mod cloud_observe;
 mod cloud_placement;
 mod examples;
 mod executor;
+mod fleet_rollout;
 mod git_source;
 mod host_agent;
 mod host_cloud;

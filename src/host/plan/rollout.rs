@@ -3,7 +3,7 @@
 //! the group's assignments, the names the rollout's budget has in Placement, and the gate:
 //! from what the fleet's providers and the budget say, whether this host may start
 //! draining and programming now, and if not, why. Pure: no I/O; times are arguments, in
-//! seconds on this host's own clock.
+//! milliseconds on this host's own clock.
 //!
 //! A rollout proceeds in two waves. Wave 1 is the canaries (none by default). Wave 2 is
 //! every other host of the rollout, once every canary has verified the bitstream this host
@@ -328,7 +328,7 @@ pub struct Holder {
 }
 
 /// When this host first saw each holder at its current generation: consumer →
-/// (generation, seconds on this host's clock).
+/// (generation, milliseconds on this host's clock).
 pub type Sightings = BTreeMap<String, (u64, u64)>;
 
 /// The sightings after seeing `holders` at `now`: a holder seen at a new generation (it
@@ -347,13 +347,13 @@ pub fn sight(before: &Sightings, holders: &[Holder], now: u64) -> Sightings {
 }
 
 /// The holders whose unit has not been renewed for `lease_seconds` by this host's clock
-/// (their agent is gone): any host may take those units back, guarded by the consumer
-/// generation it saw. Never `mine`.
+/// (`now`, in milliseconds; their agent is gone): any host may take those units back,
+/// guarded by the consumer generation it saw. Never `mine`.
 pub fn expired(sightings: &Sightings, mine: &str, now: u64, lease_seconds: u64) -> Vec<Holder> {
     sightings
         .iter()
         .filter(|(c, _)| c.as_str() != mine)
-        .filter(|(_, (_, since))| now.saturating_sub(*since) >= lease_seconds)
+        .filter(|(_, (_, since))| now.saturating_sub(*since) >= lease_seconds * 1000)
         .map(|(c, (g, _))| Holder {
             consumer: c.clone(),
             generation: *g,
@@ -415,7 +415,8 @@ pub struct Facts {
     pub verified: BTreeMap<String, BTreeSet<String>>,
     /// The rollout's hosts whose provider is failing one of those bitstreams.
     pub failed: BTreeSet<String>,
-    /// How long ago this host first saw every canary verified (seconds on its clock).
+    /// How long ago this host first saw every canary verified (milliseconds on its
+    /// clock).
     pub canaries_verified_for: Option<u64>,
 }
 
@@ -514,10 +515,11 @@ pub fn gate(policy: &Policy, host: &str, targets: &[String], facts: &Facts) -> G
             ));
         }
         let baked = facts.canaries_verified_for.unwrap_or(0);
-        if baked < policy.min_verified_seconds {
+        if baked < policy.min_verified_seconds * 1000 {
             return wait(format!(
-                "wave 2: the canaries verified {} {baked} s ago; waiting until {} s (min_verified_seconds)",
+                "wave 2: the canaries verified {} {} s ago; waiting until {} s (min_verified_seconds)",
                 names(targets),
+                baked / 1000,
                 policy.min_verified_seconds
             ));
         }
@@ -591,12 +593,14 @@ mod tests {
         );
         f.verified
             .insert("aes-1.1".into(), BTreeSet::from(["C1".to_owned()]));
-        f.canaries_verified_for = Some(10);
+        f.canaries_verified_for = Some(10_500);
         let Gate::Wait { reason, .. } = gate(&p, "h2", &t(), &f) else {
             panic!()
         };
         assert!(reason.contains("10 s ago; waiting until 30 s"), "{reason}");
-        f.canaries_verified_for = Some(30);
+        f.canaries_verified_for = Some(29_999);
+        assert!(matches!(gate(&p, "h2", &t(), &f), Gate::Wait { .. }));
+        f.canaries_verified_for = Some(30_000);
         assert_eq!(gate(&p, "h2", &t(), &f), Gate::Go { wave: 2 });
         f.used = 2;
         let Gate::Wait { reason, halted } = gate(&p, "h2", &t(), &f) else {
@@ -648,16 +652,16 @@ mod tests {
             consumer: "a".into(),
             generation: 3,
         };
-        let s = sight(&Sightings::new(), std::slice::from_ref(&a), 100);
-        let s = sight(&s, std::slice::from_ref(&a), 105);
-        assert!(expired(&s, "me", 109, 10).is_empty());
-        assert_eq!(expired(&s, "me", 110, 10), vec![a.clone()]);
-        assert!(expired(&s, "a", 110, 10).is_empty(), "never mine");
+        let s = sight(&Sightings::new(), std::slice::from_ref(&a), 100_000);
+        let s = sight(&s, std::slice::from_ref(&a), 105_000);
+        assert!(expired(&s, "me", 109_999, 10).is_empty());
+        assert_eq!(expired(&s, "me", 110_000, 10), vec![a.clone()]);
+        assert!(expired(&s, "a", 110_000, 10).is_empty(), "never mine");
         // A renewal (a new generation) starts the clock again.
         let renewed = Holder { generation: 4, ..a };
-        let s = sight(&s, &[renewed], 109);
-        assert!(expired(&s, "me", 118, 10).is_empty());
-        assert!(sight(&s, &[], 120).is_empty());
+        let s = sight(&s, &[renewed], 109_000);
+        assert!(expired(&s, "me", 118_000, 10).is_empty());
+        assert!(sight(&s, &[], 120_000).is_empty());
     }
 
     #[test]

@@ -311,24 +311,11 @@ pub async fn providers_with(
     placement: &Placement<'_>,
     traits: &[String],
 ) -> Result<Vec<String>, CloudError> {
-    #[derive(Deserialize)]
-    struct Providers {
-        resource_providers: Vec<Provider>,
-    }
-    let path = format!(
-        "/resource_providers?required={}",
-        segment(&traits.join(","))
-    );
     match placement
-        .call_at::<Providers>(
-            crate::cloud::placement::MICROVERSION,
-            Method::GET,
-            &path,
-            None,
-        )
+        .providers_matching(&[("required", &traits.join(","))])
         .await
     {
-        Ok(p) => Ok(p.resource_providers.into_iter().map(|p| p.name).collect()),
+        Ok(p) => Ok(p.into_iter().map(|p| p.name).collect()),
         Err(CloudError::Status {
             status: 400,
             message,

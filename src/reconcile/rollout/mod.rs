@@ -34,7 +34,12 @@ use crate::host::plan::rollout::{
     self as gate, CANARY_TRAIT_PREFIX, Facts, Gate, RECORD_TRAIT_PREFIX, Sightings, UnitId, Work,
 };
 use crate::host::report::budget::{self, Renewed, Taken};
-use crate::host::report::status::now;
+/// Milliseconds since the Unix epoch on this host's clock (only ever compared with itself).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 use crate::host::status::{HostStatus, SlotState};
 
 /// A unit of a rollout's budget this host holds.
@@ -50,7 +55,7 @@ pub struct HeldUnit {
     pub generation: u64,
     /// How often it is renewed, in seconds.
     pub renew_every: u64,
-    /// When it was last written (taken or renewed), seconds on this host's clock.
+    /// When it was last written (taken or renewed), milliseconds on this host's clock.
     pub renewed_at: u64,
 }
 
@@ -70,12 +75,15 @@ pub struct Memory {
     /// The units held.
     pub holdings: Holdings,
     /// When this host first saw every canary of a rollout verified, by
-    /// `<rollout>@<revision>`: seconds on its clock.
+    /// `<rollout>@<revision>`: milliseconds on its clock.
     canaries_verified: BTreeMap<String, u64>,
     /// When it first saw each holder of each budget at its consumer generation.
     sightings: BTreeMap<String, Sightings>,
     /// Budget providers found, name → uuid.
     budgets: BTreeMap<String, String>,
+    /// The record each budget provider was seen holding (uuid → key and what it
+    /// resolved): a record does not change once published, so it is read once.
+    records: BTreeMap<String, (String, gate::Resolved)>,
     /// Where it is saved.
     path: Option<PathBuf>,
     /// The gates of the last pass, by host group.
@@ -186,7 +194,7 @@ pub async fn plan(
                             consumer,
                             generation,
                             renew_every: w.policy.renew_every_seconds(),
-                            renewed_at: now(),
+                            renewed_at: now_ms(),
                         },
                     );
                     facts.holding = true;
@@ -227,7 +235,7 @@ async fn facts(
     };
     let unit = &work.unit;
     let policy = &work.policy;
-    let now = now();
+    let now = now_ms();
     let revision = gate::revision(spec, targets);
     let key = gate::record_key(&revision, policy);
     let name = gate::budget_name(pass.site, unit);
@@ -244,38 +252,54 @@ async fn facts(
         None => resolve(placement, spec, unit, policy).await?,
         Some(uuid) => {
             memory.budgets.insert(name.clone(), uuid.clone());
-            let mut b = budget::read(placement, uuid).await?;
-            let resolved = match gate::read_record(&b.traits, b.total) {
-                Some((k, r)) if k == key => r,
-                _ => {
-                    let r = resolve(placement, spec, unit, policy).await?;
-                    if pass.mode == Mode::Act {
-                        let traits = gate::record_traits(&key, &r);
-                        let published = budget::publish(
-                            placement,
-                            uuid,
-                            r.total,
-                            &traits,
-                            &[RECORD_TRAIT_PREFIX, CANARY_TRAIT_PREFIX],
-                        )
-                        .await?;
-                        if published {
-                            info!(group, rollout = %unit.key(), revision, total = r.total, canaries = r.canaries.len(), "published the rollout's record");
-                        }
-                    }
-                    b = budget::read(placement, uuid).await?;
+            let known = memory
+                .records
+                .get(uuid)
+                .filter(|(k, _)| *k == key)
+                .map(|(_, r)| r.clone());
+            let (resolved, holders) = match known {
+                Some(r) => (r, budget::holders(placement, uuid).await?),
+                None => {
+                    let b = budget::read(placement, uuid).await?;
                     match gate::read_record(&b.traits, b.total) {
-                        Some((k, theirs)) if k == key => theirs,
-                        _ => r,
+                        Some((k, r)) if k == key => {
+                            memory.records.insert(uuid.clone(), (k, r.clone()));
+                            (r, b.holders)
+                        }
+                        _ => {
+                            let r = resolve(placement, spec, unit, policy).await?;
+                            if pass.mode == Mode::Act {
+                                let traits = gate::record_traits(&key, &r);
+                                let published = budget::publish(
+                                    placement,
+                                    uuid,
+                                    r.total,
+                                    &traits,
+                                    &[RECORD_TRAIT_PREFIX, CANARY_TRAIT_PREFIX],
+                                )
+                                .await?;
+                                if published {
+                                    info!(group, rollout = %unit.key(), revision, total = r.total, canaries = r.canaries.len(), "published the rollout's record");
+                                }
+                            }
+                            let b = budget::read(placement, uuid).await?;
+                            match gate::read_record(&b.traits, b.total) {
+                                Some((k, theirs)) if k == key => {
+                                    memory.records.insert(uuid.clone(), (k, theirs.clone()));
+                                    (theirs, b.holders)
+                                }
+                                _ => (r, b.holders),
+                            }
+                        }
                     }
                 }
             };
             let sightings = gate::sight(
                 memory.sightings.get(uuid).unwrap_or(&Sightings::new()),
-                &b.holders,
+                &holders,
                 now,
             );
-            let mut holders = b.holders.clone();
+            let mut holders = holders;
             if pass.mode == Mode::Act {
                 for h in gate::expired(&sightings, &mine, now, policy.lease_seconds) {
                     if budget::reclaim(placement, &h, &project(pass.site)).await? {
@@ -442,7 +466,7 @@ impl Keeper {
     pub fn start(session: Arc<Session>, holdings: Holdings, site: String, host: String) -> Keeper {
         let task = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 renew_due(&Placement::new(&session), &holdings, &site, &host).await;
             }
         });
@@ -459,10 +483,10 @@ impl Drop for Keeper {
 /// Renews each unit whose renewal is due.
 async fn renew_due(placement: &Placement<'_>, holdings: &Holdings, site: &str, host: &str) {
     let mut held = holdings.lock().await;
-    let now = now();
+    let now = now_ms();
     let due: Vec<String> = held
         .iter()
-        .filter(|(_, u)| now.saturating_sub(u.renewed_at) >= u.renew_every)
+        .filter(|(_, u)| now.saturating_sub(u.renewed_at) >= u.renew_every * 1000)
         .map(|(g, _)| g.clone())
         .collect();
     for group in due {

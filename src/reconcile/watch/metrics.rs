@@ -8,10 +8,10 @@
 //! | `fpga_sync_passes_total{result}` | counter | passes, `ok` or `failed` (as a whole) |
 //! | `fpga_sync_programs_total{result}` | counter | slots programmed, `verified` or `failed` |
 //! | `fpga_sync_slot_failures_total` | counter | slots that ended a pass failed |
-//! | `fpga_sync_drift_repairs_total` | counter | slots programmed again with the bitstream they were verified with (a card that lost it) |
+//! | `fpga_sync_drift_repairs_total` | counter | slots programmed and verified again with the bitstream they were verified with (a card that lost it) |
 //! | `fpga_sync_slots{state}` | gauge | slots by state after the last pass |
 //! | `fpga_sync_last_success_timestamp_seconds` | gauge | when the last pass that did not fail ended |
-//! | `fpga_sync_behind_head_seconds` | gauge | how long the repository's head has been seen without every slot verified on it (0: converged) |
+//! | `fpga_sync_behind_head_seconds` | gauge | how long this host has not had every slot verified on the repository's head: since it first saw the head, or since a slot stopped being verified (0: converged) |
 //! | `fpga_sync_rollout_units_held` | gauge | units of rollout budgets this host holds |
 //! | `fpga_sync_rollout_halted{group}` | gauge | 1 while this host's rollout of the group is halted on failures |
 //! | `fpga_sync_rollout_waiting{group}` | gauge | 1 while this host waits for its turn in the group's rollout |
@@ -191,9 +191,9 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Records a pass that ran: its slots, what it programmed (a slot programmed with the
-    /// bitstream `previous` had verified there is a drift repair), whether it failed as a
-    /// whole, and whether every slot is verified on `head`.
+    /// Records a pass that ran: its slots, what it programmed (a slot programmed and
+    /// verified with the bitstream `previous` had verified there is a drift repair),
+    /// whether it failed as a whole, and whether every slot is verified on `head`.
     pub fn record_pass(
         &self,
         status: &HostStatus,
@@ -236,7 +236,7 @@ impl Metrics {
                     o.slot == s.slot && o.state == SlotState::Verified && o.bitstream == s.bitstream
                 })
             });
-            if was_verified {
+            if was_verified && s.state == SlotState::Verified {
                 self.drift_repairs.inc();
             }
         }
@@ -252,6 +252,8 @@ impl Metrics {
         self.note_head(&mut health, head, now);
         if converged {
             health.behind_since = None;
+        } else if health.behind_since.is_none() {
+            health.behind_since = Some(now);
         }
         health.last = Some((now, status.error.clone()));
     }
@@ -270,13 +272,11 @@ impl Metrics {
         health.last = Some((now, Some(error.to_owned())));
     }
 
+    /// A head not seen before: behind it from now until every slot is verified on it.
     fn note_head(&self, health: &mut Health, head: Option<&str>, now: SystemTime) {
         let Some(head) = head else { return };
         if health.head.as_deref() != Some(head) {
             health.head = Some(head.to_owned());
-            health.behind_since = Some(now);
-        }
-        if health.behind_since.is_none() && health.last.is_none() {
             health.behind_since = Some(now);
         }
     }

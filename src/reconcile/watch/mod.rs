@@ -132,6 +132,8 @@ pub struct Agent<C> {
     previous: Option<HostStatus>,
     backoff: Backoff,
     passes: u64,
+    /// Cloud requests the last pass sent (the rollout units' renewals included).
+    requests: u32,
     stop: Arc<AtomicBool>,
 }
 
@@ -166,6 +168,7 @@ where
             previous,
             backoff,
             passes: 0,
+            requests: 0,
             stop,
         }
     }
@@ -230,6 +233,7 @@ where
         let Some(session) = self.session.clone() else {
             unreachable!("connected above");
         };
+        let before = session.requests();
         let wall = SystemTime::now();
         let deferred = self.backoff.deferred(wall);
         let mut options = self.config.options.clone();
@@ -260,6 +264,7 @@ where
         )
         .await;
         self.metrics.record_requests(u64::from(session.requests()));
+        self.requests = session.requests().saturating_sub(before);
         let waiting = observation
             .gates
             .iter()
@@ -380,6 +385,7 @@ where
             blocked = count(SlotState::Blocked),
             pending = count(SlotState::Pending),
             removals = status.removals.len(),
+            cloud_requests = self.requests,
             "pass finished"
         );
         if let Some(e) = &status.error {

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 pub mod cloud;
 pub mod fake_host;
 pub mod faulty;
+pub mod fleet;
 pub mod host_site;
 
 /// A temporary site repository.

@@ -1,0 +1,350 @@
+//! Staged rollouts on a simulated fleet (`support::fleet`: real `watch` agents, `sim`
+//! backend, the local cloud), with Placement sampled while they run:
+//!
+//! - 12 hosts, `max_unavailable: 2`, 2 canaries, a bake time: a commit reaches every
+//!   host, never more than 2 hosts have drained slots or hold units at once, the
+//!   canaries go first and the others wait for them and the bake time; a bitstream that
+//!   fails on the canaries halts the rollout with every other host untouched and still
+//!   offering the old function; a revert restores the canaries; `paused: true` stops a
+//!   rollout mid-way and removing it resumes it.
+//! - A host killed while it holds the only unit stops the others for the lease
+//!   (`lease_seconds`) and one pass at most: another host takes the unit back.
+//!
+//! The agents run with `--verify-every 1`; programs are made slow (`sim`'s `slow`
+//! fault) where the sampler must see drained slots.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use fpga_sync::host::discover::backends::sim::Fault;
+use fpga_sync::host::status::SlotState;
+
+use crate::support::fleet::{Fleet, Sample, first};
+
+const AGENT: [&str; 8] = [
+    "--verify-every",
+    "1",
+    "--debounce",
+    "200",
+    "--max-backoff",
+    "3",
+    "--poll",
+    "1",
+];
+
+fn max_drained(samples: &[Sample]) -> usize {
+    samples.iter().map(|s| s.drained.len()).max().unwrap_or(0)
+}
+
+fn max_holders(samples: &[Sample]) -> usize {
+    samples.iter().map(|s| s.holders.len()).max().unwrap_or(0)
+}
+
+/// `rollout status --format json`'s rollouts.
+fn rollout_status(fleet: &Fleet) -> serde_json::Value {
+    let out = fleet
+        .command(&["rollout", "status", "--dir", "state", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    value["rollouts"][0].clone()
+}
+
+fn names(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_of_12_hosts_keeps_to_its_budget_canaries_first_halts_on_failure_and_pauses() {
+    let started = Instant::now();
+    let bake = 3;
+    let mut fleet = Fleet::new(
+        12,
+        1,
+        &format!(
+            "  max_unavailable: 2\n  canary: 2\n  min_verified_seconds: {bake}\n  max_failures: 1\n  lease_seconds: 10\n"
+        ),
+    )
+    .await;
+    fleet.start_all(&AGENT);
+    fleet.wait(90, "v1 verified", |i| fleet.verified(i, "v1"));
+    eprintln!("phase v1 done at {:?}", started.elapsed());
+    let canaries: BTreeSet<String> = fleet.hosts[..2].iter().map(|h| h.name.clone()).collect();
+
+    // v2, every program taking 1 s so the sampler sees each drained slot.
+    for i in 0..12 {
+        fleet.fault(i, Fault::Slow, "1000");
+    }
+    let sampler = fleet.sampler(Duration::from_millis(300), &["v2"]);
+    fleet.assign("v2");
+    fleet.wait(180, "v2 verified", |i| fleet.verified(i, "v2"));
+    eprintln!("phase v2 done at {:?}", started.elapsed());
+    let samples = sampler.finish();
+    assert!(samples.len() > 10, "{} samples", samples.len());
+    assert!(
+        max_drained(&samples) <= 2,
+        "{:#?}",
+        samples
+            .iter()
+            .filter(|s| s.drained.len() > 2)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        max_holders(&samples) <= 2,
+        "{:#?}",
+        samples
+            .iter()
+            .filter(|s| s.holders.len() > 2)
+            .collect::<Vec<_>>()
+    );
+    let ever: BTreeSet<&String> = samples.iter().flat_map(|s| &s.drained).collect();
+    assert_eq!(ever.len(), 12, "every host was seen drained: {ever:?}");
+    // The canaries first: nobody else drained before both verified v2 and the bake time.
+    let baked = first(&samples, |s| canaries.is_subset(&s.verified["v2"]))
+        .expect("the canaries verified v2")
+        .at;
+    for s in samples
+        .iter()
+        .filter(|s| s.at + Duration::from_millis(300) < baked + Duration::from_secs(bake))
+    {
+        assert!(
+            s.drained.is_subset(&canaries),
+            "at {:?} (canaries verified at {baked:?}): {:?}",
+            s.at,
+            s.drained
+        );
+    }
+    let others_first = first(&samples, |s| !s.drained.is_subset(&canaries))
+        .unwrap()
+        .at;
+    assert!(others_first >= baked, "{others_first:?} < {baked:?}");
+    let status = rollout_status(&fleet);
+    assert_eq!(names(&status["verified"]).len(), 12, "{status:#}");
+    assert_eq!(status["wave"], 0, "{status:#}");
+    assert_eq!(
+        names(&status["canaries"]),
+        canaries.iter().cloned().collect::<Vec<_>>()
+    );
+
+    eprintln!("phase v2 checks done at {:?}", started.elapsed());
+    // v3 fails to program everywhere; the canaries try it first and the rollout halts.
+    let v3 = fleet.afu_id("v3").to_string();
+    for i in 0..12 {
+        fleet.clear_fault(i, Fault::Slow);
+        fleet.fault(i, Fault::ProgramFails, &v3);
+    }
+    fleet.assign("v3");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(0..2).any(|i| {
+        fleet.hosts[i]
+            .status()
+            .is_some_and(|s| s.status.slots.iter().any(|x| x.state == SlotState::Failed))
+    }) {
+        assert!(Instant::now() < deadline, "{}", fleet.report());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Longer than the bake time and several passes: the others stay on v2.
+    std::thread::sleep(Duration::from_secs(bake + 4));
+    for (i, h) in fleet.hosts.iter().enumerate().skip(2) {
+        assert_eq!(h.calls_with(&fleet.afu_sha("v3")), 0, "{} tried v3", h.name);
+        let s = h.status().unwrap();
+        let slot = &s.status.slots[0];
+        assert_eq!(slot.state, SlotState::Waiting, "{i}: {slot:?}");
+        assert!(slot.message.contains("halted: "), "{}", slot.message);
+        assert!(
+            slot.message.contains(&format!(
+                "carries `{}` and keeps offering it",
+                fleet.bitstream("v2")
+            )),
+            "{}",
+            slot.message
+        );
+    }
+    let sampler = fleet.sampler(Duration::from_millis(100), &["v2"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let now = sampler.finish();
+    let last = now.last().unwrap();
+    let others: BTreeSet<String> = fleet.hosts[2..].iter().map(|h| h.name.clone()).collect();
+    assert!(
+        others.is_subset(&last.verified["v2"]),
+        "still offering v2: {last:?}"
+    );
+    assert!(last.drained.is_subset(&canaries), "{last:?}");
+    // One canary failing halts it (max_failures 1); the other may have started first.
+    let status = rollout_status(&fleet);
+    let failed: BTreeSet<String> = names(&status["failed"]).into_iter().collect();
+    assert!(
+        !failed.is_empty() && failed.is_subset(&canaries),
+        "{status:#}"
+    );
+    assert!(
+        status["halted"]
+            .as_str()
+            .is_some_and(|h| h.contains("failure")),
+        "{status:#}"
+    );
+
+    eprintln!("phase v3 done at {:?}", started.elapsed());
+    // A revert: the canaries offer v2 again and give their units back.
+    fleet.assign("v2");
+    fleet.wait(60, "v2 verified again", |i| fleet.verified(i, "v2"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = rollout_status(&fleet);
+        if status["failed"].as_array().unwrap().is_empty() && status["budget"][0] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    eprintln!("phase revert done at {:?}", started.elapsed());
+    // v4, paused once the first host after the canaries verified it, resumed later.
+    for i in 0..12 {
+        fleet.fault(i, Fault::Slow, "1500");
+    }
+    fleet.assign("v4");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(2..12).any(|i| fleet.verified(i, "v4")) {
+        assert!(Instant::now() < deadline, "{}", fleet.report());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fleet.set_rollout(&format!(
+        "  max_unavailable: 2\n  canary: 2\n  min_verified_seconds: {bake}\n  max_failures: 1\n  lease_seconds: 10\n  paused: true\n"
+    ));
+    // The hosts under way finish; then nothing moves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = rollout_status(&fleet);
+        if status["paused"] == true && status["budget"][0] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("phase paused at {:?}", started.elapsed());
+    let calls =
+        |f: &Fleet| -> usize { f.hosts.iter().map(|h| h.calls_with(&f.afu_sha("v4"))).sum() };
+    let before = calls(&fleet);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        calls(&fleet),
+        before,
+        "a host started while paused:\n{}",
+        fleet.report()
+    );
+    let verified = (0..12).filter(|i| fleet.verified(*i, "v4")).count();
+    assert!(
+        (3..12).contains(&verified),
+        "paused mid-way: {verified} of 12 on v4"
+    );
+    let waiting = fleet.hosts.iter().filter_map(|h| h.status()).filter(|s| {
+        s.status
+            .slots
+            .iter()
+            .any(|x| x.state == SlotState::Waiting && x.message.contains("paused"))
+    });
+    assert_eq!(waiting.count(), 12 - verified, "{}", fleet.report());
+    fleet.set_rollout(&format!(
+        "  max_unavailable: 2\n  canary: 2\n  min_verified_seconds: {bake}\n  max_failures: 1\n  lease_seconds: 10\n"
+    ));
+    fleet.wait(180, "v4 verified after the pause", |i| {
+        fleet.verified(i, "v4")
+    });
+    fleet.stop_all();
+    eprintln!("12-host rollout test took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_killed_holding_the_only_unit_stops_the_others_for_the_lease_at_most() {
+    let lease = 6;
+    let mut fleet = Fleet::new(
+        4,
+        1,
+        &format!("  max_unavailable: 1\n  lease_seconds: {lease}\n"),
+    )
+    .await;
+    fleet.start_all(&AGENT);
+    fleet.wait(90, "v1 verified", |i| fleet.verified(i, "v1"));
+    // Whoever takes the unit first holds it for a minute.
+    for i in 0..4 {
+        fleet.fault(i, Fault::Slow, "60000");
+    }
+    let sampler = fleet.sampler(Duration::from_millis(200), &[]);
+    fleet.assign("v2");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Killed once its slot is drained (it takes the unit first, then drains).
+    let holder = loop {
+        if let Some(h) = sampler
+            .samples()
+            .last()
+            .and_then(|s| s.holders.intersection(&s.drained).next().cloned())
+        {
+            break h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody took the unit:\n{}",
+            fleet.report()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dead = fleet.hosts.iter().position(|h| h.name == holder).unwrap();
+    fleet.kill(dead);
+    let killed = sampler.started.elapsed();
+    for i in (0..4).filter(|i| *i != dead) {
+        fleet.clear_fault(i, Fault::Slow);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let next = loop {
+        if let Some(s) = first(&sampler.samples(), |s| {
+            s.at > killed && s.holders.iter().any(|h| *h != holder)
+        }) {
+            break s.at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nobody took the unit back:\n{}",
+            fleet.report()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stopped = next - killed;
+    // Not before the lease ran out (less the renewal interval, a fifth of it), and within
+    // the documented reclaim time: the lease and one pass (1 s), with slack for a loaded
+    // machine.
+    assert!(
+        stopped >= Duration::from_millis(lease * 1000 * 4 / 5 - 500),
+        "{stopped:?}"
+    );
+    assert!(stopped <= Duration::from_secs(lease + 1 + 8), "{stopped:?}");
+    eprintln!("the killed holder stopped the others for {stopped:?} (lease {lease} s)");
+    fleet.wait(90, "v2 verified, but the dead host", |i| {
+        i == dead || fleet.verified(i, "v2")
+    });
+    let samples = sampler.finish();
+    assert!(max_holders(&samples) <= 1);
+    // Its card never got v2; it offers nothing meanwhile. Restarted, it catches up.
+    assert!(!fleet.verified(dead, "v2"));
+    assert!(
+        samples.last().unwrap().drained.contains(&holder),
+        "{:?}\n{}\n{}",
+        samples.last(),
+        fleet.report(),
+        fleet.hosts[dead].log()
+    );
+    fleet.clear_fault(dead, Fault::Slow);
+    fleet.start(dead, &AGENT);
+    fleet.wait(60, "v2 verified", |i| fleet.verified(i, "v2"));
+    fleet.stop_all();
+}
