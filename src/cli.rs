@@ -149,13 +149,13 @@ pub struct ManArgs {
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// A local git checkout or folder, or a remote git URL (`https://`, `file://`).
-    #[arg(long, default_value = ".", value_name = "PATH|URL")]
+    #[arg(long, env = "FPGA_SYNC_REPO", default_value = ".", value_name = "PATH|URL")]
     pub repo: String,
     /// The branch, tag or commit to read (default: HEAD, or the remote's default branch).
-    #[arg(long = "ref", value_name = "REF")]
+    #[arg(long = "ref", env = "FPGA_SYNC_REF", value_name = "REF")]
     pub reference: Option<String>,
     /// The sub-folder of the repository that holds the desired state.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "FPGA_SYNC_DIR", value_name = "DIR")]
     pub dir: Option<String>,
     /// Read the files of the work tree, uncommitted edits included, instead of a commit.
     #[arg(long, conflicts_with = "reference")]
@@ -281,7 +281,12 @@ pub struct DriverArgs {
     )]
     pub xbutil: PathBuf,
     /// Seconds a program call may take before the tool is killed.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_PROGRAM_TIMEOUT",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
     pub program_timeout: u64,
 }
 
@@ -392,31 +397,46 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub site: SiteArgs,
     /// How often a remote repository is fetched, in seconds (plus up to 20% jitter).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(long, env = "FPGA_SYNC_POLL", default_value_t = 60, value_name = "SECONDS")]
     pub poll: u64,
     /// How long a local checkout must be quiet after a change before reconciling, in ms.
-    #[arg(long, default_value_t = 500, value_name = "MS")]
+    #[arg(long, env = "FPGA_SYNC_DEBOUNCE", default_value_t = 500, value_name = "MS")]
     pub debounce: u64,
     /// How often the cards are read back to catch drift (power cycle, driver reload), in
     /// seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_VERIFY_EVERY",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
     pub verify_every: u64,
     /// A full reconcile at least this often, in seconds.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_RESYNC_EVERY",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
     pub resync_every: u64,
     /// The longest backoff of a failing device, in seconds. A device that fails is
     /// retried after min(10 s, `--verify-every`), then twice as long each time up to this;
     /// a repository change retries it at once.
-    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_MAX_BACKOFF",
+        default_value_t = 900,
+        value_name = "SECONDS"
+    )]
     pub max_backoff: u64,
     /// Program devices that are in use.
     #[arg(long)]
     pub force: bool,
     /// Log lines as `text` or `json`.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "FPGA_SYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// The status file (default: `<state-dir>/status.json`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "FPGA_SYNC_STATUS_FILE", value_name = "FILE")]
     pub status_file: Option<PathBuf>,
     /// Where to serve Prometheus metrics (`/metrics`) and the health check (`/healthz`):
     /// an address and port, or `none`.

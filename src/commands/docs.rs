@@ -2,6 +2,8 @@
 //! (`clap_complete`) and the manual pages (`clap_mangen`), generated from the command
 //! line's own definition, so they cannot drift from it. I/O: stdout, the pages' folder.
 
+use std::io::Write;
+
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
@@ -9,13 +11,10 @@ use crate::cli::{Cli, CompletionsArgs, ManArgs};
 /// Prints the completion script of a shell.
 pub fn completions(args: &CompletionsArgs) -> std::io::Result<()> {
     let mut command = Cli::command();
-    clap_complete::generate(
-        args.shell,
-        &mut command,
-        "fpga-sync",
-        &mut std::io::stdout().lock(),
-    );
-    Ok(())
+    // Into memory first: the generator panics on a write error (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "fpga-sync", &mut script);
+    std::io::stdout().lock().write_all(&script)
 }
 
 /// Prints `fpga-sync.1`, or writes every page into `--dir`.

@@ -781,3 +781,38 @@ async fn metrics_count_passes_programs_drift_repairs_and_failures_and_an_idle_pa
     let (code, log) = watch.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+#[test]
+fn every_option_of_the_agent_can_live_in_its_configuration_file() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let site = runtime.block_on(HostSite::new());
+    let agent = site.state.path().join("agent");
+    let conf = site.state.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# written by the test\nFPGA_SYNC_HOST={host}\nFPGA_SYNC_REPO={repo}\nFPGA_SYNC_DIR=state\nFPGA_SYNC_STATE_DIR={agent}\nFPGA_SYNC_SIM_ROOT={sim}\nFPGA_SYNC_STATUS_FILE={status}\nFPGA_SYNC_VERIFY_EVERY=1\nFPGA_SYNC_LOG_FORMAT=json\nFPGA_SYNC_METRICS_ADDRESS=none\nOS_CLOUD='{NOAUTH}'\n",
+            host = site.host,
+            repo = site.site.path().display(),
+            agent = agent.display(),
+            sim = site.sim().display(),
+            status = site.status_file().display(),
+        ),
+    )
+    .unwrap();
+    let out = site
+        .command(&["watch", "--config", conf.to_str().unwrap(), "--max-runs", "2"])
+        .env_remove("OS_CLOUD")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let status = site.status().expect("the status file the configuration names");
+    assert!(verified(&status, &site.v1()), "{status:#?}");
+    assert_eq!(status.passes, 2);
+    // JSON lines, from the file's FPGA_SYNC_LOG_FORMAT.
+    assert!(
+        log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{log}"
+    );
+}

@@ -22,6 +22,7 @@ mod host_watch;
 mod hostile_input;
 mod import;
 mod layering;
+mod package;
 mod plan_apply;
 mod planner;
 mod saved_plans;
