@@ -149,7 +149,12 @@ pub struct ManArgs {
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// A local git checkout or folder, or a remote git URL (`https://`, `file://`).
-    #[arg(long, env = "FPGA_SYNC_REPO", default_value = ".", value_name = "PATH|URL")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_REPO",
+        default_value = ".",
+        value_name = "PATH|URL"
+    )]
     pub repo: String,
     /// The branch, tag or commit to read (default: HEAD, or the remote's default branch).
     #[arg(long = "ref", env = "FPGA_SYNC_REF", value_name = "REF")]
@@ -397,10 +402,20 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub site: SiteArgs,
     /// How often a remote repository is fetched, in seconds (plus up to 20% jitter).
-    #[arg(long, env = "FPGA_SYNC_POLL", default_value_t = 60, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_POLL",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
     pub poll: u64,
     /// How long a local checkout must be quiet after a change before reconciling, in ms.
-    #[arg(long, env = "FPGA_SYNC_DEBOUNCE", default_value_t = 500, value_name = "MS")]
+    #[arg(
+        long,
+        env = "FPGA_SYNC_DEBOUNCE",
+        default_value_t = 500,
+        value_name = "MS"
+    )]
     pub debounce: u64,
     /// How often the cards are read back to catch drift (power cycle, driver reload), in
     /// seconds.

@@ -17,14 +17,63 @@ pub fn completions(args: &CompletionsArgs) -> std::io::Result<()> {
     std::io::stdout().lock().write_all(&script)
 }
 
-/// Prints `fpga-sync.1`, or writes every page into `--dir`.
+/// Prints `fpga-sync.1`, or writes every page into `--dir`: `fpga-sync.1` and
+/// `fpga-sync-<command>.1` for each command.
 pub fn man(args: &ManArgs) -> std::io::Result<()> {
-    let command = Cli::command();
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
     match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;
-            clap_mangen::generate_to(command, dir)
+            write_pages(&command, dir)
         }
-        None => clap_mangen::Man::new(command).render(&mut std::io::stdout().lock()),
+        None => {
+            let mut page = Vec::new();
+            render(&command, &mut page)?;
+            std::io::stdout().lock().write_all(&page)
+        }
     }
+}
+
+fn write_pages(command: &clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub, dir)?;
+    }
+    let name = command
+        .get_display_name()
+        .unwrap_or_else(|| command.get_name());
+    let mut page = Vec::new();
+    render(command, &mut page)?;
+    std::fs::write(dir.join(format!("{name}.1")), page)
+}
+
+/// clap_mangen's page, with an ENVIRONMENT section naming the variable of each option
+/// that has one (what the agent's configuration file sets).
+fn render(command: &clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
+    clap_mangen::Man::new(command.clone()).render(out)?;
+    let vars: Vec<(String, String)> = command
+        .get_arguments()
+        .filter(|a| !a.is_hide_set())
+        .filter_map(|a| {
+            let var = a.get_env()?.to_string_lossy().into_owned();
+            Some((
+                var,
+                a.get_long().map_or(String::new(), |l| format!("--{l}")),
+            ))
+        })
+        .collect();
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let roff = |t: &str| t.replace('\\', "\\\\").replace('-', "\\-");
+    writeln!(out, ".SH ENVIRONMENT")?;
+    for (var, long) in vars {
+        writeln!(
+            out,
+            ".TP\n\\fB{}\\fR\nthe value of \\fB{}\\fR",
+            roff(&var),
+            roff(&long)
+        )?;
+    }
+    Ok(())
 }

@@ -178,7 +178,11 @@ fn completions_and_man_pages_come_from_the_command_line_itself() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let watch = std::fs::read_to_string(dir.path().join("fpga-sync-watch.1")).unwrap();
     assert!(watch.contains("FPGA_SYNC_VERIFY_EVERY"), "{watch}");
-    for page in ["fpga-sync.1", "fpga-sync-rollout-status.1", "fpga-sync-plan.1"] {
+    for page in [
+        "fpga-sync.1",
+        "fpga-sync-rollout-status.1",
+        "fpga-sync-plan.1",
+    ] {
         assert!(dir.path().join(page).exists(), "{page}");
     }
 }
@@ -197,7 +201,8 @@ fn an_agent_configuration_file_with_a_typo_is_refused_with_its_line() {
         "error: agent.conf:3: no option reads `FPGA_SYNC_VERIFY_EVRY`\n  help: did you mean `FPGA_SYNC_VERIFY_EVERY`?\n"
     );
     // The packaged default: every key an option reads; `--help` runs through it.
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systemd/agent.conf");
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systemd/agent.conf");
     let out = site.run(&["watch", "--config", shipped.to_str().unwrap(), "--help"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -801,18 +801,27 @@ fn every_option_of_the_agent_can_live_in_its_configuration_file() {
     )
     .unwrap();
     let out = site
-        .command(&["watch", "--config", conf.to_str().unwrap(), "--max-runs", "2"])
+        .command(&[
+            "watch",
+            "--config",
+            conf.to_str().unwrap(),
+            "--max-runs",
+            "2",
+        ])
         .env_remove("OS_CLOUD")
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{log}");
-    let status = site.status().expect("the status file the configuration names");
+    let status = site
+        .status()
+        .expect("the status file the configuration names");
     assert!(verified(&status, &site.v1()), "{status:#?}");
     assert_eq!(status.passes, 2);
     // JSON lines, from the file's FPGA_SYNC_LOG_FORMAT.
     assert!(
-        log.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "{log}"
     );
 }

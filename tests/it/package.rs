@@ -58,9 +58,15 @@ fn the_debian_package_builds_installs_and_runs() {
         "./usr/share/zsh/vendor-completions/_fpga-sync",
         "./usr/share/fish/vendor_completions.d/fpga-sync.fish",
     ] {
-        assert!(contents.contains(path), "{path} is not in the package:\n{contents}");
+        assert!(
+            contents.contains(path),
+            "{path} is not in the package:\n{contents}"
+        );
     }
-    let conffiles = run(Command::new("dpkg-deb").arg("--info").arg(&deb).arg("conffiles"));
+    let conffiles = run(Command::new("dpkg-deb")
+        .arg("--info")
+        .arg(&deb)
+        .arg("conffiles"));
     assert_eq!(conffiles.trim(), "/etc/fpga-sync/agent.conf");
 
     // Installed into a scratch root.
@@ -80,27 +86,41 @@ fn the_debian_package_builds_installs_and_runs() {
     assert!(status.contains("Status: install ok installed"), "{status}");
     let bin = root.path().join("usr/bin/fpga-sync");
     let version = run(&mut Command::new(&bin).arg("--version"));
-    assert_eq!(version.trim(), format!("fpga-sync {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.trim(),
+        format!("fpga-sync {}", env!("CARGO_PKG_VERSION"))
+    );
     let valid = run(Command::new(&bin)
         .args(["validate", "--worktree", "--repo"])
         .arg(manifest.join("examples")));
     assert!(valid.contains("valid"), "{valid}");
     // The configuration file the unit reads, accepted by the binary it runs.
-    let unit =
-        std::fs::read_to_string(root.path().join("lib/systemd/system/fpga-sync-watch.service"))
-            .unwrap();
-    assert!(unit.contains("EnvironmentFile=/etc/fpga-sync/agent.conf"), "{unit}");
-    assert!(unit.contains("ExecStart=/usr/bin/fpga-sync watch"), "{unit}");
+    let unit = std::fs::read_to_string(
+        root.path()
+            .join("lib/systemd/system/fpga-sync-watch.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains("EnvironmentFile=/etc/fpga-sync/agent.conf"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("ExecStart=/usr/bin/fpga-sync watch"),
+        "{unit}"
+    );
     let conf = root.path().join("etc/fpga-sync/agent.conf");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let help = run(Command::new(&bin).args(["watch", "--config"]).arg(&conf).arg("--help"));
+    let help = run(Command::new(&bin)
+        .args(["watch", "--config"])
+        .arg(&conf)
+        .arg("--help"));
     assert!(help.contains("FPGA_SYNC_METRICS_ADDRESS"), "{help}");
-    let man = std::fs::metadata(root.path().join("usr/share/man/man1/fpga-sync-watch.1.gz"))
-        .unwrap();
+    let man =
+        std::fs::metadata(root.path().join("usr/share/man/man1/fpga-sync-watch.1.gz")).unwrap();
     assert!(man.len() > 500);
 
     // Removed, the configuration stays (a conffile) until purged.
