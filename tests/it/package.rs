@@ -85,7 +85,7 @@ fn the_debian_package_builds_installs_and_runs() {
     let status = run(dpkg().args(["-s", "fpga-sync"]));
     assert!(status.contains("Status: install ok installed"), "{status}");
     let bin = root.path().join("usr/bin/fpga-sync");
-    let version = run(&mut Command::new(&bin).arg("--version"));
+    let version = run(Command::new(&bin).arg("--version"));
     assert_eq!(
         version.trim(),
         format!("fpga-sync {}", env!("CARGO_PKG_VERSION"))
