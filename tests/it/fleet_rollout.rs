@@ -348,3 +348,84 @@ async fn a_host_killed_holding_the_only_unit_stops_the_others_for_the_lease_at_m
     fleet.wait(60, "v2 verified", |i| fleet.verified(i, "v2"));
     fleet.stop_all();
 }
+
+/// The `cloud_requests` of every `pass finished` event of host `i` since its log had
+/// `from` bytes, for the passes that programmed nothing.
+fn idle_requests(fleet: &Fleet, i: usize, from: usize) -> Vec<u64> {
+    let log = fleet.hosts[i].log();
+    log.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["message"] == "pass finished" && e["programmed"] == 0)
+        .filter_map(|e| e["cloud_requests"].as_u64())
+        .collect()
+}
+
+fn placement_log_lines() -> usize {
+    let log = crate::support::cloud::local_cloud()
+        .state
+        .join("noauth-placement/access.log");
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+}
+
+/// The fleet benchmark (`bench/fleet/run.sh`): `FLEET_HOSTS` agents (50) with
+/// `FLEET_DEVICES` cards each (2), `max_unavailable: 10%`, `--verify-every FLEET_VERIFY`
+/// (5); prints the time from the commit to every host verified, the most hosts drained
+/// at once, and the Placement requests per host per idle pass (from the agents' logs and
+/// from Placement's access log).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark, not a test: bench/fleet/run.sh runs it"]
+async fn fleet_benchmark() {
+    let var = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (n, devices, verify) = (var("FLEET_HOSTS", 50), var("FLEET_DEVICES", 2), var("FLEET_VERIFY", 5));
+    let verify_s = verify.to_string();
+    let args = [
+        "--verify-every",
+        &verify_s,
+        "--poll",
+        "5",
+        "--max-backoff",
+        "30",
+        "--log-format",
+        "json",
+    ];
+    let t = Instant::now();
+    let mut fleet = Fleet::new(n, devices, "  max_unavailable: \"10%\"\n  lease_seconds: 120\n").await;
+    eprintln!("fleet of {n} hosts x {devices} cards set up in {:?}", t.elapsed());
+    let t = Instant::now();
+    fleet.start_all(&args);
+    fleet.wait(1800, "v1 verified", |i| fleet.verified(i, "v1"));
+    eprintln!("all {n} agents started and verified v1 in {:?}", t.elapsed());
+
+    // Idle: nothing changes anywhere for a while.
+    std::thread::sleep(Duration::from_secs(2 * verify as u64));
+    let marks: Vec<usize> = fleet.hosts.iter().map(|h| h.log().len()).collect();
+    let placement_before = placement_log_lines();
+    let window = Duration::from_secs(6 * verify as u64);
+    std::thread::sleep(window);
+    let placement_after = placement_log_lines();
+    let idle: Vec<u64> = (0..n).flat_map(|i| idle_requests(&fleet, i, marks[i])).collect();
+    let passes = idle.len().max(1);
+    eprintln!(
+        "idle passes: {passes} in {window:?}; Placement requests per host per idle pass: mean {:.2}, max {} (agents' count); access log: {} requests = {:.2} per pass",
+        idle.iter().sum::<u64>() as f64 / passes as f64,
+        idle.iter().max().unwrap_or(&0),
+        placement_after - placement_before,
+        (placement_after - placement_before) as f64 / passes as f64
+    );
+
+    let sampler = fleet.sampler(Duration::from_millis(1000), &[]);
+    let t = Instant::now();
+    fleet.assign("v2");
+    fleet.wait(3600, "v2 verified", |i| fleet.verified(i, "v2"));
+    let took = t.elapsed();
+    let samples = sampler.finish();
+    eprintln!(
+        "commit -> all {n} hosts x {devices} cards verified: {took:?}; at most {} hosts drained and {} units held at once (budget {})",
+        max_drained(&samples),
+        max_holders(&samples),
+        (n / 10).max(1)
+    );
+    fleet.stop_all();
+}

@@ -319,9 +319,12 @@ impl Fleet {
         commit_all(&self.git, "state", message);
     }
 
-    /// The binary with the local cloud's environment, run in the site folder.
+    /// The binary (`FPGA_SYNC_BIN`, for a release build in benchmarks, else the tests')
+    /// with the local cloud's environment, run in the site folder.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fpga-sync"));
+        let bin = std::env::var("FPGA_SYNC_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fpga-sync").to_owned());
+        let mut command = Command::new(bin);
         command
             .args(args)
             .current_dir(self.site.path())
