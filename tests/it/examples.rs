@@ -99,16 +99,30 @@ fn the_dashboard_and_alert_rules_use_the_metrics_the_agent_serves() {
         &fpga_sync::text::SourceText::new("alerts.yml", alerts.as_str()),
         fpga_sync::yaml::Limits::default(),
     );
-    assert!(errors.is_empty() && docs.len() == 1, "alerts.yml: {errors:?}");
+    assert!(
+        errors.is_empty() && docs.len() == 1,
+        "alerts.yml: {errors:?}"
+    );
     let (rules, _) = fpga_sync::yaml::to_json(&docs[0]);
     let rules = &rules["groups"][0]["rules"];
-    for alert in ["FpgaSyncSlotFailed", "FpgaSyncHostBehindHead", "FpgaSyncRolloutHalted"] {
+    for alert in [
+        "FpgaSyncSlotFailed",
+        "FpgaSyncHostBehindHead",
+        "FpgaSyncRolloutHalted",
+    ] {
         assert!(
-            rules.as_array().unwrap().iter().any(|r| r["alert"] == alert && r["expr"].is_string()),
+            rules
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["alert"] == alert && r["expr"].is_string()),
             "{alert} in {rules}"
         );
     }
-    for (file, text) in [("grafana-dashboard.json", &dashboard), ("alerts.yml", &alerts)] {
+    for (file, text) in [
+        ("grafana-dashboard.json", &dashboard),
+        ("alerts.yml", &alerts),
+    ] {
         let mut used = Vec::new();
         let mut rest = text.as_str();
         while let Some(i) = rest.find("fpga_sync_") {
@@ -122,7 +136,10 @@ fn the_dashboard_and_alert_rules_use_the_metrics_the_agent_serves() {
         assert!(!used.is_empty(), "{file}");
         for name in used {
             assert!(
-                served.lines().any(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))),
+                served
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
                 "{file} uses `{name}`, which the agent does not serve:\n{served}"
             );
         }

@@ -9,6 +9,7 @@
 //!   rollout mid-way and removing it resumes it.
 //! - A host killed while it holds the only unit stops the others for the lease
 //!   (`lease_seconds`) and one pass at most: another host takes the unit back.
+//! - `apply --host` takes a unit, programs and gives it back.
 //!
 //! The agents run with `--verify-every 1`; programs are made slow (`sim`'s `slow`
 //! fault) where the sampler must see drained slots.
@@ -131,6 +132,28 @@ async fn a_rollout_of_12_hosts_keeps_to_its_budget_canaries_first_halts_on_failu
     let status = rollout_status(&fleet);
     assert_eq!(names(&status["verified"]).len(), 12, "{status:#}");
     assert_eq!(status["wave"], 0, "{status:#}");
+    // The central plan ends with the rollouts; Markdown for a merge request.
+    let plan = fleet.command(&["plan", "--dir", "state"]).output().unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(&format!(
+            "\nRollouts:\n  {}: no change under way — done; 12/12 verified",
+            fleet.group()
+        )),
+        "{text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let markdown = fleet
+        .command(&[
+            "rollout", "status", "--dir", "state", "--format", "markdown",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&markdown.stdout);
+    assert!(
+        text.contains("| rollout | transition | state | verified |"),
+        "{text}"
+    );
     assert_eq!(
         names(&status["canaries"]),
         canaries.iter().cloned().collect::<Vec<_>>()
@@ -377,8 +400,17 @@ fn placement_log_lines() -> usize {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark, not a test: bench/fleet/run.sh runs it"]
 async fn fleet_benchmark() {
-    let var = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (n, devices, verify) = (var("FLEET_HOSTS", 50), var("FLEET_DEVICES", 2), var("FLEET_VERIFY", 5));
+    let var = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (n, devices, verify) = (
+        var("FLEET_HOSTS", 50),
+        var("FLEET_DEVICES", 2),
+        var("FLEET_VERIFY", 5),
+    );
     let verify_s = verify.to_string();
     let args = [
         "--verify-every",
@@ -391,12 +423,23 @@ async fn fleet_benchmark() {
         "json",
     ];
     let t = Instant::now();
-    let mut fleet = Fleet::new(n, devices, "  max_unavailable: \"10%\"\n  lease_seconds: 120\n").await;
-    eprintln!("fleet of {n} hosts x {devices} cards set up in {:?}", t.elapsed());
+    let mut fleet = Fleet::new(
+        n,
+        devices,
+        "  max_unavailable: \"10%\"\n  lease_seconds: 120\n",
+    )
+    .await;
+    eprintln!(
+        "fleet of {n} hosts x {devices} cards set up in {:?}",
+        t.elapsed()
+    );
     let t = Instant::now();
     fleet.start_all(&args);
     fleet.wait(1800, "v1 verified", |i| fleet.verified(i, "v1"));
-    eprintln!("all {n} agents started and verified v1 in {:?}", t.elapsed());
+    eprintln!(
+        "all {n} agents started and verified v1 in {:?}",
+        t.elapsed()
+    );
 
     // Idle: nothing changes anywhere for a while.
     std::thread::sleep(Duration::from_secs(2 * verify as u64));
@@ -405,7 +448,9 @@ async fn fleet_benchmark() {
     let window = Duration::from_secs(6 * verify as u64);
     std::thread::sleep(window);
     let placement_after = placement_log_lines();
-    let idle: Vec<u64> = (0..n).flat_map(|i| idle_requests(&fleet, i, marks[i])).collect();
+    let idle: Vec<u64> = (0..n)
+        .flat_map(|i| idle_requests(&fleet, i, marks[i]))
+        .collect();
     let passes = idle.len().max(1);
     eprintln!(
         "idle passes: {passes} in {window:?}; Placement requests per host per idle pass: mean {:.2}, max {} (agents' count); access log: {} requests = {:.2} per pass",
@@ -428,4 +473,62 @@ async fn fleet_benchmark() {
         (n / 10).max(1)
     );
     fleet.stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_host_takes_a_unit_programs_and_gives_it_back() {
+    let mut fleet = Fleet::new(1, 1, "  max_unavailable: 1\n").await;
+    fleet.assign("v2");
+    let host = &fleet.hosts[0];
+    let (agent, sim) = (host.dir.join("agent"), host.sim());
+    let out = fleet
+        .command(&[
+            "apply",
+            "--dir",
+            "state",
+            "--auto-approve",
+            "--host",
+            &host.name,
+            "--state-dir",
+            agent.to_str().unwrap(),
+            "--sim-root",
+            sim.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("programmed"), "{text}");
+    let status = rollout_status(&fleet);
+    assert_eq!(status["budget"], serde_json::json!([0, 1]), "{status:#}");
+    assert_eq!(
+        names(&status["verified"]),
+        vec![fleet.hosts[0].name.clone()]
+    );
+    // Nothing left to do: a second apply reads no rollout and changes nothing.
+    let out = fleet
+        .command(&[
+            "plan",
+            "--dir",
+            "state",
+            "--host",
+            &fleet.hosts[0].name,
+            "--state-dir",
+            agent.to_str().unwrap(),
+            "--sim-root",
+            sim.to_str().unwrap(),
+            "--detailed-exitcode",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

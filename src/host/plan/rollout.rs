@@ -665,6 +665,38 @@ mod tests {
     }
 
     #[test]
+    fn an_override_with_its_own_rollout_is_a_rollout_of_its_own() {
+        let yaml = serde_json::json!({
+            "name": "rack", "hosts": ["h*"], "backend": "sim",
+            "devices": [{"address": "0000:5e:00.0", "bitstream": "a"}],
+            "rollout": {"max_unavailable": 2},
+            "overrides": [
+                {"hosts": ["h9"], "rollout": {"max_unavailable": "100%"}},
+                {"hosts": ["h1"], "devices": [{"address": "0000:5e:00.0", "bitstream": "b"}]}
+            ]
+        });
+        let group: HostGroup = serde_json::from_value(yaml).unwrap();
+        let (unit, r) = unit_for(&group, "h9").unwrap();
+        assert_eq!(unit.key(), "rack/overrides[0]");
+        assert_eq!(r.max_unavailable, Some(Amount::Percent("100%".into())));
+        assert_eq!(unit_for(&group, "h1").unwrap().0.key(), "rack");
+        assert!(covers(&group, &unit, "h9") && !covers(&group, &unit, "h1"));
+        assert!(!covers(&group, &unit, "x9"), "not one of the group's hosts");
+        let mut plain = group.clone();
+        plain.rollout = None;
+        plain.overrides.clear();
+        assert!(unit_for(&plain, "h1").is_none());
+        // Settings are not part of the revision; assignments are.
+        let mut paused = group.clone();
+        paused.rollout.as_mut().unwrap().paused = true;
+        let targets = BTreeMap::new();
+        assert_eq!(revision(&group, &targets), revision(&paused, &targets));
+        let mut moved = group.clone();
+        moved.devices[0].bitstream = Some("c".into());
+        assert_ne!(revision(&group, &targets), revision(&moved, &targets));
+    }
+
+    #[test]
     fn names_are_placement_s_and_consumers_are_uuids_per_host() {
         let unit = UnitId {
             group: "rack-a".into(),
