@@ -68,7 +68,7 @@ fn names(value: &serde_json::Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollout_of_12_hosts_keeps_to_its_budget_canaries_first_halts_on_failure_and_pauses() {
     let started = Instant::now();
-    let bake = 3;
+    let bake = 2;
     let mut fleet = Fleet::new(
         12,
         1,
@@ -82,9 +82,9 @@ async fn a_rollout_of_12_hosts_keeps_to_its_budget_canaries_first_halts_on_failu
     eprintln!("phase v1 done at {:?}", started.elapsed());
     let canaries: BTreeSet<String> = fleet.hosts[..2].iter().map(|h| h.name.clone()).collect();
 
-    // v2, every program taking 1 s so the sampler sees each drained slot.
+    // v2, every program taking 0.5 s more, so the sampler sees each drained slot.
     for i in 0..12 {
-        fleet.fault(i, Fault::Slow, "1000");
+        fleet.fault(i, Fault::Slow, "500");
     }
     let sampler = fleet.sampler(Duration::from_millis(300), &["v2"]);
     fleet.assign("v2");
@@ -177,7 +177,7 @@ async fn a_rollout_of_12_hosts_keeps_to_its_budget_canaries_first_halts_on_failu
         std::thread::sleep(Duration::from_millis(100));
     }
     // Longer than the bake time and several passes: the others stay on v2.
-    std::thread::sleep(Duration::from_secs(bake + 4));
+    std::thread::sleep(Duration::from_secs(bake + 3));
     for (i, h) in fleet.hosts.iter().enumerate().skip(2) {
         assert_eq!(h.calls_with(&fleet.afu_sha("v3")), 0, "{} tried v3", h.name);
         let s = h.status().unwrap();
@@ -234,7 +234,7 @@ async fn a_rollout_of_12_hosts_keeps_to_its_budget_canaries_first_halts_on_failu
     eprintln!("phase revert done at {:?}", started.elapsed());
     // v4, paused once the first host after the canaries verified it, resumed later.
     for i in 0..12 {
-        fleet.fault(i, Fault::Slow, "1500");
+        fleet.fault(i, Fault::Slow, "800");
     }
     fleet.assign("v4");
     let deadline = Instant::now() + Duration::from_secs(120);
