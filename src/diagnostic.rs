@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::text::{SourceText, Span};
 
 /// How bad a diagnostic is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The desired state cannot be used.
@@ -152,15 +152,16 @@ impl Diagnostic {
 
 /// A diagnostic as `validate --format json` prints it. Lines and columns are 1-based;
 /// columns count characters.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct JsonDiagnostic {
     /// `error`, `warning` or `note`.
     pub severity: Severity,
-    /// Stable code.
+    /// Stable code, e.g. `fpga_sync::unknown_field`.
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
-    /// File path relative to the repository root.
+    /// File path relative to the repository root (`null` when the problem is not in a
+    /// file).
     pub file: Option<String>,
     /// Line of the start.
     pub line: Option<usize>,

@@ -19,6 +19,7 @@ pub mod host;
 pub mod import;
 pub mod markers;
 pub mod observed;
+pub mod output;
 pub mod plan;
 pub mod private_dir;
 pub mod reconcile;

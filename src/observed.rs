@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            schemars::JsonSchema,
+        )]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -56,7 +59,7 @@ id_type!(
 );
 
 /// A snapshot of the cloud.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Observed {
     /// Images tagged `FPGA`, by name then id.
     pub images: Vec<ObservedImage>,
@@ -74,7 +77,7 @@ pub struct Observed {
 }
 
 /// An FPGA image in Glance.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ObservedImage {
     /// Its id.
     pub id: ImageId,
@@ -99,7 +102,7 @@ pub struct ObservedImage {
 }
 
 /// An FPGA device (or region) resource provider.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ObservedProvider {
     /// Its uuid.
     pub uuid: String,
@@ -116,7 +119,7 @@ pub struct ObservedProvider {
 }
 
 /// A flavor with FPGA requests.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ObservedFlavor {
     /// Its id.
     pub id: FlavorId,
@@ -131,7 +134,7 @@ pub struct ObservedFlavor {
 
 /// A flavor's fields besides its id, name and extra specs, as Nova holds them: what the
 /// planner compares, the executor creates and the observation reads — one shape for all.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FlavorShape {
     /// Virtual CPUs.
     pub vcpus: u32,
@@ -172,7 +175,7 @@ pub fn is_fpga_extra_spec(key: &str) -> bool {
 }
 
 /// One resource class's inventory on a provider: all six fields.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Inventory {
     /// How many there are.
     pub total: u64,
@@ -263,6 +266,19 @@ impl Serialize for ImageStatus {
 impl<'de> Deserialize<'de> for ImageStatus {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(ImageStatus::from(String::deserialize(d)?.as_str()))
+    }
+}
+
+impl schemars::JsonSchema for ImageStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ImageStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The image's status as Glance names it: queued, saving, uploading, importing, active, deactivated, killed, deleted, pending_delete, or any other string Glance writes.",
+            "type": "string"
+        })
     }
 }
 

@@ -2,8 +2,9 @@
 //! plan's order), each phase's actions in parallel up to a limit. An action whose
 //! dependency failed is skipped; independent actions go on; every failure is reported.
 //! What it leaves after a failure is what the next plan converges from: uploads are marked
-//! `uploading` until verified, replacements create before they delete. I/O: the cloud and
-//! the bitstream files.
+//! `uploading` (with the lease they run under) until verified, replacements create before
+//! they delete. Run under a lease ([`Under`]), it starts no action once the lease is lost.
+//! I/O: the cloud and the bitstream files.
 
 mod operations;
 
@@ -44,13 +45,36 @@ pub struct Applied {
     pub failed: Vec<(usize, CloudError)>,
     /// Ids of those skipped, with the failed action that caused it.
     pub skipped: Vec<(usize, usize)>,
+    /// Ids of those not started because the run stopped ([`Under::halted`]).
+    pub halted: Vec<usize>,
+    /// Why the run stopped, when it did.
+    pub halt_reason: Option<String>,
 }
 
 impl Applied {
     /// Whether everything succeeded.
     pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.skipped.is_empty()
+        self.failed.is_empty() && self.skipped.is_empty() && self.halted.is_empty()
     }
+}
+
+/// What a run is carried out under.
+pub struct Under<'a> {
+    /// The lease the run holds: recorded in the `uploading` mark of every image it
+    /// uploads ([`crate::markers::IMAGE_LEASE`]), so nobody takes the upload for an
+    /// interrupted one while the lease lives.
+    pub lease: Option<&'a str>,
+    /// Why not to start another action, if so: the lease was lost. Actions under way
+    /// finish.
+    pub halted: &'a (dyn Fn() -> Option<String> + Sync),
+}
+
+impl Under<'_> {
+    /// No lease, never halted.
+    pub const NOTHING: Under<'static> = Under {
+        lease: None,
+        halted: &|| None,
+    };
 }
 
 /// Runs `plan`. `concurrency` bounds the actions of one phase in flight; requests are
@@ -61,6 +85,19 @@ pub async fn apply(
     files: &dyn BitstreamFiles,
     reporter: &dyn Reporter,
     concurrency: usize,
+) -> Applied {
+    apply_under(plan, session, files, reporter, concurrency, &Under::NOTHING).await
+}
+
+/// Runs `plan` under a lease: its id marks the uploads, and no action starts once
+/// `under.halted` says why not.
+pub async fn apply_under(
+    plan: &Plan,
+    session: &Session,
+    files: &dyn BitstreamFiles,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+    under: &Under<'_>,
 ) -> Applied {
     let applied = Mutex::new(Applied::default());
     let mut phases: Vec<Vec<&Action>> = Vec::new();
@@ -95,8 +132,15 @@ pub async fn apply(
                             .push((action.id, cause));
                         return;
                     }
+                    if let Some(why) = (under.halted)() {
+                        let mut a = applied.lock().expect("never poisoned");
+                        a.halted.push(action.id);
+                        a.halt_reason.get_or_insert(why);
+                        return;
+                    }
                     reporter.started(action);
-                    let outcome = operations::run(action, session, files, reporter).await;
+                    let outcome =
+                        operations::run(action, session, files, reporter, under.lease).await;
                     reporter.finished(action, &outcome);
                     let mut a = applied.lock().expect("never poisoned");
                     match outcome {
@@ -111,5 +155,6 @@ pub async fn apply(
     applied.succeeded.sort_unstable();
     applied.failed.sort_by_key(|(id, _)| *id);
     applied.skipped.sort_unstable();
+    applied.halted.sort_unstable();
     applied
 }

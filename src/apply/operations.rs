@@ -12,7 +12,7 @@ use crate::cloud::hashing::HashAlgo;
 use crate::cloud::nova::Nova;
 use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
-use crate::markers::{IMAGE_STATE, STATE_COMPLETE};
+use crate::markers::{IMAGE_LEASE, IMAGE_STATE, STATE_COMPLETE};
 use crate::plan::{Action, FlavorSpec, ImagePatch, ImageSpec, Operation};
 
 fn io(source: &str) -> impl Fn(std::io::Error) -> CloudError + '_ {
@@ -27,6 +27,7 @@ pub(super) async fn run(
     session: &Session,
     files: &dyn BitstreamFiles,
     reporter: &dyn Reporter,
+    lease: Option<&str>,
 ) -> Result<(), CloudError> {
     let (placement, glance, nova) = (
         Placement::new(session),
@@ -39,9 +40,21 @@ pub(super) async fn run(
             placement.ensure_resource_class(name).await.map(drop)
         }
         Operation::CreateImage { image } => {
-            create_image(&glance, image, action, files, reporter).await
+            create_image(&glance, image, action, files, reporter, lease).await
         }
         Operation::FinishImage { id, image } => {
+            // The upload is this run's now: mark it so, before it starts.
+            if let Some(lease) = lease {
+                glance
+                    .patch(
+                        id.as_str(),
+                        &[PatchOp::Add {
+                            path: format!("/{IMAGE_LEASE}"),
+                            value: json!(lease),
+                        }],
+                    )
+                    .await?;
+            }
             upload_and_mark(&glance, id.as_str(), image, action, files, reporter).await
         }
         Operation::VerifyAndPatchImage {
@@ -76,7 +89,7 @@ pub(super) async fn run(
         }
         Operation::PatchImage { id, patch } => patch_image(&glance, id.as_str(), patch).await,
         Operation::ReplaceImage { old_id, image } => {
-            create_image(&glance, image, action, files, reporter).await?;
+            create_image(&glance, image, action, files, reporter, lease).await?;
             glance.delete(old_id.as_str()).await
         }
         Operation::DeleteImage { id } => match glance.delete(id.as_str()).await {
@@ -117,20 +130,26 @@ pub(super) async fn run(
     }
 }
 
-/// Creates the image marked `uploading`, then uploads, checks and marks it.
+/// Creates the image marked `uploading` (under `lease`), then uploads, checks and marks
+/// it.
 async fn create_image(
     glance: &Glance<'_>,
     image: &ImageSpec,
     action: &Action,
     files: &dyn BitstreamFiles,
     reporter: &dyn Reporter,
+    lease: Option<&str>,
 ) -> Result<(), CloudError> {
+    let mut properties = image.properties.clone();
+    if let Some(lease) = lease {
+        properties.insert(IMAGE_LEASE.into(), lease.into());
+    }
     let created = glance
         .create(&NewImage {
             name: image.name.clone(),
             visibility: image.visibility.clone(),
             tags: image.tags.clone(),
-            properties: image.properties.clone(),
+            properties,
         })
         .await?;
     upload_and_mark(glance, &created.id, image, action, files, reporter).await
@@ -244,7 +263,9 @@ async fn patch_image(glance: &Glance<'_>, id: &str, patch: &ImagePatch) -> Resul
 /// Creates the flavor, then sets its extra specs (the owner mark among them). If the specs
 /// cannot be set, the flavor is deleted again: an unmarked flavor would block the next run.
 async fn create_flavor(nova: &Nova<'_>, flavor: &FlavorSpec) -> Result<(), CloudError> {
-    let created = nova.create_flavor(&flavor.name, &flavor.shape).await?;
+    let created = nova
+        .create_flavor(&flavor.name, &flavor.shape, flavor.id.as_deref())
+        .await?;
     if let Err(e) = nova.set_extra_specs(&created.id, &flavor.extra_specs).await {
         let _ = nova.delete_flavor(&created.id).await;
         return Err(e);

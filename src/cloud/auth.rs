@@ -16,6 +16,10 @@ pub struct Token {
     pub expires_at: Option<String>,
     /// The service catalog.
     pub catalog: Vec<CatalogEntry>,
+    /// The id of the project it is scoped to, if any.
+    pub project_id: Option<String>,
+    /// The id of the user it belongs to.
+    pub user_id: Option<String>,
 }
 
 /// One endpoint of the catalog.
@@ -126,7 +130,7 @@ pub fn request_body(auth: &AuthConfig) -> Option<Value> {
     Some(json!({"auth": auth}))
 }
 
-/// Reads the token's body: expiry and catalog.
+/// Reads the token's body: expiry, catalog, project and user.
 pub fn read_token(value: Secret, body: &Value) -> Token {
     let token = &body["token"];
     let catalog = token["catalog"]
@@ -154,6 +158,8 @@ pub fn read_token(value: Secret, body: &Value) -> Token {
         value,
         expires_at: token["expires_at"].as_str().map(str::to_owned),
         catalog,
+        project_id: token["project"]["id"].as_str().map(str::to_owned),
+        user_id: token["user"]["id"].as_str().map(str::to_owned),
     }
 }
 

@@ -163,21 +163,29 @@ pub fn resolve(cloud: Option<&str>, env: Env<'_>) -> Result<CloudConfig, CloudEr
         .and_then(|c| c.get(&name))
         .cloned()
         .ok_or_else(|| {
-            let known: Vec<String> = clouds
+            let names: Vec<&str> = clouds
                 .get("clouds")
                 .and_then(Value::as_object)
-                .map(|m| m.keys().map(|k| format!("`{k}`")).collect())
+                .map(|m| m.keys().map(String::as_str).collect())
                 .unwrap_or_default();
+            let known = if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             config_error(
-                format!("cloud `{name}` is not in {}", clouds_file.display()),
                 format!(
-                    "the clouds there are: {}",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
+                    "cloud `{name}` (`--os-cloud` or OS_CLOUD) is not in {}",
+                    clouds_file.display()
                 ),
+                match crate::desired::suggest::closest(&name, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? The clouds there are: {known}"),
+                    None => format!("the clouds there are: {known}"),
+                },
             )
         })?;
     from_entry(name, &normalise(entry))
@@ -517,7 +525,13 @@ mod tests {
         let err = resolve(Some("staging"), &env).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("cloud `staging` is not in {clouds}")
+            format!("cloud `staging` (`--os-cloud` or OS_CLOUD) is not in {clouds}")
+        );
+        assert_eq!(err.help().unwrap(), "the clouds there are: `prod`");
+        let err = resolve(Some("prd"), &env).unwrap_err();
+        assert_eq!(
+            err.help().unwrap(),
+            "did you mean `prod`? The clouds there are: `prod`"
         );
     }
 

@@ -127,6 +127,12 @@ impl CloudError {
         }
     }
 
+    /// Whether the cloud's configuration is wrong (no such cloud, an unreadable
+    /// clouds.yaml or CA file, a login Keystone refuses): a person must change it.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, CloudError::Config { .. })
+    }
+
     /// The HTTP status, when the service answered.
     pub fn status(&self) -> Option<u16> {
         match self {

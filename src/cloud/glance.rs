@@ -166,10 +166,22 @@ impl<'s> Glance<'s> {
         }
     }
 
-    /// Checks once that the service serves image API [`MIN_API`] or newer.
+    /// Checks once that the service serves image API [`MIN_API`] or newer. An endpoint
+    /// that does not answer as Glance (another service's, a wrong port) is a
+    /// configuration error naming the URL and, when it can tell, what answers there.
     pub async fn check_version(&self) -> Result<(), CloudError> {
         let call = Self::call(Method::GET, "/versions");
-        let doc: Value = read_json(self.session.send(&call, |r| r).await?, &call).await?;
+        let doc: Option<Value> = match self.session.send(&call, |r| r).await {
+            Ok(response) => read_json(response, &call).await.ok(),
+            Err(CloudError::Status {
+                status: 300 | 400 | 404 | 405,
+                ..
+            }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(doc) = doc.filter(looks_like_glance) else {
+            return Err(self.not_glance().await);
+        };
         let newest = doc["versions"]
             .as_array()
             .into_iter()
@@ -192,6 +204,32 @@ impl<'s> Glance<'s> {
                     max,
                 }),
             }),
+        }
+    }
+
+    /// The error for an image endpoint that does not answer as Glance.
+    async fn not_glance(&self) -> CloudError {
+        let endpoint = match self.session.endpoint(Service::Image).await {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
+        let root_path = format!("{endpoint}/");
+        let root = Self::call(Method::GET, &root_path);
+        let answer = match self.session.send(&root, |r| r).await {
+            Ok(response) => read_json::<Value>(response, &root)
+                .await
+                .ok()
+                .and_then(|d| service_of_version_document(&d)),
+            Err(_) => None,
+        };
+        CloudError::Config {
+            message: format!(
+                "the image endpoint {endpoint} does not answer as Glance{}",
+                answer.map_or(String::new(), |s| format!(": {s} answers there"))
+            ),
+            help: format!(
+                "point the cloud's `image` endpoint at Glance (its catalog entry for the interface and region used, or `image_endpoint_override` / OS_IMAGE_ENDPOINT_OVERRIDE; Glance listens on port 9292 by default), not {endpoint}"
+            ),
         }
     }
 
@@ -294,26 +332,42 @@ impl<'s> Glance<'s> {
             path: file.display().to_string(),
             reason: e.to_string(),
         };
-        let reader = tokio::fs::File::open(file).await.map_err(io)?;
-        let hashers = Arc::new(Mutex::new(Hashers::new(algo)));
-        let fed = hashers.clone();
-        let stream = ReaderStream::with_capacity(reader, CHUNK).map(move |chunk| {
-            if let Ok(bytes) = &chunk {
-                let mut h = fed.lock().expect("the hasher lock is never poisoned");
-                h.update(bytes);
-                progress(h.bytes());
-            }
-            chunk
-        });
         let path = format!("/v2/images/{}/file", segment(id));
         let call = Self::call(Method::PUT, &path);
-        self.session
-            .send_once(
-                &call,
-                reqwest::Body::wrap_stream(stream),
-                "application/octet-stream",
-            )
-            .await?;
+        let mut renewed = false;
+        let hashers = loop {
+            let reader = tokio::fs::File::open(file).await.map_err(io)?;
+            let hashers = Arc::new(Mutex::new(Hashers::new(algo)));
+            let fed = hashers.clone();
+            let progress = progress.clone();
+            let stream = ReaderStream::with_capacity(reader, CHUNK).map(move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    let mut h = fed.lock().expect("the hasher lock is never poisoned");
+                    h.update(bytes);
+                    progress(h.bytes());
+                }
+                chunk
+            });
+            let sent = self
+                .session
+                .send_once(
+                    &call,
+                    reqwest::Body::wrap_stream(stream),
+                    "application/octet-stream",
+                )
+                .await;
+            match sent {
+                // The token was refused (expired or revoked since the last request):
+                // Glance stored nothing, so the upload is sent again with a new one.
+                Err(CloudError::Status { status: 401, .. })
+                    if !renewed && self.session.renew().await? =>
+                {
+                    renewed = true;
+                }
+                Err(e) => return Err(e),
+                Ok(_) => break hashers,
+            }
+        };
         let digests = Arc::try_unwrap(hashers)
             .map_err(|_| CloudError::Io {
                 path: file.display().to_string(),
@@ -480,9 +534,62 @@ fn temp_path(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.part-{:08x}", rand::random::<u32>()))
 }
 
+/// Whether a `GET /versions` document is Glance's: a list of `v2.x` versions (Placement's
+/// list has `max_version`).
+fn looks_like_glance(doc: &Value) -> bool {
+    doc["versions"].as_array().is_some_and(|versions| {
+        versions.iter().any(|v| {
+            v["id"].as_str().is_some_and(|id| id.starts_with("v2."))
+                && v.get("max_version").is_none()
+        })
+    })
+}
+
+/// Which OpenStack service wrote a root version document, when it can be told.
+fn service_of_version_document(doc: &Value) -> Option<&'static str> {
+    let one = &doc["version"];
+    let list = doc["versions"]
+        .as_array()
+        .map(|v| v.as_slice())
+        .or_else(|| doc["versions"]["values"].as_array().map(|v| v.as_slice()))
+        .unwrap_or_default();
+    let ids: Vec<&str> = list
+        .iter()
+        .chain(std::iter::once(one))
+        .filter_map(|v| v["id"].as_str())
+        .collect();
+    let media = doc.to_string();
+    if media.contains("identity-v3") || ids.iter().any(|id| id.starts_with("v3.")) {
+        return Some("Keystone");
+    }
+    if list.iter().any(|v| v.get("max_version").is_some()) && ids.contains(&"v1.0") {
+        return Some("Placement");
+    }
+    if ids.contains(&"v2.1") {
+        return Some("Nova");
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ImageStatus;
+    use super::{ImageStatus, looks_like_glance, service_of_version_document};
+    use serde_json::json;
+
+    #[test]
+    fn version_documents_tell_the_services_apart() {
+        let glance = json!({"versions": [{"id": "v2.15", "status": "CURRENT"}]});
+        let placement =
+            json!({"versions": [{"id": "v1.0", "max_version": "1.39", "min_version": "1.0"}]});
+        let nova = json!({"version": {"id": "v2.1", "version": "2.104", "min_version": "2.1"}});
+        let keystone = json!({"version": {"id": "v3.14", "media-types": [{"type": "application/vnd.openstack.identity-v3+json"}]}});
+        assert!(looks_like_glance(&glance));
+        assert!(!looks_like_glance(&placement) && !looks_like_glance(&nova));
+        assert_eq!(service_of_version_document(&placement), Some("Placement"));
+        assert_eq!(service_of_version_document(&nova), Some("Nova"));
+        assert_eq!(service_of_version_document(&keystone), Some("Keystone"));
+        assert_eq!(service_of_version_document(&json!({"hello": 1})), None);
+    }
 
     #[test]
     fn image_statuses_read_and_write_glance_s_names() {

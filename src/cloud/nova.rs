@@ -1,6 +1,7 @@
-//! The Nova client, flavors only: list them with their extra specs in one request, create
-//! them with a description, set and unset extra specs, change the description, delete.
-//! I/O: HTTP through the session.
+//! The Nova client: flavors (list them with their extra specs in one request, create them
+//! with a description, set and unset extra specs, change the description, delete), and one
+//! server's name and project, to say who holds a slot (fpga-sync never boots or changes
+//! servers). I/O: HTTP through the session.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,20 @@ pub struct NovaFlavor {
 
 fn yes() -> bool {
     true
+}
+
+/// A server, as much as fpga-sync reads of it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct NovaServer {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its project's id.
+    pub tenant_id: String,
+    /// `ACTIVE`, `ERROR`, ...
+    #[serde(default)]
+    pub status: String,
 }
 
 impl NovaFlavor {
@@ -152,11 +167,12 @@ impl<'s> Nova<'s> {
         Ok(out)
     }
 
-    /// Creates a flavor; Nova picks its id.
+    /// Creates a flavor with `id`, or with an id Nova picks.
     pub async fn create_flavor(
         &self,
         name: &str,
         flavor: &FlavorShape,
+        id: Option<&str>,
     ) -> Result<NovaFlavor, CloudError> {
         #[derive(Deserialize)]
         struct Out {
@@ -167,6 +183,10 @@ impl<'s> Nova<'s> {
             "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral, "swap": flavor.swap,
             "os-flavor-access:is_public": flavor.is_public, "description": flavor.description,
         }});
+        let mut body = body;
+        if let Some(id) = id {
+            body["flavor"]["id"] = json!(id);
+        }
         Ok(self
             .json::<Out>(Method::POST, "/flavors", Some(body))
             .await?
@@ -212,6 +232,24 @@ impl<'s> Nova<'s> {
         )
         .await
         .map(drop)
+    }
+
+    /// One server, in any project when the session is an admin's (Nova's policy lets an
+    /// admin read every project's servers); `None` when Nova has no server with that id
+    /// (404: the consumer is not a server, or it was deleted).
+    pub async fn server(&self, id: &str) -> Result<Option<NovaServer>, CloudError> {
+        #[derive(Deserialize)]
+        struct Out {
+            server: NovaServer,
+        }
+        match self
+            .json::<Out>(Method::GET, &format!("/servers/{}", segment(id)), None)
+            .await
+        {
+            Ok(out) => Ok(Some(out.server)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a flavor.

@@ -24,8 +24,26 @@ pub const MICROVERSION: Microversion = Microversion::new(1, 26);
 /// written for exactly this version.
 pub const CANDIDATES_MICROVERSION: Microversion = Microversion::new(1, 31);
 
+/// The microversion of consumer reads and writes (`/allocations/{consumer}`), pinned per
+/// call as allocation candidates pin theirs: from 1.28 every allocation write carries the
+/// consumer's generation (`null` for a new consumer), so a write made on a stale read is
+/// refused with a 409, and empty allocations remove a consumer's; from 1.38 consumers have
+/// a type, so fpga-sync's leases and claims are told apart from Nova's servers.
+pub const CONSUMER_MICROVERSION: Microversion = Microversion::new(1, 38);
+
 /// One allocation candidate: provider uuid → resource class → amount.
 pub type Candidate = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Who a new consumer's allocations belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerOwner {
+    /// The project id.
+    pub project_id: String,
+    /// The user id.
+    pub user_id: String,
+    /// The consumer type.
+    pub consumer_type: String,
+}
 
 /// How often a generation-guarded write is retried after a conflict.
 pub const CONFLICT_RETRIES: u32 = 5;
@@ -54,10 +72,6 @@ pub struct Placement<'s> {
     session: &'s Session,
 }
 
-fn version() -> String {
-    format!("placement {MICROVERSION}")
-}
-
 impl<'s> Placement<'s> {
     /// A client on `session`.
     pub fn new(session: &'s Session) -> Self {
@@ -73,8 +87,7 @@ impl<'s> Placement<'s> {
         self.call_at(MICROVERSION, method, path, body).await
     }
 
-    /// A request at `microversion` whose answer is JSON.
-    pub(crate) async fn call_at<T: serde::de::DeserializeOwned>(
+    async fn call_at<T: serde::de::DeserializeOwned>(
         &self,
         microversion: Microversion,
         method: Method,
@@ -98,8 +111,12 @@ impl<'s> Placement<'s> {
         read_json(response, &call).await
     }
 
-    /// A request at `microversion` whose answer has no body; returns its status.
-    pub(crate) async fn send_at(
+    async fn call_empty(&self, method: Method, path: &str) -> Result<u16, CloudError> {
+        self.call_empty_at(MICROVERSION, method, path, None).await
+    }
+
+    /// A request whose answer has no body worth reading (204): its status.
+    async fn call_empty_at(
         &self,
         microversion: Microversion,
         method: Method,
@@ -123,19 +140,13 @@ impl<'s> Placement<'s> {
         Ok(response.status().as_u16())
     }
 
-    async fn call_empty(&self, method: Method, path: &str) -> Result<u16, CloudError> {
-        let v = version();
-        let call = Call {
-            service: Service::Placement,
-            method,
-            path,
-            microversion: Some(&v),
-        };
-        Ok(self.session.send(&call, |r| r).await?.status().as_u16())
-    }
-
     /// Checks once that the service serves [`MICROVERSION`].
     pub async fn check_version(&self) -> Result<(), CloudError> {
+        self.check_version_at(MICROVERSION).await
+    }
+
+    /// Checks that the service serves `wanted` (one request).
+    pub async fn check_version_at(&self, wanted: Microversion) -> Result<(), CloudError> {
         let call = Call {
             service: Service::Placement,
             method: Method::GET,
@@ -144,7 +155,7 @@ impl<'s> Placement<'s> {
         };
         let doc: serde_json::Value =
             read_json(self.session.send(&call, |r| r).await?, &call).await?;
-        check_supported(Service::Placement, MICROVERSION, &doc)
+        check_supported(Service::Placement, wanted, &doc)
     }
 
     /// Traits whose names start with `prefix` (e.g. `CUSTOM_`), sorted.
@@ -504,6 +515,115 @@ impl<'s> Placement<'s> {
             .collect())
     }
 
+    /// The consumers holding allocations against a provider, read at
+    /// [`CONSUMER_MICROVERSION`]: consumer uuid → its resources there and its generation.
+    pub async fn provider_consumers(
+        &self,
+        uuid: &str,
+    ) -> Result<BTreeMap<String, ProviderConsumer>, CloudError> {
+        #[derive(Deserialize)]
+        struct Allocations {
+            allocations: BTreeMap<String, ProviderConsumer>,
+        }
+        let a: Allocations = self
+            .call_at(
+                CONSUMER_MICROVERSION,
+                Method::GET,
+                &format!("/resource_providers/{}/allocations", segment(uuid)),
+                None,
+            )
+            .await?;
+        Ok(a.allocations)
+    }
+
+    /// One consumer's allocations, generation, project and user, read at
+    /// [`CONSUMER_MICROVERSION`]. A consumer that does not exist reads as empty.
+    pub async fn consumer(&self, consumer: &str) -> Result<ConsumerAllocations, CloudError> {
+        self.call_at(
+            CONSUMER_MICROVERSION,
+            Method::GET,
+            &format!("/allocations/{}", segment(consumer)),
+            None,
+        )
+        .await
+    }
+
+    /// Replaces one consumer's allocations, guarded by its generation (`None`: the
+    /// consumer must not exist yet), at [`CONSUMER_MICROVERSION`]. Placement checks the
+    /// providers' capacity and both generations in one transaction: a 409 means another
+    /// writer got there first, or there is no room.
+    pub async fn set_consumer(
+        &self,
+        consumer: &str,
+        write: &ConsumerWrite,
+    ) -> Result<(), CloudError> {
+        self.call_empty_at(
+            CONSUMER_MICROVERSION,
+            Method::PUT,
+            &format!("/allocations/{}", segment(consumer)),
+            Some(serde_json::to_value(write).expect("allocations serialise")),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Replaces several consumers' allocations in one transaction (`POST /allocations`,
+    /// at [`CONSUMER_MICROVERSION`]): all of them or none, each guarded by its
+    /// generation; empty allocations remove a consumer's. Never repeated by the session.
+    pub async fn set_consumers(
+        &self,
+        writes: &BTreeMap<String, ConsumerWrite>,
+    ) -> Result<(), CloudError> {
+        self.call_empty_at(
+            CONSUMER_MICROVERSION,
+            Method::POST,
+            "/allocations",
+            Some(serde_json::to_value(writes).expect("allocations serialise")),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Replaces everything `consumer` holds with `allocations` (provider uuid → resource
+    /// class → amount), guarded by its `generation` (`None`: a new consumer), owned by
+    /// `owner`; empty `allocations` frees all it holds. See [`Self::set_consumer`].
+    pub async fn set_consumer_allocations(
+        &self,
+        consumer: &str,
+        allocations: &BTreeMap<String, BTreeMap<String, u64>>,
+        generation: Option<u64>,
+        owner: &ConsumerOwner,
+    ) -> Result<(), CloudError> {
+        let write = ConsumerWrite {
+            allocations: allocations
+                .iter()
+                .map(|(p, r)| {
+                    (
+                        p.clone(),
+                        Resources {
+                            resources: r.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            consumer_generation: generation,
+            project_id: owner.project_id.clone(),
+            user_id: owner.user_id.clone(),
+            consumer_type: owner.consumer_type.clone(),
+        };
+        self.set_consumer(consumer, &write).await
+    }
+
+    /// Deletes all of one consumer's allocations, unguarded (404 when it has none).
+    pub async fn delete_consumer(&self, consumer: &str) -> Result<(), CloudError> {
+        self.call_empty(
+            Method::DELETE,
+            &format!("/allocations/{}", segment(consumer)),
+        )
+        .await
+        .map(drop)
+    }
+
     /// The allocations against a provider, by consumer: resource class → amount.
     pub async fn allocations(
         &self,
@@ -529,6 +649,62 @@ impl<'s> Placement<'s> {
             .map(|(k, c)| (k, c.resources))
             .collect())
     }
+}
+
+/// A consumer's allocations against one provider, as a provider's allocation listing
+/// gives them.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct ProviderConsumer {
+    /// Resource class → amount.
+    pub resources: BTreeMap<String, u64>,
+    /// The consumer's generation.
+    #[serde(default)]
+    pub consumer_generation: Option<u64>,
+}
+
+/// Resources held on one provider.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Resources {
+    /// Resource class → amount.
+    pub resources: BTreeMap<String, u64>,
+}
+
+/// One consumer's allocations as `GET /allocations/{consumer}` gives them.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct ConsumerAllocations {
+    /// Provider uuid → what the consumer holds there; empty when the consumer does not
+    /// exist.
+    #[serde(default)]
+    pub allocations: BTreeMap<String, Resources>,
+    /// Its generation (absent for a consumer that does not exist).
+    #[serde(default)]
+    pub consumer_generation: Option<u64>,
+    /// Its project.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Its user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Its type (`INSTANCE` or `unknown` for Nova's servers, `FPGA_SYNC_CLAIM` for claims,
+    /// `FPGA_SYNC_LEASE` for leases).
+    #[serde(default)]
+    pub consumer_type: Option<String>,
+}
+
+/// One consumer's allocations to write (`PUT /allocations/{consumer}`, or an entry of
+/// `POST /allocations`).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ConsumerWrite {
+    /// Provider uuid → what to hold there; empty removes the consumer's allocations.
+    pub allocations: BTreeMap<String, Resources>,
+    /// The generation the write expects (`None`: a new consumer).
+    pub consumer_generation: Option<u64>,
+    /// The consumer's project.
+    pub project_id: String,
+    /// The consumer's user.
+    pub user_id: String,
+    /// The consumer's type (required from 1.38).
+    pub consumer_type: String,
 }
 
 /// Fails with [`CloudError::Microversion`] unless `doc` says `wanted` is served.

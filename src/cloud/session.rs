@@ -1,11 +1,14 @@
 //! One authenticated conversation with a cloud: the HTTP client (timeouts, TLS), the
-//! Keystone token (fetched, renewed before it expires, re-fetched once on a 401), the
-//! endpoints (overrides or catalog), a concurrency limit shared by every request, and the
-//! one place requests are sent, with bounded retries for what may be retried. I/O: HTTP.
+//! Keystone token (fetched, renewed before it expires, re-fetched once on a 401; a refused
+//! login is a configuration error naming Keystone's URL), the endpoints (overrides or
+//! catalog), a concurrency limit shared by every request, and the one place requests are
+//! sent, with bounded retries for what may be retried. Every request is traced at debug
+//! level (target `fpga_sync::http`: method, URL without credentials, status, request id,
+//! elapsed time; never headers or bodies, so never a token or password). I/O: HTTP.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::{Mutex, Semaphore};
@@ -14,7 +17,7 @@ use super::auth::{self, Token};
 use super::config::{AuthConfig, CloudConfig};
 use super::error::{CloudError, Service, service_message};
 use super::retry::{RetryPolicy, is_idempotent, is_retryable_status, parse_retry_after};
-use super::secret::Secret;
+use super::secret::{Secret, redact_url};
 
 /// How a session behaves.
 #[derive(Clone, Copy, Debug)]
@@ -120,6 +123,23 @@ impl Session {
         Ok(session)
     }
 
+    /// A second session on the same cloud that shares the HTTP client and starts with this
+    /// session's token, but has its own limit of `concurrency` requests in flight: for a
+    /// background task that must not queue behind this session's requests (the lease's
+    /// renewals behind long uploads, which hold their slot for the whole stream).
+    pub async fn sibling(&self, concurrency: usize) -> Session {
+        Session {
+            http: self.http.clone(),
+            config: self.config.clone(),
+            options: self.options,
+            token: Mutex::new(self.token.lock().await.clone()),
+            limit: Arc::new(Semaphore::new(concurrency.max(1))),
+            authentications: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
+            warnings: Vec::new(),
+        }
+    }
+
     /// Warnings to show the user (e.g. TLS verification off).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -149,6 +169,17 @@ impl Session {
         }
     }
 
+    /// The project and user ids of the session's Keystone token (`None` without one: an
+    /// admin token or no authentication), for records that name their owner, such as
+    /// Placement allocations.
+    pub async fn token_owner(&self) -> Result<(Option<String>, Option<String>), CloudError> {
+        self.fresh_token(false).await?;
+        let token = self.token.lock().await;
+        Ok(token
+            .as_ref()
+            .map_or((None, None), |t| (t.project_id.clone(), t.user_id.clone())))
+    }
+
     /// A valid token: the cached one, unless `renew` or it expires within five minutes.
     async fn fresh_token(&self, renew: bool) -> Result<Option<Secret>, CloudError> {
         let auth_url = match &self.config.auth {
@@ -173,7 +204,8 @@ impl Session {
         self.authentications.fetch_add(1, Ordering::Relaxed);
         let response = self
             .send_with_retries(&call, &url, None, |r| r.json(&body))
-            .await?;
+            .await
+            .map_err(|e| self.refused_login(e, &auth_url))?;
         let value = response
             .headers()
             .get("x-subject-token")
@@ -188,6 +220,65 @@ impl Session {
         let token = auth::read_token(value.clone(), &body);
         *cached = Some(token);
         Ok(Some(value))
+    }
+
+    /// Keystone's refusal of a login (a 401; for a token also the 404 Keystone gives one
+    /// it cannot validate, revoked or expired), as the configuration error it is: which
+    /// credentials, at which URL, and what to do.
+    fn refused_login(&self, e: CloudError, auth_url: &str) -> CloudError {
+        let token = matches!(self.config.auth, AuthConfig::Token { .. });
+        let CloudError::Status {
+            status,
+            message,
+            request_id,
+            ..
+        } = &e
+        else {
+            return e;
+        };
+        if !(*status == 401 || token && *status == 404) {
+            return e;
+        }
+        let status = match StatusCode::from_u16(*status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+        {
+            Some(reason) => format!("{status} {reason}"),
+            None => status.to_string(),
+        };
+        let said = match (message.is_empty(), request_id) {
+            (false, Some(id)) => format!(": {message} (request {id})"),
+            (false, None) => format!(": {message}"),
+            (true, Some(id)) => format!(" (request {id})"),
+            (true, None) => String::new(),
+        };
+        let cloud = &self.config.name;
+        let (what, help) = match &self.config.auth {
+            AuthConfig::Token { .. } => (
+                "the token (`auth.token` or OS_TOKEN): it has expired or been revoked",
+                format!(
+                    "get a new token from Keystone at {auth_url} (`openstack token issue`) and set it, or use a password or application credential, which fpga-sync renews by itself"
+                ),
+            ),
+            AuthConfig::ApplicationCredential { .. } => (
+                "the application credential",
+                format!(
+                    "check `application_credential_id` (or name and user) and `application_credential_secret` of cloud `{cloud}`; the credential may have expired or been deleted (`openstack application credential list` against {auth_url})"
+                ),
+            ),
+            _ => (
+                "the user and password",
+                format!(
+                    "check `username`, `password`, `user_domain_name` and the project of cloud `{cloud}` in clouds.yaml / secure.yaml (or the OS_* variables) against Keystone at {auth_url}"
+                ),
+            ),
+        };
+        CloudError::Config {
+            message: format!(
+                "Keystone at {auth_url} refused {what} of cloud `{cloud}`: {status}{said}"
+            ),
+            help,
+        }
     }
 
     /// The endpoint of `service`: its override, or the catalog's for the configured
@@ -230,8 +321,9 @@ impl Session {
     }
 
     /// Sends a request built by `body` (which adds the body, if any) and returns the
-    /// successful response. Idempotent requests are retried on transport errors and
-    /// 502/503/504; any request on 429. A 401 with Keystone auth renews the token once.
+    /// successful response. Idempotent requests (and asking Keystone for a token) are
+    /// retried on transport errors, 502/503/504 and an answer cut short; any request on
+    /// 429. A 401 with Keystone auth renews the token once.
     pub async fn send(
         &self,
         call: &Call<'_>,
@@ -272,8 +364,20 @@ impl Session {
             .builder(call, &url, token.as_ref())
             .header("Content-Type", content_type)
             .body(body);
-        let response = request.send().await.map_err(|e| unreachable(call, &e))?;
+        let started = Instant::now();
+        let outcome = request.send().await;
+        trace(call, &url, &outcome, started, 1);
+        let response = outcome.map_err(|e| unreachable(call, &e))?;
         check(response, call).await
+    }
+
+    /// Gets a new token (Keystone auth); `false` when the cloud's auth has none to renew.
+    pub async fn renew(&self) -> Result<bool, CloudError> {
+        if !self.renewable() {
+            return Ok(false);
+        }
+        self.fresh_token(true).await?;
+        Ok(true)
     }
 
     fn renewable(&self) -> bool {
@@ -316,6 +420,9 @@ impl Session {
         body: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, CloudError> {
         let retry = self.options.retry;
+        // Asking Keystone for a token changes nothing that a second ask would double.
+        let idempotent = is_idempotent(&call.method)
+            || (call.service == Service::Identity && call.path.ends_with("/auth/tokens"));
         let mut attempt = 1;
         loop {
             let outcome = {
@@ -325,16 +432,19 @@ impl Session {
                     .await
                     .expect("the semaphore is never closed");
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                body(self.builder(call, url, token))
+                let started = Instant::now();
+                let outcome = body(self.builder(call, url, token))
                     .timeout(self.options.timeout)
                     .send()
-                    .await
+                    .await;
+                trace(call, url, &outcome, started, attempt);
+                outcome
             };
             let wait = match &outcome {
-                Err(_) if is_idempotent(&call.method) => retry.wait(attempt, None, rand::random()),
+                Err(_) if idempotent => retry.wait(attempt, None, rand::random()),
                 Ok(r)
                     if r.status() == StatusCode::TOO_MANY_REQUESTS
-                        || (is_retryable_status(r.status()) && is_idempotent(&call.method)) =>
+                        || (is_retryable_status(r.status()) && idempotent) =>
                 {
                     let after = r
                         .headers()
@@ -350,11 +460,101 @@ impl Session {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                (Ok(response), None) => return check(response, call).await,
+                (Ok(response), None) => {
+                    let response = check(response, call).await?;
+                    if !idempotent || !is_json(&response) {
+                        return Ok(response);
+                    }
+                    // An API answer (JSON, small) is read here, so that a connection
+                    // cut in the middle of it is retried like one cut before it; data
+                    // (image files) streams to the caller.
+                    match buffered(response).await {
+                        Ok(response) => return Ok(response),
+                        Err(e) => match retry.wait(attempt, None, rand::random()) {
+                            Some(wait) => {
+                                tokio::time::sleep(wait).await;
+                                attempt += 1;
+                            }
+                            None => return Err(unreachable(call, &e)),
+                        },
+                    }
+                }
                 (Err(e), None) => return Err(unreachable(call, &e)),
             }
         }
     }
+}
+
+/// The request trace: one debug event per HTTP request sent.
+fn trace(
+    call: &Call<'_>,
+    url: &str,
+    outcome: &Result<Response, reqwest::Error>,
+    started: Instant,
+    attempt: u32,
+) {
+    if !tracing::enabled!(target: "fpga_sync::http", tracing::Level::DEBUG) {
+        return;
+    }
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let raw = url;
+    let url = redact_url(raw);
+    match outcome {
+        Ok(r) => {
+            let request_id = r
+                .headers()
+                .get("x-openstack-request-id")
+                .or_else(|| r.headers().get("x-compute-request-id"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::debug!(
+                target: "fpga_sync::http",
+                service = call.service.name(),
+                method = %call.method,
+                url = %url,
+                status = r.status().as_u16(),
+                request_id,
+                elapsed_ms,
+                attempt,
+                "http request"
+            );
+        }
+        Err(e) => tracing::debug!(
+            target: "fpga_sync::http",
+            service = call.service.name(),
+            method = %call.method,
+            url = %url,
+            error = %e.to_string().replace(raw, &url),
+            elapsed_ms,
+            attempt,
+            "http request failed"
+        ),
+    }
+}
+
+/// Whether a response is an API answer (JSON) rather than data.
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// The response with its body read into memory.
+async fn buffered(response: Response) -> Result<Response, reqwest::Error> {
+    let mut builder = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let bytes = response.bytes().await?;
+    Ok(Response::from(
+        builder
+            .body(bytes)
+            .expect("the parts of a response just read"),
+    ))
 }
 
 fn expires_soon(token: &Token) -> bool {

@@ -4,18 +4,12 @@
 //! assigned to an SR-IOV VF) and why a device cannot be programmed — as a table or JSON.
 //! I/O: the drivers (sysfs, vendor tools), stdout.
 
-use crate::cli::{DevicesArgs, TableFormat};
+use crate::cli::{DevicesArgs, Format};
 use crate::host::driver::interfaces_text;
 use crate::reconcile;
 
 /// Runs `devices`; returns the exit code.
 pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
-    if args.backend.is_empty() && args.host.is_none() {
-        eprintln!(
-            "error: name the backends with `--backend opae,xrt,...`, or the host with `--host` to use the repository's"
-        );
-        return Ok(2);
-    }
     let runtime = reconcile::runtime()?;
     let seen = match runtime.block_on(async {
         reconcile::host::devices(
@@ -27,12 +21,12 @@ pub fn run(args: &DevicesArgs, color: bool) -> std::io::Result<u8> {
     }) {
         Ok(seen) => seen,
         Err(e) => {
-            super::report(&e.diagnostics(), color);
+            super::fail(&e.diagnostics(), color, args.format == Format::Json)?;
             return Ok(1);
         }
     };
     let mut failed = false;
-    if args.format == TableFormat::Json {
+    if args.format == Format::Json {
         let json: serde_json::Map<String, serde_json::Value> = seen
             .iter()
             .map(|(b, r)| {

@@ -1,23 +1,11 @@
 //! `fpga-sync observe`: prints what the cloud holds that fpga-sync cares about, as tables
-//! or JSON. I/O: the cloud, stdout and stderr.
+//! or JSON (a failure as the JSON error object). I/O: the cloud, stdout and stderr.
 
 use std::io::Write;
 
-use serde::Serialize;
-
-use crate::cli::{ObserveArgs, TableFormat};
+use crate::cli::{Format, ObserveArgs};
 use crate::observed::Observed;
-
-/// The version of the `--format json` output.
-pub const JSON_FORMAT_VERSION: u32 = 1;
-
-#[derive(Serialize)]
-struct Report<'a> {
-    format_version: u32,
-    cloud: &'a str,
-    #[serde(flatten)]
-    observed: &'a Observed,
-}
+use crate::output::{FORMAT_VERSION, ObserveReport};
 
 /// Runs `observe`; returns whether it succeeded.
 pub fn run(args: &ObserveArgs, color: bool) -> std::io::Result<bool> {
@@ -35,24 +23,19 @@ pub fn run(args: &ObserveArgs, color: bool) -> std::io::Result<bool> {
     let (cloud, observed) = match outcome {
         Ok(o) => o,
         Err(e) => {
-            super::report(&e.diagnostics(), color);
+            super::fail(&e.diagnostics(), color, args.format == Format::Json)?;
             return Ok(false);
         }
     };
-    let mut out = std::io::stdout().lock();
     match args.format {
-        TableFormat::Json => {
-            serde_json::to_writer_pretty(
-                &mut out,
-                &Report {
-                    format_version: JSON_FORMAT_VERSION,
-                    cloud: &cloud,
-                    observed: &observed,
-                },
-            )?;
-            writeln!(out)?;
-        }
-        TableFormat::Table => out.write_all(render(&observed).as_bytes())?,
+        Format::Json => super::print_json(&ObserveReport {
+            format_version: FORMAT_VERSION,
+            cloud,
+            observed,
+        })?,
+        Format::Human => std::io::stdout()
+            .lock()
+            .write_all(render(&observed).as_bytes())?,
     }
     Ok(true)
 }

@@ -1,12 +1,12 @@
 //! `fpga-sync plan`: the cloud-wide plan (human, JSON or Markdown, saved with `--out`),
-//! ended by the fleet view; with `--host`, one compute host's plan. I/O: stdout, stderr,
-//! the plan file.
+//! ended by the fleet view; with `--host`, one compute host's plan. With `--format json`,
+//! a failure is the JSON error object on stdout. I/O: stdout, stderr, the plan file.
 
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{Color, PlanArgs, PlanFormat};
 use crate::host::plan::{fleet, render as host_render, rollout_view};
-use crate::plan::render;
+use crate::plan::{render, schedulable};
 use crate::reconcile::{self, Error};
 
 /// Runs `plan`; returns the exit code. Diagnostics are coloured for stderr, the plan for
@@ -22,7 +22,7 @@ pub fn run(args: &PlanArgs, choice: Color) -> std::io::Result<u8> {
     match result {
         Ok(changes) => Ok(u8::from(args.detailed_exitcode && changes) * 2),
         Err(e) => {
-            super::report(&e.diagnostics(), color);
+            super::fail(&e.diagnostics(), color, args.format == PlanFormat::Json)?;
             Ok(1)
         }
     }
@@ -38,32 +38,38 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
         super::warn,
     )
     .await?;
-    let saved = planned.saved(&spec, &args.source.repo);
+    if let Some(held) = &planned.lease {
+        eprintln!(
+            "note: another fpga-sync run holds the lease of site `{}`: {}; this plan leaves its uploads alone and may be out of date once it ends",
+            planned.site,
+            held.describe()
+        );
+    }
+    let saved = planned.views(&spec, &args.source.repo).await;
     let head = planned.header();
     let mut out = std::io::stdout().lock();
-    let text = match args.format {
+    let markdown = args.format == PlanFormat::Markdown;
+    let mut text = match args.format {
         PlanFormat::Human => render::human(&saved.plan, &head, color_out),
         PlanFormat::Markdown => render::markdown(&saved.plan, &head),
         PlanFormat::Json => serde_json::to_string_pretty(&saved).expect("plans serialise") + "\n",
     };
-    out.write_all(text.as_bytes())
-        .map_err(Error::io("writing the plan to stdout"))?;
     if args.format != PlanFormat::Json {
-        let slots = planned.fleet(&spec.cache_dir);
-        if !planned.loaded.desired.host_groups.is_empty() {
-            out.write_all(fleet::render(&slots, args.format == PlanFormat::Markdown).as_bytes())
-                .map_err(Error::io("writing the plan to stdout"))?;
+        if let Some(slots) = &saved.fleet {
+            text.push_str(&fleet::render(slots, markdown));
+        }
+        if let Some(flavors) = &saved.schedulable {
+            text.push_str(&schedulable::render(flavors, markdown));
         }
         let rollouts = planned
             .rollouts(&spec.cache_dir, &args.prune.site.name)
             .await?;
         if !rollouts.is_empty() {
-            out.write_all(
-                rollout_view::render(&rollouts, args.format == PlanFormat::Markdown).as_bytes(),
-            )
-            .map_err(Error::io("writing the plan to stdout"))?;
+            text.push_str(&rollout_view::render(&rollouts, markdown));
         }
     }
+    out.write_all(text.as_bytes())
+        .map_err(Error::io("writing the plan to stdout"))?;
     if let Some(path) = &args.out {
         std::fs::write(
             path,
@@ -73,11 +79,11 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
             "writing the plan to `{}`",
             path.display()
         )))?;
-        eprintln!(
+        super::note(format!(
             "saved the plan to `{}`; `fpga-sync apply {}` carries it out",
             path.display(),
             path.display()
-        );
+        ));
     }
     Ok(saved.plan.has_changes())
 }
@@ -87,7 +93,7 @@ async fn plan_host(args: &PlanArgs, host: &str) -> Result<bool, Error> {
     let options = args
         .host
         .driver
-        .host_options(host, &args.prune.site.name, args.host.force);
+        .host_options(host, &args.prune.site.name, args.host.allow_busy);
     let prepared = reconcile::host::prepare(
         &args.source.spec(),
         args.cloud.os_cloud.as_deref(),

@@ -1,5 +1,6 @@
 //! `fpga-sync rollout status`: every rollout of the desired state as the fleet reports it,
-//! for people, as Markdown or as JSON. I/O: stdout, stderr.
+//! for people, as Markdown or as JSON (`schema/rollout.schema.json`; with `--format json`,
+//! a failure is the JSON error object on stdout). I/O: stdout, stderr.
 
 use std::io::Write;
 
@@ -14,7 +15,7 @@ pub fn run(command: &RolloutCommand, color: bool) -> std::io::Result<u8> {
     match runtime.block_on(status(args)) {
         Ok(()) => Ok(0),
         Err(e) => {
-            super::report(&e.diagnostics(), color);
+            super::fail(&e.diagnostics(), color, args.format == PlanFormat::Json)?;
             Ok(1)
         }
     }
@@ -31,7 +32,8 @@ async fn status(args: &RolloutStatusArgs) -> Result<(), Error> {
     let text = match args.format {
         PlanFormat::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(&rollout_view::json(&status.views)).unwrap_or_default()
+            serde_json::to_string_pretty(&rollout_view::json(&status.views))
+                .expect("rollout views serialise")
         ),
         PlanFormat::Human | PlanFormat::Markdown => {
             let mut out = format!(

@@ -4,46 +4,28 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use serde::Serialize;
-
 use crate::cli::{Format, ValidateArgs};
 use crate::desired::{self, Outcome};
-use crate::diagnostic::{Diagnostic, JsonDiagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::output::{FORMAT_VERSION, SourceReport, ValidateReport};
 use crate::source::{self, Snapshot};
-
-/// The version of the `--format json` output; bumped on incompatible changes.
-pub const JSON_FORMAT_VERSION: u32 = 1;
-
-/// What `validate --format json` prints.
-#[derive(Serialize)]
-struct Report<'a> {
-    format_version: u32,
-    valid: bool,
-    source: Option<SourceReport<'a>>,
-    documents: BTreeMap<&'static str, usize>,
-    skipped_files: Vec<&'a str>,
-    diagnostics: Vec<JsonDiagnostic>,
-}
-
-#[derive(Serialize)]
-struct SourceReport<'a> {
-    repo: &'a str,
-    commit: Option<&'a str>,
-    #[serde(rename = "ref")]
-    reference: Option<&'a str>,
-    dir: &'a str,
-}
 
 /// Runs `validate`; returns whether the desired state is valid.
 pub fn run(args: &ValidateArgs, color: bool) -> std::io::Result<bool> {
     let spec = args.source.spec();
-    let snapshot = match source::read(&spec) {
+    let mut snapshot = match source::read(&spec) {
         Ok(s) => s,
         Err(d) => {
             report(args.format, None, None, &[d], color)?;
             return Ok(false);
         }
     };
+    if let Some(allowed) = &spec.require_signed_by
+        && let Err(d) = snapshot.verify_signature(allowed)
+    {
+        report(args.format, Some(&snapshot), None, &[d], color)?;
+        return Ok(false);
+    }
     let outcome = crate::reconcile::check(&snapshot);
     let valid = outcome.desired.is_some();
     report(
@@ -80,26 +62,26 @@ fn report(
         .filter(|d| d.severity == Severity::Error)
         .count();
     match format {
-        Format::Json => {
-            let report = Report {
-                format_version: JSON_FORMAT_VERSION,
-                valid: errors == 0 && outcome.is_some(),
-                source: snapshot.map(|s| SourceReport {
-                    repo: &s.origin,
-                    commit: s.commit.as_deref(),
-                    reference: s.reference.as_deref(),
-                    dir: &s.dir,
-                }),
-                documents: outcome.map(counts).unwrap_or_default(),
-                skipped_files: outcome
-                    .map(|o| o.foreign.iter().map(|(f, _)| f.as_str()).collect())
-                    .unwrap_or_default(),
-                diagnostics: diagnostics.iter().map(Diagnostic::to_json).collect(),
-            };
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)
-        }
+        Format::Json => super::print_json(&ValidateReport {
+            format_version: FORMAT_VERSION,
+            valid: errors == 0 && outcome.is_some(),
+            source: snapshot.map(|s| SourceReport {
+                repo: s.origin.clone(),
+                commit: s.commit.clone(),
+                reference: s.reference.clone(),
+                dir: s.dir.clone(),
+            }),
+            documents: outcome
+                .map(counts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, n)| (k.to_owned(), n))
+                .collect(),
+            skipped_files: outcome
+                .map(|o| o.foreign.iter().map(|(f, _)| f.clone()).collect())
+                .unwrap_or_default(),
+            diagnostics: diagnostics.iter().map(Diagnostic::to_json).collect(),
+        }),
         Format::Human => {
             let mut err = std::io::stderr().lock();
             for d in diagnostics {
@@ -108,9 +90,11 @@ fn report(
             let Some(snapshot) = snapshot else {
                 return Ok(());
             };
-            writeln!(err, "read {}", snapshot.describe())?;
+            if !super::quiet() {
+                writeln!(err, "read {}", snapshot.describe())?;
+            }
             if let Some(outcome) = outcome {
-                for (file, n) in &outcome.foreign {
+                for (file, n) in outcome.foreign.iter().filter(|_| !super::quiet()) {
                     writeln!(
                         err,
                         "note: skipped `{file}`: its {n} document(s) are not fpga-sync's (no `apiVersion: {}`)",

@@ -1,6 +1,7 @@
 //! `fpga-sync watch`: sets up logging, the agent and what wakes it, and runs the service
-//! loop of [`crate::reconcile::watch`] until SIGTERM, SIGINT or `--max-runs`. I/O: stderr
-//! (tracing).
+//! loop of [`crate::reconcile::watch`] until SIGTERM, SIGINT or `--max-runs` (exit 0), or
+//! until the agent's configuration proves wrong (exit 1: at startup, a cloud that cannot be
+//! resolved; later, a fatal pass). I/O: stderr (tracing).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -20,7 +21,7 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
     let secs = |s: u64| Duration::from_secs(s.max(1));
     let mut options = args
         .driver
-        .host_options(&args.host, &args.site.name, args.force);
+        .host_options(&args.host, &args.site.name, args.allow_busy);
     options.rollouts = Mode::Act;
     WatchConfig {
         options,
@@ -35,6 +36,7 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
             .clone()
             .unwrap_or_else(|| args.driver.state_dir.join("status.json")),
         max_runs: args.max_runs,
+        lease: args.lease.options("watch"),
     }
 }
 
@@ -48,9 +50,21 @@ fn metrics_address(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
     })
 }
 
-/// Runs `watch`; returns the exit code (0 after a clean stop).
+/// Runs `watch`; returns the exit code (0 after a clean stop, 1 when the agent's
+/// configuration is wrong).
 pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
     super::init_logging(args.log_format, "info");
+    if let Err(e) = reconcile::check_cloud_config(args.cloud.os_cloud.as_deref()) {
+        error!(error = %e.one_line(), "the agent's cloud configuration is wrong; exiting");
+        return Ok(1);
+    }
+    let metrics_at = match metrics_address(&args.metrics_address) {
+        Ok(address) => address,
+        Err(e) => {
+            error!(error = %e, "the agent's configuration is wrong; exiting");
+            return Ok(1);
+        }
+    };
     let config = config(args);
     let runtime = reconcile::runtime()?;
     runtime.block_on(async {
@@ -71,7 +85,7 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         let timing = config.timing(polling);
         info!(
             host = %config.options.host,
-            repo = %config.spec.repo,
+            repo = %crate::cloud::secret::redact_url(&config.spec.repo),
             watching = %paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
             poll_s = polling.then_some(config.poll.as_secs()),
             verify_every_s = config.verify_every.as_secs(),
@@ -83,10 +97,11 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         let connect = || reconcile::connect(os_cloud, Needs::Placement, |w| warn!("{w}"));
         let (poll, debounce, max_runs) = (config.poll, config.debounce, config.max_runs);
         let mut agent = Agent::new(config, connect, stop.clone());
-        // Metrics are for people; a port that cannot be had does not stop reconciling.
-        let _server = match metrics_address(&args.metrics_address) {
-            Ok(None) => None,
-            Ok(Some(address)) => match metrics::serve(address, agent.metrics()).await {
+        // Metrics are for people; a port that cannot be had (another agent's, a restart
+        // racing the old process) does not stop reconciling. A malformed address did, above.
+        let _server = match metrics_at {
+            None => None,
+            Some(address) => match metrics::serve(address, agent.metrics()).await {
                 Ok((bound, task)) => {
                     info!(address = %bound, "serving metrics on /metrics and the health check on /healthz");
                     Some(task)
@@ -96,13 +111,9 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
                     None
                 }
             },
-            Err(e) => {
-                error!(error = %e, "reconciling without metrics");
-                None
-            }
         };
         let wakers = Wakers { events, wake, stop };
-        watch::run(&mut agent, timing, poll, debounce, wakers, max_runs).await;
-        Ok(0)
+        let ended = watch::run(&mut agent, timing, poll, debounce, wakers, max_runs).await;
+        Ok(u8::from(ended.fatal))
     })
 }

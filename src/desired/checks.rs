@@ -245,9 +245,30 @@ impl<'a> Names<'a> {
         if self.broken.has(Kind::Bitstream, name) {
             return None;
         }
-        let help = match closest(name, self.bitstreams.keys().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => "name a `Bitstream` document of the repository by its `name`".to_owned(),
+        // A bitstream is named by its document's `name`, not its metadata's `bs-name`.
+        let by_bs_name: Vec<&str> = self
+            .bitstreams
+            .iter()
+            .filter(|(_, b)| b.metadata.bs_name == name)
+            .map(|(n, _)| *n)
+            .collect();
+        let help = match (
+            by_bs_name.as_slice(),
+            closest(name, self.bitstreams.keys().copied()),
+        ) {
+            ([one], _) => format!(
+                "did you mean `{one}`? `{name}` is its `bs-name`; host groups name a Bitstream by its `name`"
+            ),
+            ([_, ..], _) => format!(
+                "did you mean one of {}? `{name}` is their `bs-name`; host groups name a Bitstream by its `name`",
+                by_bs_name
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ([], Some(s)) => format!("did you mean `{s}`?"),
+            ([], None) => "name a `Bitstream` document of the repository by its `name`".to_owned(),
         };
         out.push(
             ctx.error_at(

@@ -43,6 +43,15 @@ pub enum FileFact {
     },
 }
 
+/// `path` without leading `./` components (`./bitstreams/x.gbs` is `bitstreams/x.gbs`).
+pub fn normalise(path: &str) -> String {
+    let mut rest = path;
+    while let Some(r) = rest.strip_prefix("./") {
+        rest = r.trim_start_matches('/');
+    }
+    rest.to_owned()
+}
+
 /// Why a written path is not a plain path inside the repository, if it is not.
 pub fn path_problem(path: &str) -> Option<&'static str> {
     if path.starts_with('/') {
@@ -85,7 +94,7 @@ pub fn check(
         if let Some(problem) = path_problem(path) {
             out.push(
                 ctx.error_at("/file", "fpga_sync::file_outside_repo", format!("`{path}` is not a path inside the repository: {problem}"))
-                    .help("write the path relative to the repository root with `/` separators, e.g. `bitstreams/aes128.gbs`"),
+                    .help("write the path relative to the desired-state folder (`--dir`, else the repository root) with `/` separators, e.g. `bitstreams/aes128.gbs`"),
             );
             continue;
         }

@@ -175,7 +175,8 @@ pub enum Policy {
     #[default]
     Managed,
     /// An FPGA developer's card: fpga-sync leaves it alone (it may be programmed by hand
-    /// with `fpga-sync program`).
+    /// with `fpga-sync program`, or claimed with `fpga-sync claim` when it names a
+    /// `resource_class`).
     Manual,
 }
 
@@ -213,7 +214,9 @@ pub struct DeviceAssignment {
     /// device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
-    /// The resource class the device reports to Placement, e.g. `CUSTOM_FPGA_INTEL_PF`.
+    /// The resource class the device reports to Placement, e.g. `CUSTOM_FPGA_INTEL_PF`. On
+    /// a `policy: manual` device it makes the device a claimable slot: one unit of this
+    /// class with its `traits`, for `fpga-sync claim`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Z0-9_]+$"), length(max = 255))]
     pub resource_class: Option<String>,

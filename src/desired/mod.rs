@@ -18,7 +18,7 @@ mod parse;
 pub mod placement_name;
 pub mod schema;
 mod schema_errors;
-mod suggest;
+pub mod suggest;
 pub mod topology;
 
 use std::collections::BTreeMap;

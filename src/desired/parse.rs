@@ -346,7 +346,13 @@ fn read_document(kind: Kind, source: &SourceText, node: &Node, parsed: &mut Pars
     }
     let docs = &mut parsed.documents;
     let outcome = match kind {
-        Kind::Bitstream => decode(value, context).map(|d| docs.bitstreams.push(d)),
+        Kind::Bitstream => decode(value, context).map(|mut d: Declared<Bitstream>| {
+            // `./bitstreams/x.gbs` names the same file as `bitstreams/x.gbs`.
+            if let Some(file) = &mut d.spec.file {
+                *file = super::files::normalise(file);
+            }
+            docs.bitstreams.push(d)
+        }),
         Kind::Trait => decode(value, context).map(|d| docs.traits.push(d)),
         Kind::ResourceClass => decode(value, context).map(|d| docs.resource_classes.push(d)),
         Kind::Flavor => decode(value, context).map(|d| docs.flavors.push(d)),

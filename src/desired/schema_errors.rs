@@ -364,15 +364,41 @@ fn list(names: &[&str]) -> String {
         .join(", ")
 }
 
+/// The first sentence of a description, lower-cased for a help line: up to the first
+/// `. ` that ends a sentence (not the one of `e.g. ` or `i.e. `).
 fn first_sentence(text: &str) -> String {
     let text = text.replace('\n', " ");
-    let text = text
-        .split_once(". ")
-        .map_or(text.as_str(), |(first, _)| first);
+    let mut end = text.len();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(". ").map(|i| from + i) {
+        let before = &text[..i];
+        if before.ends_with("e.g") || before.ends_with("i.e") {
+            from = i + 2;
+            continue;
+        }
+        end = i;
+        break;
+    }
+    let text = &text[..end];
     let text = text.trim_end_matches('.');
     let mut chars = text.chars();
     match chars.next() {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_sentence;
+
+    #[test]
+    fn a_help_line_is_the_whole_first_sentence() {
+        assert_eq!(
+            first_sentence("Bitstream name, e.g. `aes-128`. Shown to users."),
+            "bitstream name, e.g. `aes-128`"
+        );
+        assert_eq!(first_sentence("One. Two."), "one");
+        assert_eq!(first_sentence("Only one."), "only one");
     }
 }

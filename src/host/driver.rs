@@ -16,7 +16,9 @@ use crate::host::id::Id128;
 
 /// A device (`region: None`, where a shell or full bitstream goes) or one reconfigurable
 /// region of it.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Slot {
     /// The device: its PCI address `dddd:bb:dd.f` (lower case), or, for an FPGA manager
     /// with no PCI device (a SoC's), the manager's class name, e.g. `fpga0`

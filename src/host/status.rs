@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::host::driver::Slot;
 
 /// The state of one slot after a reconcile.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SlotState {
     /// It carries its bitstream, read back from the card, and Placement says so.
@@ -27,7 +27,7 @@ pub enum SlotState {
 }
 
 /// One slot's last result.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SlotStatus {
     /// The slot.
     pub slot: Slot,
@@ -47,7 +47,7 @@ pub struct SlotStatus {
 }
 
 /// One host's last reconcile.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostStatus {
     /// The host.
     pub host: String,

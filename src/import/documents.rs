@@ -124,7 +124,12 @@ pub(super) fn other_properties(
     let mut out = Vec::new();
     let mut issues = Vec::new();
     for (k, v) in properties {
-        if METADATA_KEYS.contains(&k.as_str()) || k.starts_with(OWNER_PROPERTY_PREFIX) {
+        // `owner_specified.*` are the checksums openstacksdk's uploads add: Glance's
+        // bookkeeping, not the operator's.
+        if METADATA_KEYS.contains(&k.as_str())
+            || k.starts_with(OWNER_PROPERTY_PREFIX)
+            || k.starts_with("owner_specified.")
+        {
             continue;
         }
         if k.starts_with("os_") || GLANCE_RESERVED_PROPERTIES.contains(&k.as_str()) {

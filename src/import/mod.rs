@@ -11,9 +11,12 @@
 //! - `fpga-sync.schema.json`, which each YAML file's modeline names for editors.
 //!
 //! fpga-sync's own marks (`fpga_sync_*` properties, the `fpga_sync:site` extra spec) are
-//! left out. Metadata the spec needs but an image lacks is never made up: the document gets
-//! `# TODO` comments, a warning is printed, and `validate` points at the gap. Existing files
-//! are not overwritten without `--force`; nothing is written unless every download worked.
+//! left out, and so are the `owner_specified.*` checksums openstacksdk adds to its uploads.
+//! Metadata the spec needs but an image lacks is never made up: the document gets `# TODO`
+//! comments, a warning is printed, and `validate` points at the gap. Existing files are not
+//! overwritten without `--overwrite`; nothing is written unless every download worked.
+//! `--match` takes the images and flavors it names and the custom traits and resource
+//! classes those flavors ask for.
 //!
 //! Pure: choosing what to import ([`select`]), naming the files, and rendering the YAML
 //! ([`bitstreams_file`], [`placement_file`], [`flavors_file`]); no I/O here.

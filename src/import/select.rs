@@ -16,6 +16,8 @@ pub struct Selection {
     pub flavors: Vec<ObservedFlavor>,
     /// Lines for stderr: images left out and why, objects another site manages.
     pub notes: Vec<String>,
+    /// Whether `--match` chose the objects (else everything was taken).
+    pub filtered: bool,
 }
 
 /// An image to import and where its data goes.
@@ -35,14 +37,17 @@ impl std::ops::Deref for SelectedImage {
 }
 
 /// Chooses what to import: active, named images (the first of several with one name),
-/// custom traits and resource classes, FPGA flavors; with `filter`, only names it matches.
+/// custom traits and resource classes (but the lease's and the rollout budgets', fpga-sync's
+/// own), FPGA flavors; with `filter`, only names it matches, plus the custom traits and
+/// resource classes the chosen flavors ask for (so that the imported state validates).
 /// Pure.
 pub fn select(observed: &Observed, filter: Option<&GlobSet>) -> Selection {
     let wanted = |name: &str| filter.is_none_or(|f| f.is_match(name));
-    let mut out = Selection::default();
+    let mut out = Selection {
+        filtered: filter.is_some(),
+        ..Selection::default()
+    };
     select_images(observed, &wanted, &mut out);
-    out.traits = sorted(observed.traits.iter().filter(|t| wanted(t)));
-    out.resource_classes = sorted(observed.resource_classes.iter().filter(|r| wanted(r)));
     let mut flavors: Vec<ObservedFlavor> = observed
         .flavors
         .iter()
@@ -50,6 +55,20 @@ pub fn select(observed: &Observed, filter: Option<&GlobSet>) -> Selection {
         .cloned()
         .collect();
     flavors.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    let used: BTreeSet<&str> = flavors
+        .iter()
+        .flat_map(|f| f.extra_specs.keys())
+        .filter_map(|k| {
+            k.split_once(':')
+                .filter(|(group, _)| group.starts_with("trait") || group.starts_with("resources"))
+                .map(|(_, name)| name)
+        })
+        .collect();
+    let taken = |name: &str| wanted(name) || used.contains(name);
+    out.traits = sorted(observed.traits.iter().filter(|t| taken(t)));
+    out.resource_classes = sorted(observed.resource_classes.iter().filter(|r| {
+        *r != markers::LEASE_CLASS && *r != crate::host::plan::rollout::UNIT_CLASS && taken(r)
+    }));
     for f in &flavors {
         if let Some(site) = markers::flavor_site(&f.extra_specs) {
             out.notes

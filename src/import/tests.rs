@@ -216,7 +216,7 @@ fn placement_file_is_exactly_this() {
     );
     assert!(
         placement_file("", &Selection::default())
-            .ends_with("# The cloud holds no custom traits or resource classes to import.\n")
+            .ends_with("# No custom traits or resource classes to import.\n")
     );
 }
 
@@ -252,9 +252,15 @@ fn selection_skips_what_cannot_be_a_bitstream_and_honours_the_filter() {
             image("other", BTreeMap::new()),
         ],
         traits: vec!["CUSTOM_TWIN".into(), "CUSTOM_X".into()],
+        resource_classes: vec!["CUSTOM_FPGA_SYNC_LEASE".into(), "CUSTOM_PF".into()],
         ..Observed::default()
     };
     let all = select(&observed, None);
+    assert_eq!(
+        all.resource_classes,
+        ["CUSTOM_PF"],
+        "the lease's class is not imported"
+    );
     let names: Vec<&str> = all.images.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(names, ["id-other", "id-twin"]);
     assert_eq!(all.notes.len(), 3, "{:?}", all.notes);

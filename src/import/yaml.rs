@@ -141,7 +141,7 @@ pub(super) fn block(value: &Yaml, indent: usize, out: &mut String) {
 pub fn render_file(header: &str, docs: &[Doc], what: &str) -> String {
     let mut out = format!("# yaml-language-server: $schema=./{SCHEMA_FILE}\n{header}");
     if docs.is_empty() {
-        out.push_str(&format!("# The cloud holds no {what} to import.\n"));
+        out.push_str(&format!("# No {what} to import.\n"));
     }
     for (i, doc) in docs.iter().enumerate() {
         if i > 0 {

@@ -10,7 +10,9 @@ use super::Why;
 use crate::observed::{FlavorId, FlavorShape, ImageId};
 
 /// What an action does to its object, as the plan shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// `+` a new object.
@@ -36,7 +38,9 @@ impl Kind {
 }
 
 /// The kind of object an action is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectType {
     /// A Placement trait.
@@ -62,7 +66,7 @@ impl ObjectType {
 }
 
 /// One field that changes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     /// `ram`, `properties.vendor`, `tags`, `extra_specs.trait:CUSTOM_X`, ...
     pub field: String,
@@ -73,7 +77,7 @@ pub struct Change {
 }
 
 /// An image as it is to be created.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImageSpec {
     /// Image name.
     pub name: String,
@@ -92,7 +96,7 @@ pub struct ImageSpec {
 }
 
 /// A flavor as it is to be created.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlavorSpec {
     /// Name.
     pub name: String,
@@ -101,10 +105,14 @@ pub struct FlavorSpec {
     pub shape: FlavorShape,
     /// Extra specs, fpga-sync's mark included.
     pub extra_specs: BTreeMap<String, String>,
+    /// The id to create it with ([`crate::markers::flavor_id`]); plans saved before it
+    /// existed let Nova choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Changes to an existing image's record (its data stays).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImagePatch {
     /// Properties added or changed.
     pub set: BTreeMap<String, String>,
@@ -121,7 +129,7 @@ pub struct ImagePatch {
 }
 
 /// Exactly what the executor does.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
     /// `PUT /traits/{name}`.
@@ -251,7 +259,7 @@ impl Operation {
 }
 
 /// One step of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Action {
     /// Its position in the plan, from 0.
     pub id: usize,
@@ -302,6 +310,7 @@ mod tests {
                 description: None,
             },
             extra_specs: BTreeMap::new(),
+            id: None,
         };
         let id = || ImageId::from("id");
         let flavor_id = || FlavorId::from("id");

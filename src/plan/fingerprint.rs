@@ -120,6 +120,20 @@ impl Serialize for FingerprintKey {
     }
 }
 
+impl schemars::JsonSchema for FingerprintKey {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FingerprintKey".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "What a fingerprint is of: `trait:NAME`, `resource_class:NAME`, `image:ID`, `images_of:BS_UUID`, `flavor:ID` or `flavor_named:NAME`.",
+            "type": "string",
+            "pattern": "^(trait|resource_class|image|images_of|flavor|flavor_named):"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for FingerprintKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?

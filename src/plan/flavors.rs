@@ -29,6 +29,7 @@ fn spec(f: &DesiredFlavor, site: &str) -> FlavorSpec {
     extra_specs.insert(FLAVOR_OWNER_SPEC.into(), site.into());
     let d = &f.flavor;
     FlavorSpec {
+        id: Some(markers::flavor_id(site, &d.name)),
         name: d.name.clone(),
         shape: FlavorShape {
             vcpus: d.vcpus,
@@ -154,7 +155,25 @@ pub(super) fn plan(
         };
         let existing = observed.flavors.iter().find(|f| &f.name == name);
         let Some(existing) = existing else {
+            let own_id = markers::flavor_id(&input.settings.site, name);
             if let Some(id) = observed
+                .other_flavors
+                .get(name)
+                .filter(|id| id.as_str() == own_id)
+            {
+                // fpga-sync created it (its id says so) but was stopped before marking
+                // it: its sizes are not known, so it is created again.
+                fingerprints.insert(FingerprintKey::Flavor(id.clone()), "unmarked".into());
+                drafts.push(draft(
+                    Kind::Replace,
+                    Some(Why::InterruptedFlavor { id: id.clone() }),
+                    vec![],
+                    Operation::ReplaceFlavor {
+                        old_id: id.clone(),
+                        flavor: spec,
+                    },
+                ));
+            } else if let Some(id) = observed
                 .other_flavors
                 .get(name)
                 .filter(|_| !declared.spec.flavor.adopt)

@@ -1,7 +1,9 @@
 //! Planning rules for bitstream images. An image is the bitstream's `bs-uuid` plus its
 //! content digest: the same content is never uploaded twice, new content under an
 //! unchanged path is a replace, and what an interrupted run left behind (a `queued` image,
-//! an upload not marked verified, a duplicate) is finished, verified or removed. Pure.
+//! an upload not marked verified, a duplicate) is finished, verified or removed — but an
+//! upload marked with the lease a live run holds is that run's, and its bitstream is left
+//! alone. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,8 +14,8 @@ use super::{
 use crate::desired::Bitstream;
 use crate::desired::files::FileDigest;
 use crate::markers::{
-    self, IMAGE_COMMIT, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE, STATE_COMPLETE,
-    STATE_UPLOADING,
+    self, IMAGE_COMMIT, IMAGE_LEASE, IMAGE_OWNER, IMAGE_SHA256, IMAGE_SOURCE, IMAGE_STATE,
+    STATE_COMPLETE, STATE_UPLOADING,
 };
 use crate::observed::{ImageStatus, Observed, ObservedImage};
 
@@ -69,11 +71,11 @@ pub(super) fn spec(
 }
 
 /// Properties compared between the desired and the observed image: all but the marks
-/// that record a run (commit, state).
+/// that record a run (commit, state, lease).
 fn compared(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
     properties
         .iter()
-        .filter(|(k, _)| *k != IMAGE_COMMIT && *k != IMAGE_STATE)
+        .filter(|(k, _)| *k != IMAGE_COMMIT && *k != IMAGE_STATE && *k != IMAGE_LEASE)
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
@@ -178,6 +180,20 @@ fn sha(i: &ObservedImage) -> Option<&str> {
     i.properties.get(IMAGE_SHA256).map(String::as_str)
 }
 
+/// Whether a live run is uploading the image: it is marked `uploading` under the lease
+/// held on the site.
+fn in_progress(i: &ObservedImage, live_lease: Option<&str>) -> bool {
+    live_lease.is_some() && markers::upload_lease(&i.properties) == live_lease
+}
+
+fn in_progress_note(i: &ObservedImage, lease: &str) -> String {
+    format!(
+        "image {} ({}) is being uploaded by the run holding lease {lease}: left alone",
+        i.name.as_deref().unwrap_or(i.id.as_str()),
+        i.id
+    )
+}
+
 pub(super) fn plan(
     input: &PlanInput<'_>,
     used_by: &BTreeMap<String, Vec<String>>,
@@ -185,8 +201,10 @@ pub(super) fn plan(
     problems: &mut Vec<Problem>,
     fingerprints: &mut BTreeMap<FingerprintKey, String>,
     not_pruned: &mut Vec<String>,
+    in_progress_notes: &mut Vec<String>,
 ) -> Tally {
     let observed = input.observed;
+    let live = input.live_lease;
     let commit = input.desired.commit.as_deref();
     let mut tally = Tally {
         owned: 0,
@@ -236,6 +254,12 @@ pub(super) fn plan(
             .collect();
         for i in &strangers {
             fingerprints.insert(FingerprintKey::Image(i.id.clone()), image_fingerprint(i));
+        }
+        // Another run is uploading this bitstream: whatever else is there (its leftovers
+        // or its image about to be marked complete) is its to settle.
+        if let (Some(lease), Some(busy)) = (live, mine.iter().find(|i| in_progress(i, live))) {
+            in_progress_notes.push(in_progress_note(busy, lease));
+            continue;
         }
         let draft = |kind, reason: Option<Why>, changes, operation| Draft {
             kind,
@@ -328,17 +352,19 @@ pub(super) fn plan(
                     drafts.push(draft(Kind::Update, None, d.changes, operation));
                 }
             }
-            (true, ImageStatus::Queued, _) => drafts.push(draft(
-                Kind::Update,
-                Some(Why::FinishUpload {
-                    id: primary.id.clone(),
-                }),
-                vec![],
-                Operation::FinishImage {
-                    id: primary.id.clone(),
-                    image: spec,
-                },
-            )),
+            // A record as the repository now says: its data is uploaded into it.
+            (true, ImageStatus::Queued, _) if diff(&spec, primary).changes.is_empty() => drafts
+                .push(draft(
+                    Kind::Update,
+                    Some(Why::FinishUpload {
+                        id: primary.id.clone(),
+                    }),
+                    vec![],
+                    Operation::FinishImage {
+                        id: primary.id.clone(),
+                        image: spec,
+                    },
+                )),
             (true, ImageStatus::Active, _) => {
                 let (changes, operation) = verify_and_patch(&spec, primary, commit);
                 let reason = Why::VerifyUpload {
@@ -382,6 +408,10 @@ pub(super) fn plan(
             FingerprintKey::Image(image.id.clone()),
             image_fingerprint(image),
         );
+        if let Some(lease) = live.filter(|_| in_progress(image, live)) {
+            in_progress_notes.push(in_progress_note(image, lease));
+            continue;
+        }
         let name = image.name.clone().unwrap_or_else(|| image.id.to_string());
         if input.settings.prune {
             drafts.push(Draft {

@@ -10,6 +10,7 @@ pub mod fingerprint;
 mod flavors;
 mod images;
 pub mod render;
+pub mod schedulable;
 pub mod stale;
 pub mod why;
 
@@ -64,12 +65,17 @@ pub struct PlanInput<'a> {
     pub observed: &'a Observed,
     /// Deletion settings.
     pub settings: PlanSettings,
+    /// The id of the lease held on the site when it was observed (`docs/locking.md`):
+    /// uploads marked with it belong to a live runner and are left alone (noted in
+    /// [`Plan::in_progress`]); uploads marked with any other lease, or none, were
+    /// interrupted. Under the lease (`apply`) it is the planner's own run's.
+    pub live_lease: Option<&'a str>,
 }
 
 /// A plan: the ordered actions and what they were computed from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
-    /// [`FORMAT_VERSION`].
+    /// The format's version (`FORMAT_VERSION`): 1.
     pub format_version: u32,
     /// The commit the desired state was read from; `None` for files on disk.
     pub commit: Option<String>,
@@ -82,6 +88,10 @@ pub struct Plan {
     pub fingerprints: BTreeMap<FingerprintKey, String>,
     /// Owned objects that left the repository but stay because pruning is off.
     pub not_pruned: Vec<String>,
+    /// Images another live run is uploading (marked with the lease it holds), left alone
+    /// by this plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_progress: Vec<String>,
 }
 
 /// Something that keeps a plan from being made.
@@ -130,6 +140,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
     let mut drafts = Vec::new();
     let mut fingerprints = BTreeMap::new();
     let mut not_pruned = Vec::new();
+    let mut in_progress = Vec::new();
     let observed = input.observed;
     let desired = input.desired;
 
@@ -183,6 +194,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         &mut problems,
         &mut fingerprints,
         &mut not_pruned,
+        &mut in_progress,
     );
     let flavors = flavors::plan(
         input,
@@ -258,6 +270,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, Vec<Problem>> {
         unchanged: images.unchanged + flavors.unchanged,
         fingerprints,
         not_pruned,
+        in_progress,
     })
 }
 

@@ -52,6 +52,12 @@ pub enum Why {
         /// The flavor.
         id: FlavorId,
     },
+    /// An interrupted run created the flavor (it has fpga-sync's id for the name) but did
+    /// not mark it: it is recreated.
+    InterruptedFlavor {
+        /// The flavor.
+        id: FlavorId,
+    },
     /// An interrupted run created the image but uploaded nothing: the upload is finished.
     FinishUpload {
         /// The image.
@@ -161,6 +167,10 @@ impl fmt::Display for Why {
                 f,
                 "adopt flavor {id}: its sizes are not known, so it is recreated"
             ),
+            Why::InterruptedFlavor { id } => write!(
+                f,
+                "finish flavor {id}: an interrupted run created it but did not mark it, so it is recreated"
+            ),
             Why::FinishUpload { id } => write!(
                 f,
                 "finish image {id}: an interrupted run created it but uploaded nothing"
@@ -233,6 +243,12 @@ fn parse(text: &str) -> Option<Why> {
         let id = rest.strip_suffix(": its sizes are not known, so it is recreated")?;
         return Some(Why::AdoptFlavor { id: id.into() });
     }
+    if let Some(rest) = text.strip_prefix("finish flavor ") {
+        let id = rest.strip_suffix(
+            ": an interrupted run created it but did not mark it, so it is recreated",
+        )?;
+        return Some(Why::InterruptedFlavor { id: id.into() });
+    }
     if let Some(rest) = text.strip_prefix("finish image ") {
         let id = rest.strip_suffix(": an interrupted run created it but uploaded nothing")?;
         return Some(Why::FinishUpload { id: id.into() });
@@ -303,6 +319,19 @@ impl<'de> Deserialize<'de> for Why {
     }
 }
 
+impl schemars::JsonSchema for Why {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Why".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Why the action exists, for people: e.g. `from `files/aes.gbs`, 1024 bytes, sha256 4f1d…`, `content changed: sha256 73daf4ba07e2 → 81f4f2774201 (`files/aes.gbs`)`, `no longer in the repository; image ID`.",
+            "type": "string"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +349,7 @@ mod tests {
                 source: "files/a b, (c).gbs".into(),
             },
             Why::AdoptFlavor { id: "42".into() },
+            Why::InterruptedFlavor { id: "42".into() },
             Why::FinishUpload { id: "0f3c".into() },
             Why::VerifyUpload { id: "0f3c".into() },
             Why::Interrupted {
@@ -373,6 +403,7 @@ mod tests {
                 "4 vCPU, 8192 MiB RAM, 40 GiB disk",
                 "adopt image 0f3c: its content is checked against `files/a b, (c).gbs` first",
                 "adopt flavor 42: its sizes are not known, so it is recreated",
+                "finish flavor 42: an interrupted run created it but did not mark it, so it is recreated",
                 "finish image 0f3c: an interrupted run created it but uploaded nothing",
                 "verify image 0f3c: an interrupted run uploaded it but did not check it",
                 "an interrupted upload left image 0f3c `killed`",

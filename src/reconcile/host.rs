@@ -3,8 +3,9 @@
 //! see, the repository's bitstream headers and what Placement holds for the host (a
 //! [`HostObserved`]) → [`crate::host::plan::observed::plan`] (pure) →
 //! [`crate::host::execute::HostExecutor`], which tells a reporter and returns the host's
-//! status. I/O: the repository, the drivers, Placement, Glance, the bitstream and header
-//! caches.
+//! status. `apply --host` observes, plans and executes under the host's lease
+//! ([`super::lease`]); `plan --host` takes none. I/O: the repository, the drivers,
+//! Placement, Glance, the bitstream and header caches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::rollout::{self, Mode};
+use super::lease::{self, Events, LeaseOptions, Scope};
+use super::rollout::{self, Keeper, Mode};
 use super::{Error, Loaded, Needs};
 use crate::cloud::glance::Glance;
 use crate::cloud::placement::Placement;
@@ -24,9 +26,9 @@ use crate::host::driver::{Driver, Slot};
 use crate::host::execute::fetch::BitstreamCache;
 use crate::host::execute::{HostExecutor, Reporter};
 use crate::host::plan::assignment::Target;
-use crate::host::plan::observed::HostObserved;
+use crate::host::plan::observed::{self, HostObserved};
 use crate::host::plan::rollout::{Gate, Work};
-use crate::host::plan::{HostPlan, provider, render};
+use crate::host::plan::{HostPlan, SlotAction, provider, render};
 use crate::host::report::status::{HostStatus, SlotState, SlotStatus, now};
 use crate::host::report::{self, ledger::Ledger};
 use crate::source::RepoSpec;
@@ -113,14 +115,18 @@ pub fn targets_of(loaded: &Loaded, cache_dir: &Path) -> BTreeMap<String, Target>
 /// that cannot run fails the whole observation: nothing is planned on the strength of a
 /// discovery that could not look. The compute node and the providers come from `memory`
 /// when Placement says they did not change; the rollouts the host takes part in are read
-/// and gated (see [`rollout::plan`]).
+/// and gated (see [`rollout::plan`]). When the plan leaves a slot alone because consumers
+/// hold it (or programs it over them, forced), who they are is looked up
+/// ([`super::consumers`]: an fpga-sync claim, or a Nova server's name and project) and the
+/// host planned again, so that its messages name them.
 pub async fn observe(
     loaded: &Loaded,
     options: &HostOptions,
     drivers: &Drivers,
-    placement: &Placement<'_>,
+    session: &Session,
     memory: &mut HostMemory,
 ) -> Result<Observation, Error> {
+    let placement = &Placement::new(session);
     let (targets, mut problems) = targets::targets(loaded, &options.cache_dir);
     let seen = discover::discover(drivers);
     if let Some(e) = discover::unavailable(&seen) {
@@ -141,7 +147,7 @@ pub async fn observe(
         site: &options.site,
         mode: options.rollouts,
     };
-    let gated = rollout::plan(
+    let mut gated = rollout::plan(
         placement,
         &loaded.desired,
         &targets,
@@ -150,6 +156,13 @@ pub async fn observe(
         &pass,
     )
     .await?;
+    let held = held_consumers(&gated.plan);
+    if !held.is_empty() {
+        let described = super::consumers::describe(session, &held).await;
+        super::consumers::fill(&mut observed.providers, &described);
+        // Planned again with the same rollout facts: nothing is taken twice.
+        gated.plan = observed::plan_gated(&loaded.desired, &targets, &observed).plan;
+    }
     problems.extend(gated.problems);
     let named = provider::named_traits(&loaded.desired);
     Ok(Observation {
@@ -183,9 +196,29 @@ async fn host_providers(
     Ok((compute.uuid, providers))
 }
 
+/// The consumers of the providers a plan leaves alone because of them (or programs over
+/// them, forced), and of the providers it keeps because of them.
+fn held_consumers(plan: &HostPlan) -> BTreeSet<String> {
+    let held = plan
+        .slots
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.action,
+                SlotAction::Blocked { .. } | SlotAction::Program { forced: true, .. }
+            )
+        })
+        .filter_map(|s| s.provider.as_ref());
+    let kept = plan.removals.iter().map(|r| &r.provider);
+    held.chain(kept)
+        .flat_map(|p| p.consumers.iter().map(|c| c.id.clone()))
+        .collect()
+}
+
 /// Carries out an observed plan and returns the host's status. `previous` carries the
 /// failure counts forward. A plan without changes is not executed: its status says what
-/// the cards carry.
+/// the cards carry. `halted` says why to start no further slot (the lease was lost); the
+/// status's `error` then says so.
 /// The units of rollouts whose slots all verified are given back (see
 /// [`rollout::settle`]).
 #[allow(clippy::too_many_arguments, reason = "the pass's whole context")]
@@ -197,6 +230,7 @@ pub async fn execute(
     observation: &Observation,
     previous: Option<&HostStatus>,
     stop: &AtomicBool,
+    halted: &(dyn Fn() -> Option<String> + Sync),
     reporter: &dyn Reporter,
     memory: &HostMemory,
 ) -> HostStatus {
@@ -208,6 +242,7 @@ pub async fn execute(
         observation,
         previous,
         stop,
+        halted,
         reporter,
     )
     .await;
@@ -233,6 +268,7 @@ async fn carry_out(
     observation: &Observation,
     previous: Option<&HostStatus>,
     stop: &AtomicBool,
+    halted: &(dyn Fn() -> Option<String> + Sync),
     reporter: &dyn Reporter,
 ) -> HostStatus {
     if !observation.plan.has_changes() {
@@ -260,22 +296,31 @@ async fn carry_out(
         named_traits: &observation.named_traits,
         timeout: options.timeout,
         stop,
+        halted,
         reporter,
         ledger: &Ledger::new(&options.drivers.state_dir),
     };
     let executed = executor.run(&observation.plan).await;
     let mut slots = executed.slots;
     carry_failures(&mut slots, previous);
+    let unwithdrawn = (!executed.unwithdrawn.is_empty()).then(|| {
+        format!(
+            "could not withdraw from scheduling: {}",
+            executed.unwithdrawn.join("; ")
+        )
+    });
+    let halted = executed
+        .halted
+        .map(|why| format!("{why}; the slots after it were not started"));
+    let error = match (unwithdrawn, halted) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     HostStatus {
         host: options.host.clone(),
         commit: loaded.desired.commit.clone(),
         finished_at: now(),
-        error: (!executed.unwithdrawn.is_empty()).then(|| {
-            format!(
-                "could not withdraw from scheduling: {}",
-                executed.unwithdrawn.join("; ")
-            )
-        }),
+        error,
         slots,
         removals: executed.removals,
     }
@@ -321,14 +366,7 @@ pub async fn prepare(
     let drivers = drivers(&loaded, options)?;
     let session = Arc::new(super::connect(os_cloud, Needs::Placement, warn).await?);
     let mut memory = HostMemory::load(&options.drivers.state_dir);
-    let observation = observe(
-        &loaded,
-        options,
-        &drivers,
-        &Placement::new(&session),
-        &mut memory,
-    )
-    .await?;
+    let observation = observe(&loaded, options, &drivers, &session, &mut memory).await?;
     Ok(Prepared {
         loaded,
         drivers,
@@ -336,6 +374,98 @@ pub async fn prepare(
         observation,
         memory,
     })
+}
+
+/// What `apply --host` runs with besides the host's options.
+pub struct HostApplyContext<'a> {
+    /// The cloud (`--os-cloud`).
+    pub os_cloud: Option<&'a str>,
+    /// The lease's TTL and wait (the operation and commit are filled in).
+    pub lease: LeaseOptions,
+    /// Told what happens to the lease.
+    pub events: Events<'a>,
+    /// Told what happens to each slot.
+    pub reporter: &'a dyn Reporter,
+    /// The status of the previous run, for the failure counts.
+    pub previous: Option<&'a HostStatus>,
+    /// Set to stop (Ctrl-C, SIGTERM): the wait for the lease ends, no further slot
+    /// starts, and the lease is given back.
+    pub stop: &'a AtomicBool,
+}
+
+/// `apply --host`: reads the desired state and sets up the drivers, takes the host's
+/// lease, observes and plans under it, asks `review` (`false`: not carried out), carries
+/// the plan out and gives the lease back. `None` when not approved.
+pub async fn apply_locked(
+    spec: &RepoSpec,
+    options: &HostOptions,
+    context: &HostApplyContext<'_>,
+    review: impl FnOnce(&Prepared) -> Result<bool, Error>,
+    warn: impl Fn(&str),
+) -> Result<(Prepared, Option<HostStatus>), Error> {
+    let loaded = super::load(spec)?;
+    let drivers = drivers(&loaded, options)?;
+    let session = Arc::new(super::connect(context.os_cloud, Needs::Placement, warn).await?);
+    let scope = Scope::Host(options.host.clone());
+    let lease_options = LeaseOptions {
+        operation: "apply --host".into(),
+        ..context.lease.with_commit(loaded.desired.commit.as_deref())
+    };
+    let cancelled = || context.stop.load(std::sync::atomic::Ordering::SeqCst);
+    let lease =
+        lease::acquire(&session, &scope, &lease_options, context.events, &cancelled).await?;
+    let outcome = async {
+        let mut memory = HostMemory::load(&options.drivers.state_dir);
+        let observation = observe(&loaded, options, &drivers, &session, &mut memory).await?;
+        let mut prepared = Prepared {
+            loaded,
+            drivers,
+            session,
+            observation,
+            memory,
+        };
+        if !review(&prepared)? {
+            return Ok((prepared, None));
+        }
+        // Approved up front (`options.rollouts` is `Act`), the observation took its
+        // rollouts' units; else they are taken only now that the plan is approved.
+        let mut options = options.clone();
+        if options.rollouts != Mode::Act && !prepared.observation.gates.is_empty() {
+            options.rollouts = Mode::Act;
+            prepared.observation = observe(
+                &prepared.loaded,
+                &options,
+                &prepared.drivers,
+                &prepared.session,
+                &mut prepared.memory,
+            )
+            .await?;
+        }
+        // Units taken are renewed while the slots are programmed.
+        let _keeper = Keeper::start(
+            prepared.session.clone(),
+            prepared.memory.rollouts.holdings.clone(),
+            options.site.clone(),
+            options.host.clone(),
+        );
+        let status = execute(
+            &prepared.session,
+            &prepared.loaded,
+            &options,
+            &prepared.drivers,
+            &prepared.observation,
+            context.previous,
+            context.stop,
+            &|| lease.lost(),
+            context.reporter,
+            &prepared.memory,
+        )
+        .await;
+        Ok((prepared, Some(status)))
+    }
+    .await;
+    lease::finish(lease, context.events).await;
+    outcome
 }
 
 /// What the backends see: those named, or those the repository's groups give `host`. The

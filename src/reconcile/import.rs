@@ -2,8 +2,8 @@
 //! ([`crate::import::select`]), download the chosen images (streamed, checked against
 //! Glance's hash) into a staging folder inside `--to`, then move them into place and write
 //! the YAML files and the schema. Existing files are not overwritten without `force`;
-//! nothing is written unless every download worked. I/O: the cloud (reads, image
-//! downloads), files under `--to`, stderr (progress and warnings).
+//! nothing is written unless every download worked. Progress and warnings go to the
+//! caller's callbacks. I/O: the cloud (reads, image downloads), files under `--to`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -33,16 +33,29 @@ pub struct ImportOptions<'a> {
     pub filter: Option<GlobSet>,
 }
 
-/// Observes, downloads and writes; returns the files written.
+/// What an import wrote.
+pub struct Imported {
+    /// The files written.
+    pub written: Vec<String>,
+    /// How many bitstreams, traits, resource classes and flavors.
+    pub counts: (usize, usize, usize, usize),
+}
+
+/// Observes, downloads and writes; returns the files written. Warnings (objects left out
+/// or incomplete) go to `warn`, progress and notes to `note`.
 pub async fn import(
     options: &ImportOptions<'_>,
-    warn: impl Fn(&str),
-) -> Result<Vec<String>, Error> {
-    let session = super::connect(options.os_cloud, Needs::Cloud, &warn).await?;
+    warn: &(dyn Fn(&str) + Sync),
+    note: &(dyn Fn(&str) + Sync),
+) -> Result<Imported, Error> {
+    let session = super::connect(options.os_cloud, Needs::Cloud, warn).await?;
     let observed = crate::cloud::observe::observe(&session).await?;
     let mut selection = select(&observed, options.filter.as_ref());
-    for note in &selection.notes {
-        eprintln!("{note}");
+    for line in &selection.notes {
+        match line.strip_prefix("warning: ") {
+            Some(w) => warn(w),
+            None => note(line),
+        }
     }
     let dir = &options.to;
     if !options.force {
@@ -54,25 +67,25 @@ pub async fn import(
         .prefix(".fpga-sync-import-")
         .tempdir_in(dir)
         .map_err(|e| Error::other(io_error(dir, &e)))?;
-    let digests = download_all(&session, &mut selection, staging.path()).await?;
+    let digests = download_all(&session, &mut selection, staging.path(), warn, note).await?;
     let written = write_out(
         dir,
         staging.path(),
         session.cloud_name(),
         &selection,
         &digests,
+        warn,
     )
     .map_err(Error::other)?;
-    eprintln!(
-        "Imported {} bitstream(s), {} trait(s), {} resource class(es) and {} flavor(s) into `{}`.\nNext: `fpga-sync validate --worktree --repo {}`, then `fpga-sync plan`: the first apply adopts the images and flavors.",
-        selection.images.len(),
-        selection.traits.len(),
-        selection.resource_classes.len(),
-        selection.flavors.len(),
-        dir.display(),
-        dir.display()
-    );
-    Ok(written)
+    Ok(Imported {
+        written,
+        counts: (
+            selection.images.len(),
+            selection.traits.len(),
+            selection.resource_classes.len(),
+            selection.flavors.len(),
+        ),
+    })
 }
 
 /// Moves the downloaded files into place and writes the YAML files and the schema;
@@ -83,19 +96,23 @@ fn write_out(
     cloud: &str,
     selection: &Selection,
     digests: &BTreeMap<String, String>,
+    warn: &(dyn Fn(&str) + Sync),
 ) -> Result<Vec<String>, Diagnostic> {
-    let header = format!(
+    let mut header = format!(
         "# Written by `fpga-sync import` from cloud `{}`; review, then commit.\n",
         one_line(cloud)
     );
+    if selection.filtered {
+        header.push_str("# Only the images and flavors `--match` names, and the traits and resource classes those flavors use.\n");
+    }
     let (bitstreams, todos) = bitstreams_file(&header, &selection.images, digests);
     for (image, issues) in &todos {
-        eprintln!(
-            "warning: image `{}` ({}) is incomplete: {}; see the TODO comments in {BITSTREAMS_FILE}",
+        warn(&format!(
+            "image `{}` ({}) is incomplete: {}; see the TODO comments in {BITSTREAMS_FILE}",
             one_line(image.name.as_deref().unwrap_or_default()),
             image.id,
             issues.join("; ")
-        );
+        ));
     }
     let files_dir = dir.join(FILES_DIR);
     std::fs::create_dir_all(&files_dir).map_err(|e| io_error(&files_dir, &e))?;
@@ -147,7 +164,7 @@ fn refuse_existing(dir: &Path, selection: &Selection) -> Result<(), Diagnostic> 
             dir.join(first).display()
         ),
     )
-    .help("import into an empty folder, or pass `--force` to overwrite"))
+    .help("import into an empty folder, or pass `--overwrite` to overwrite"))
 }
 
 /// What a finished download gave.
@@ -164,11 +181,13 @@ async fn download_all(
     session: &Session,
     selection: &mut Selection,
     staging: &Path,
+    warn: &(dyn Fn(&str) + Sync),
+    note: &(dyn Fn(&str) + Sync),
 ) -> Result<BTreeMap<String, String>, Error> {
     let results: Vec<(String, Result<Fetched, CloudError>)> =
         futures_util::stream::iter(selection.images.iter())
             .map(|image| async move {
-                let result = download(session, image, staging).await;
+                let result = download(session, image, staging, warn, note).await;
                 (image.id.to_string(), result)
             })
             .buffered(PARALLEL_DOWNLOADS)
@@ -199,6 +218,8 @@ async fn download(
     session: &Session,
     image: &SelectedImage,
     staging: &Path,
+    warn: &(dyn Fn(&str) + Sync),
+    note: &(dyn Fn(&str) + Sync),
 ) -> Result<Fetched, CloudError> {
     let name = one_line(image.name.as_deref().unwrap_or_default());
     let dest = staging.join(file_name_of(&image.file));
@@ -207,17 +228,17 @@ async fn download(
         .await
     {
         Ok(d) => {
-            eprintln!(
+            note(&format!(
                 "downloaded image `{name}` ({}): {} bytes, sha256 {}",
                 image.id, d.size, d.sha256
-            );
+            ));
             Ok(Fetched::Done(d.sha256))
         }
         Err(CloudError::Status { status: 404, .. }) => {
-            eprintln!(
-                "warning: image `{name}` ({}) was deleted during the import; not imported",
+            warn(&format!(
+                "image `{name}` ({}) was deleted during the import; not imported",
                 image.id
-            );
+            ));
             Ok(Fetched::Gone)
         }
         Err(e) => Err(e),

@@ -23,13 +23,32 @@ pub struct Loaded {
 }
 
 /// Checks the desired state of `snapshot`: the pure parse, the file facts from the source,
-/// then the pure checks. The commit travels with the result.
+/// then the pure checks; a valid state also gets a warning for each flavor no host-group
+/// entry can serve ([`crate::plan::schedulable::unschedulable`]). The commit travels with
+/// the result.
 pub fn check(snapshot: &Snapshot) -> Outcome {
-    let parsed = desired::parse(snapshot.files.clone());
+    // Diagnostics name files from the repository root (`state/bitstreams.yaml` with
+    // `--dir state`), as CI annotations and editors expect; bitstream `file:` paths stay
+    // relative to the desired-state folder.
+    let files = snapshot
+        .files
+        .iter()
+        .cloned()
+        .map(|mut f| {
+            if !snapshot.dir.is_empty() {
+                f.path = format!("{}/{}", snapshot.dir, f.path);
+            }
+            f
+        })
+        .collect();
+    let parsed = desired::parse(files);
     let facts = snapshot.inspect(&parsed.file_requests());
     let mut outcome = desired::finish(parsed, &facts);
     if let Some(desired) = &mut outcome.desired {
         desired.commit.clone_from(&snapshot.commit);
+        outcome
+            .diagnostics
+            .extend(crate::plan::schedulable::unschedulable(desired));
     }
     outcome
 }
@@ -41,11 +60,18 @@ pub fn load(spec: &RepoSpec) -> Result<Loaded, Vec<Diagnostic>> {
 }
 
 /// Validates and digests a snapshot already read; an invalid one comes back with every
-/// diagnostic found and its [`fingerprint`], which identifies what failed.
+/// diagnostic found and its [`fingerprint`], which identifies what failed. With
+/// `spec.require_signed_by`, a commit not signed by an allowed key is refused first,
+/// before anything in it is looked at.
 pub fn load_snapshot(
-    snapshot: Snapshot,
+    mut snapshot: Snapshot,
     spec: &RepoSpec,
 ) -> Result<Loaded, (String, Vec<Diagnostic>)> {
+    if let Some(allowed) = &spec.require_signed_by
+        && let Err(d) = snapshot.verify_signature(allowed)
+    {
+        return Err((fingerprint(&snapshot, None), vec![d]));
+    }
     let outcome = check(&snapshot);
     let Some(desired) = outcome.desired else {
         return Err((fingerprint(&snapshot, None), outcome.diagnostics));

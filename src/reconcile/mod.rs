@@ -6,14 +6,19 @@
 //! - [`cloud`]: the central pipeline — Glance, Placement and Nova against the repository's
 //!   images, traits, resource classes and flavors; saved plans and their staleness check.
 //! - [`host`]: one compute host's pipeline — its cards and their Placement providers.
+//! - [`lease`]: the lease held in Placement that lets one run at a time change a site or
+//!   a host.
 //!
 //! Errors of every layer converge in [`Error`], which knows whether trying again may help
 //! ([`Error::is_transient`]); commands turn it into diagnostics only at the edge. I/O: the
 //! source, the cloud and the hosts' drivers, through the layers below.
 
+pub mod claim;
 pub mod cloud;
+mod consumers;
 pub mod host;
 pub mod import;
+pub mod lease;
 mod load;
 pub mod program;
 pub mod rollout;
@@ -64,7 +69,12 @@ pub enum Error {
         path: String,
         /// What moved.
         changes: Vec<crate::plan::stale::Moved>,
+        /// Each change, said as a person would ([`crate::plan::stale::explain`]).
+        explained: Vec<String>,
     },
+    /// The lease of a site or host: held by another run, lost, or not the one named.
+    #[error(transparent)]
+    Lease(Box<lease::LeaseError>),
     /// A local file or stream could not be read or written.
     #[error("{what}")]
     Io {
@@ -88,6 +98,7 @@ impl Error {
         match self {
             Error::Source(_) => true,
             Error::Cloud(e) => e.is_transient(),
+            Error::Lease(e) => e.is_transient(),
             Error::ComputeNode(e) => e.is_transient(),
             Error::Driver(e) => matches!(
                 e,
@@ -99,6 +110,18 @@ impl Error {
             | Error::StalePlan { .. }
             | Error::Io { .. }
             | Error::Other(_) => false,
+        }
+    }
+
+    /// Whether the agent's own configuration is wrong, so that a service should stop
+    /// rather than retry: its cloud (an unknown `OS_CLOUD`, an unreadable clouds.yaml,
+    /// credentials Keystone refuses) or its SSH trust (an unknown host key, a refused
+    /// key). Neither waiting nor a new commit fixes these.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Error::Cloud(e) => e.is_configuration(),
+            Error::Source(d) => d.code == crate::source::SSH_REFUSED,
+            _ => false,
         }
     }
 
@@ -120,6 +143,7 @@ impl Error {
             Error::Desired(d) => d.clone(),
             Error::Source(d) => vec![(**d).clone()],
             Error::Cloud(e) => vec![Diagnostic::from(e.clone())],
+            Error::Lease(e) => vec![e.diagnostic()],
             Error::ComputeNode(e) => {
                 let d = Diagnostic::error("fpga_sync::host", e.to_string());
                 vec![match e.help() {
@@ -135,12 +159,12 @@ impl Error {
                 .iter()
                 .map(|p| Diagnostic::error("fpga_sync::plan", p.message.clone()).help(p.help.clone()))
                 .collect(),
-            Error::StalePlan { changes, .. } => vec![
+            Error::StalePlan { explained, .. } => vec![
                 Diagnostic::error(
                     "fpga_sync::stale_plan",
                     format!(
                         "{self}:\n{}",
-                        changes
+                        explained
                             .iter()
                             .map(|c| format!("  {c}"))
                             .collect::<Vec<_>>()
@@ -186,6 +210,12 @@ impl Error {
     }
 }
 
+impl From<lease::LeaseError> for Error {
+    fn from(e: lease::LeaseError) -> Self {
+        Error::Lease(Box::new(e))
+    }
+}
+
 impl From<Vec<Diagnostic>> for Error {
     fn from(d: Vec<Diagnostic>) -> Self {
         Error::Desired(d)
@@ -211,8 +241,19 @@ pub async fn connect(
     warn: impl Fn(&str),
 ) -> Result<Session, Error> {
     use crate::cloud::{config, observe::check_versions, session::SessionOptions};
-    let config = config::resolve(os_cloud, &config::process_env)?;
-    let session = Session::connect(config, SessionOptions::default()).await?;
+    // A file the configuration names that cannot be read (clouds.yaml, a CA bundle) is
+    // a configuration error like any other.
+    let unreadable = |e: CloudError| match e {
+        CloudError::Io { path, reason } => CloudError::Config {
+            message: format!("cannot read `{path}`: {reason}"),
+            help: "check that the file exists and this user may read it".into(),
+        },
+        other => other,
+    };
+    let config = config::resolve(os_cloud, &config::process_env).map_err(unreadable)?;
+    let session = Session::connect(config, SessionOptions::default())
+        .await
+        .map_err(unreadable)?;
     for warning in session.warnings() {
         warn(warning);
     }
@@ -227,9 +268,55 @@ pub async fn connect(
     Ok(session)
 }
 
+/// Checks, without connecting, that the cloud `os_cloud` names (else `OS_CLOUD` or the
+/// `OS_*` variables) can be resolved: a service checks this once at startup and exits on
+/// an error rather than retrying it.
+pub fn check_cloud_config(os_cloud: Option<&str>) -> Result<(), Error> {
+    use crate::cloud::config;
+    match config::resolve(os_cloud, &config::process_env) {
+        Ok(_) => Ok(()),
+        Err(CloudError::Io { path, reason }) => Err(Error::Cloud(CloudError::Config {
+            message: format!("cannot read `{path}`: {reason}"),
+            help: "check that the file exists and this user may read it".into(),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The one runtime every command runs its operation on.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_agents_own_configuration_is_fatal() {
+        let config = Error::Cloud(CloudError::Config {
+            message: "cloud `x` is not in clouds.yaml".into(),
+            help: String::new(),
+        });
+        let ssh = Error::Source(Box::new(Diagnostic::error(
+            crate::source::SSH_REFUSED,
+            "the SSH host key of `git.example.org` is not in ~/.ssh/known_hosts",
+        )));
+        let unreachable = Error::Cloud(CloudError::Unreachable {
+            service: crate::cloud::error::Service::Placement,
+            request: "GET /".into(),
+            reason: "connection refused".into(),
+        });
+        let fetch = Error::Source(Box::new(Diagnostic::error(
+            "fpga_sync::source",
+            "cannot fetch `https://git.example.org/site.git`",
+        )));
+        assert!(config.is_fatal() && ssh.is_fatal());
+        assert!(!unreachable.is_fatal() && unreachable.is_transient());
+        assert!(!fetch.is_fatal() && fetch.is_transient());
+        assert!(!Error::Desired(vec![]).is_fatal());
+        assert!(!Error::UnknownHost { host: "h".into() }.is_fatal());
+    }
 }

@@ -2,7 +2,7 @@
 //! bitstream (fetched from Glance into the verified cache) or a local file into one device
 //! or region, and read it back. Whether the slot may be touched and whether the image fits
 //! are the host planner's rules ([`crate::host::plan::manual`]); a managed slot programmed
-//! with `--force` has its provider withdrawn from scheduling first, as the host agent does,
+//! with `--allow-managed` has its provider withdrawn from scheduling first, as the host agent does,
 //! and the next reconcile puts the assigned bitstream back. I/O: the repository, the
 //! drivers, Glance and Placement, the bitstream cache.
 
@@ -34,7 +34,10 @@ pub struct ProgramOptions<'a> {
     pub bitstream: &'a str,
     /// The backend that drives the device (default: the one the repository assigns).
     pub backend: Option<Backend>,
-    /// The agent's options (host, site, force, drivers, caches).
+    /// Program a slot the repository manages (`--allow-managed`): its provider is drained
+    /// first.
+    pub allow_managed: bool,
+    /// The agent's options (host, site, `force`: program a busy slot, drivers, caches).
     pub host: HostOptions,
     /// The cloud (`--os-cloud`).
     pub os_cloud: Option<&'a str>,
@@ -87,7 +90,7 @@ pub async fn program(
             ));
         }
     };
-    let decision = manual::may_program(slot, assigned, options.host.force).map_err(refused)?;
+    let decision = manual::may_program(slot, assigned, options.allow_managed).map_err(refused)?;
     let driver = drivers.get(&backend).ok_or_else(|| {
         fail(
             format!("host `{host}` runs no {backend:?} backend"),
@@ -183,7 +186,7 @@ async fn withdraw(
         loaded,
         &options.host,
         drivers,
-        &placement,
+        &session,
         &mut host::HostMemory::default(),
     )
     .await

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostic::Diagnostic;
 
 /// A plan saved by `plan --out`, with what `apply FILE` needs to carry it out later.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SavedPlan {
     /// The saved-plan format version.
     pub format_version: u32,
@@ -21,8 +21,26 @@ pub struct SavedPlan {
     pub worktree: bool,
     /// The cloud's name.
     pub cloud: String,
+    /// The site the plan was made for (`--site`): `apply FILE` takes that site's lease.
+    /// Absent in plans saved before leases, which use `--site`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// The plan.
     pub plan: crate::plan::Plan,
+    /// The fleet view: each host's slots as Placement holds them, with who holds the slots
+    /// that are not verified. Informational (`apply` does not read it); absent in plans
+    /// saved before it existed, and in a plan without host groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Vec<crate::host::plan::fleet::FleetSlot>>,
+    /// How many slots Placement can give each FPGA flavor now. Informational; absent in
+    /// plans saved before it existed, and in a plan without FPGA flavors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedulable: Option<Vec<crate::plan::schedulable::FlavorSlots>>,
+    /// The observed images and flavors whose fingerprints the plan records, as they were:
+    /// a stale plan's refusal says what changed. Absent in plans saved before it was
+    /// added (their refusals show the fingerprints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<crate::plan::stale::Seen>,
 }
 
 impl SavedPlan {

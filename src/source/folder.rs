@@ -35,6 +35,7 @@ pub(super) fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
         reference: None,
         dir,
         files,
+        signer: None,
         reader: Reader::Folder(root),
     })
 }

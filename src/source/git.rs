@@ -37,6 +37,7 @@ pub(super) fn read(
         reference: spec.reference.clone(),
         dir: dir.clone(),
         files,
+        signer: None,
         reader: Reader::Git(TreeReader {
             repository,
             tree: tree_id,
@@ -138,6 +139,11 @@ fn read_commit(
 }
 
 impl TreeReader {
+    /// The repository the commit is read from.
+    pub(super) fn repository(&self) -> &Repository {
+        &self.repository
+    }
+
     /// The blob id and size of the file at `path`, following symlinks like
     /// [`TreeReader::inspect`].
     pub(super) fn blob(&self, path: &str) -> Option<(git2::Oid, u64)> {

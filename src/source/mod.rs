@@ -8,12 +8,15 @@ mod digests;
 mod folder;
 mod git;
 mod remote;
+mod signature;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use digests::{DigestCache, FileDigest};
 pub use folder::sha256_of;
+pub use remote::SSH_REFUSED;
+pub use signature::Signer;
 
 use crate::desired::{FileFact, FileRequest, RawFile};
 use crate::diagnostic::Diagnostic;
@@ -31,6 +34,22 @@ pub struct RepoSpec {
     pub worktree: bool,
     /// Where remote repositories are cloned to.
     pub cache_dir: PathBuf,
+    /// How SSH remotes are reached.
+    pub ssh: SshOptions,
+    /// An SSH `allowed_signers` file: when set, only a commit signed by one of its keys
+    /// is used (see [`Snapshot::verify_signature`]).
+    pub require_signed_by: Option<PathBuf>,
+}
+
+/// How SSH remotes (`ssh://`, `user@host:path`) are fetched: by the system's `git` and
+/// OpenSSH, so keys come from ssh-agent, `~/.ssh/id_*` and `~/.ssh/config` as for any git
+/// command, and host keys are always checked (an unknown or changed key is refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshOptions {
+    /// A private key to use instead of the agent's and the default ones.
+    pub key: Option<PathBuf>,
+    /// A known_hosts file to check host keys against instead of `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// The desired-state files as read, and where they were read from.
@@ -46,6 +65,8 @@ pub struct Snapshot {
     pub dir: String,
     /// The YAML files, paths relative to the desired-state folder.
     pub files: Vec<RawFile>,
+    /// Who signed the commit, once [`Snapshot::verify_signature`] checked it.
+    pub signer: Option<Signer>,
     reader: Reader,
 }
 
@@ -71,6 +92,19 @@ impl Snapshot {
             .collect()
     }
 
+    /// Checks that the commit is signed by a key `allowed_signers` allows, as
+    /// `git verify-commit` does with `gpg.format=ssh`, and records the signer. Files read
+    /// from disk carry no signature and are refused.
+    pub fn verify_signature(&mut self, allowed_signers: &Path) -> Result<&Signer, Diagnostic> {
+        let signer = match (&self.reader, &self.commit) {
+            (Reader::Git(tree), Some(commit)) => {
+                signature::verify(tree.repository(), commit, allowed_signers)?
+            }
+            _ => return Err(signature::no_commit(&self.origin)),
+        };
+        Ok(self.signer.insert(signer))
+    }
+
     /// One line saying what was read: the commit, or that none is pinned.
     pub fn describe(&self) -> String {
         let dir = if self.dir.is_empty() {
@@ -81,7 +115,15 @@ impl Snapshot {
         match &self.commit {
             Some(commit) => {
                 let reference = self.reference.as_deref().unwrap_or("HEAD");
-                format!("{dir}`{}` at commit {commit} ({reference})", self.origin)
+                let signed = self
+                    .signer
+                    .as_ref()
+                    .map(|s| format!(", signed by {} ({})", s.principal, s.key))
+                    .unwrap_or_default();
+                format!(
+                    "{dir}`{}` at commit {commit} ({reference}){signed}",
+                    self.origin
+                )
             }
             None => format!("{dir}`{}` as it is on disk: no commit pinned", self.origin),
         }
@@ -91,6 +133,15 @@ impl Snapshot {
 /// Whether `repo` names a remote rather than a local path.
 pub fn is_remote(repo: &str) -> bool {
     repo.contains("://") || (repo.contains('@') && repo.contains(':') && !Path::new(repo).exists())
+}
+
+/// Whether `repo` is an SSH remote: `ssh://`, `git+ssh://` or git's scp-like
+/// `user@host:path`.
+pub fn is_ssh(repo: &str) -> bool {
+    repo.starts_with("ssh://")
+        || repo.starts_with("git+ssh://")
+        || repo.starts_with("ssh+git://")
+        || (!repo.contains("://") && is_remote(repo))
 }
 
 /// Reads the desired-state files that `spec` names.
@@ -103,7 +154,7 @@ pub fn read(spec: &RepoSpec) -> Result<Snapshot, Diagnostic> {
             )
             .help("drop `--worktree`, or point `--repo` at a local checkout"));
         }
-        let repository = remote::fetch(&spec.repo, &spec.cache_dir)?;
+        let repository = remote::fetch(&spec.repo, &spec.cache_dir, &spec.ssh)?;
         return git::read(repository, spec, "", remote::redact(&spec.repo));
     }
     let path = Path::new(&spec.repo);
@@ -215,5 +266,9 @@ mod tests {
         assert!(is_remote("file:///tmp/site.git"));
         assert!(is_remote("git@example.org:site.git"));
         assert!(!is_remote("examples/"));
+        assert!(is_ssh("git@example.org:org/site.git"));
+        assert!(is_ssh("ssh://git@example.org:2222/org/site.git"));
+        assert!(!is_ssh("https://example.org/site.git"));
+        assert!(!is_ssh("file:///srv/site.git"));
     }
 }

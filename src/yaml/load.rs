@@ -81,6 +81,19 @@ pub fn load_documents(source: &SourceText, limits: Limits) -> (Vec<Node>, Vec<Ya
                 )
                 .help(NESTING_HELP))
             }
+            Err(scan) if scan.info().contains("tab") => {
+                // The scanner reports where the token it was reading began, which can be a
+                // line before the tab; point at the tab itself.
+                let at = source.offset_of(scan.marker().line(), scan.marker().col());
+                let tab = source.text[at.min(source.text.len())..]
+                    .find('\t')
+                    .map_or(at, |i| at + i);
+                Err(YamlError::new(
+                    format!("invalid YAML: {}", scan.info()),
+                    Span::new(tab, tab + 1),
+                )
+                .help("YAML does not allow tabs for indentation: indent with spaces"))
+            }
             Err(scan) => {
                 let at = source.offset_of(scan.marker().line(), scan.marker().col());
                 Err(YamlError::new(

@@ -587,3 +587,156 @@ fn a_rollout_is_checked_with_located_errors() {
     let group = &outcome.desired.unwrap().host_groups["rack-a"].spec;
     assert!(group.rollout.as_ref().is_some_and(|r| r.paused));
 }
+
+fn run_binary(site: &crate::support::Site, args: &[&str]) -> (i32, String, String) {
+    let out = site.run(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Point 5: the fixes validation used to miss, through the binary.
+#[test]
+fn a_bitstream_named_by_its_bs_name_gets_a_did_you_mean() {
+    let site = valid_site();
+    // `pac-a10-fim` is the shell's `bs-name`; the document's name is `pac-shell`.
+    site.write(
+        "hosts.yaml",
+        HOSTS.replace("bitstream: pac-shell", "bitstream: pac-a10-fim"),
+    );
+    let (code, _, err) = run_binary(&site, &["validate"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("bitstream `pac-a10-fim` is not declared in the repository"),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: did you mean `pac-shell`? `pac-a10-fim` is its `bs-name`; host groups name a Bitstream by its `name`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_path_may_start_with_dot_slash() {
+    let site = valid_site();
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replace("file: files/shell.bin", "file: ./files/shell.bin"),
+    );
+    let (code, out, err) = run_binary(&site, &["validate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid: 7 documents"), "{out}");
+    // A path that does leave the folder still says what it is relative to.
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replace("file: files/shell.bin", "file: ../shell.bin"),
+    );
+    let (code, _, err) = run_binary(&site, &["validate"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("write the path relative to the desired-state folder (`--dir`, else the repository root)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn with_dir_diagnostics_name_files_from_the_repository_root() {
+    let site = valid_site();
+    for file in [
+        "bitstreams.yaml",
+        "placement.yaml",
+        "flavors.yaml",
+        "hosts.yaml",
+        "files/shell.bin",
+        "files/aes.gbs",
+    ] {
+        std::fs::create_dir_all(site.path().join("state/files")).unwrap();
+        std::fs::rename(site.path().join(file), site.path().join("state").join(file)).unwrap();
+    }
+    site.write(
+        "state/flavors.yaml",
+        FLAVORS.replace("vcpus: 4", "vcpus: 0"),
+    );
+    let (code, out, _) = run_binary(&site, &["validate", "--dir", "state", "--format", "json"]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["diagnostics"][0]["file"], "state/flavors.yaml",
+        "{report}"
+    );
+    let (_, _, err) = run_binary(&site, &["validate", "--dir", "state"]);
+    assert!(err.contains("╭─[state/flavors.yaml:4:8]"), "{err}");
+    // Bitstream files stay relative to the state folder: the valid files are found.
+    assert!(!err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn a_tab_is_reported_on_its_own_line() {
+    let site = valid_site();
+    site.write("flavors.yaml", FLAVORS.replace("ram: 8192", "\tram: 8192"));
+    let (code, _, err) = run_binary(&site, &["validate"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("╭─[flavors.yaml:5:1]"), "{err}");
+    assert!(
+        err.contains("help: YAML does not allow tabs for indentation: indent with spaces"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_help_line_from_a_field_description_is_a_whole_sentence() {
+    let site = valid_site();
+    site.write(
+        "bitstreams.yaml",
+        BITSTREAMS.replacen("  bs-name: pac-a10-fim\n", "", 1),
+    );
+    let (code, _, err) = run_binary(&site, &["validate"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("help: add `bs-name`: bitstream name, e.g. `aes-128`"),
+        "{err}"
+    );
+    assert!(!err.contains("e.g\n"), "{err}");
+}
+
+#[test]
+fn program_takes_a_device_as_lspci_prints_it() {
+    let site = crate::support::Site::new();
+    site.write("x.bin", b"a local bitstream").write(
+        "hosts.yaml",
+        "apiVersion: fpga-sync/v1\nkind: HostGroup\nname: lab\nhosts: [lab-1]\nbackend: sim\ndevices:\n  - address: \"0000:86:00.0\"\n    policy: manual\n",
+    );
+    let sim = site.path().join("sim");
+    std::fs::create_dir_all(sim.join("devices")).unwrap();
+    let state = site.path().join("state");
+    let base = [
+        "program",
+        "--host",
+        "lab-1",
+        "--bitstream",
+        "x.bin",
+        "--sim-root",
+        sim.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--device",
+    ];
+    let mut args = base.to_vec();
+    args.push("3B:00.0");
+    let (code, _, err) = run_binary(&site, &args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("0000:3b:00.0"),
+        "the address is read in full: {err}"
+    );
+    let mut args = base.to_vec();
+    args.push("3b:00");
+    let (code, _, err) = run_binary(&site, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`3b:00` is not a PCI address: write it as `lspci` does"),
+        "{err}"
+    );
+}

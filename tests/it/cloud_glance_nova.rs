@@ -216,6 +216,7 @@ async fn flavors_with_descriptions_and_extra_specs() {
                     is_public: false,
                     description: Some("made by fpga-sync tests".into()),
                 },
+                None,
             )
             .await
             .unwrap();

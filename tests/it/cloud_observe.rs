@@ -101,6 +101,7 @@ async fn observe_shows_images_traits_classes_providers_and_flavors() {
                     is_public: true,
                     description: None,
                 },
+                None,
             )
             .await
             .unwrap();

@@ -1,12 +1,13 @@
 //! The executor on a hand-made plan, with Placement replaced by a scripted server that
 //! fails: the failed action's dependents are skipped, independent actions still run and
-//! succeed against the real Glance and Nova, and every outcome is reported.
+//! succeed against the real Glance and Nova, and every outcome is reported. Under a
+//! lease, uploads carry its id and a lost lease starts no further action.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use fpga_sync::apply::{BitstreamFiles, Reporter, apply};
+use fpga_sync::apply::{BitstreamFiles, Reporter, Under, apply, apply_under};
 use fpga_sync::cloud::CloudError;
 use fpga_sync::cloud::error::Service;
 use fpga_sync::cloud::glance::ImageStatus;
@@ -153,6 +154,7 @@ async fn a_failure_skips_its_dependents_and_lets_the_rest_finish() {
                             format!("trait:{trait_name}"),
                             "required".into(),
                         )]),
+                        id: None,
                     },
                 },
             ),
@@ -160,6 +162,7 @@ async fn a_failure_skips_its_dependents_and_lets_the_rest_finish() {
         unchanged: 0,
         fingerprints: BTreeMap::new(),
         not_pruned: vec![],
+        in_progress: vec![],
     };
     let events = Events::default();
     let applied = apply(&plan, &session, &Folder(dir.path().to_owned()), &events, 4).await;
@@ -243,6 +246,7 @@ async fn content_that_is_not_the_planned_content_is_never_left_as_an_image() {
         unchanged: 0,
         fingerprints: BTreeMap::new(),
         not_pruned: vec![],
+        in_progress: vec![],
     };
     let applied = apply(
         &plan,
@@ -270,4 +274,134 @@ async fn content_that_is_not_the_planned_content_is_never_left_as_an_image() {
             .all(|i| i.name.as_deref() != Some(name.as_str())),
         "the image was deleted again"
     );
+}
+
+#[tokio::test]
+async fn under_a_lease_uploads_carry_its_id_and_a_lost_lease_starts_nothing_more() {
+    let session = local_cloud().session(NOAUTH).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.bin"), b"leased bits").unwrap();
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(b"leased bits")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let name = unique("exec-leased");
+    let traits: Vec<String> = (0..3).map(|_| unique("CUSTOM_EXEC_LEASE")).collect();
+    let mut actions = vec![action(
+        0,
+        Kind::Create,
+        ObjectType::Image,
+        &name,
+        vec![],
+        Operation::CreateImage {
+            image: ImageSpec {
+                name: name.clone(),
+                visibility: "private".into(),
+                tags: vec!["FPGA".into()],
+                properties: BTreeMap::from([("fpga_sync_state".into(), "uploading".into())]),
+                source: "b.bin".into(),
+                sha256: sha,
+                size: 11,
+            },
+        },
+    )];
+    // One phase of three trait creations, run one at a time.
+    for (i, t) in traits.iter().enumerate() {
+        actions.insert(
+            i,
+            action(
+                i,
+                Kind::Create,
+                ObjectType::Trait,
+                t,
+                vec![],
+                Operation::EnsureTrait { name: t.clone() },
+            ),
+        );
+    }
+    for (i, a) in actions.iter_mut().enumerate() {
+        a.id = i;
+    }
+    let plan = Plan {
+        format_version: 1,
+        commit: None,
+        actions,
+        unchanged: 0,
+        fingerprints: BTreeMap::new(),
+        not_pruned: vec![],
+        in_progress: vec![],
+    };
+    let events = Events::default();
+    // The lease is lost once the first trait is done.
+    let halted = || {
+        events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e == "done 0")
+            .then(|| "the lease of site `x` was lost: broken".to_owned())
+    };
+    let applied = apply_under(
+        &plan,
+        &session,
+        &Folder(dir.path().to_owned()),
+        &events,
+        1,
+        &Under {
+            lease: Some("lease-test"),
+            halted: &halted,
+        },
+    )
+    .await;
+    assert_eq!(applied.succeeded, [0]);
+    assert_eq!(applied.halted, [1, 2, 3]);
+    assert_eq!(
+        applied.halt_reason.as_deref(),
+        Some("the lease of site `x` was lost: broken")
+    );
+    assert!(!applied.ok());
+    assert_eq!(*events.0.lock().unwrap(), ["start 0", "done 0"]);
+    let placement = fpga_sync::cloud::placement::Placement::new(&session);
+    let existing = placement.traits("CUSTOM_EXEC_LEASE").await.unwrap();
+    assert!(existing.contains(&traits[0]));
+    assert!(!existing.contains(&traits[1]) && !existing.contains(&traits[2]));
+
+    // Not halted: the upload records the lease it ran under.
+    let only_image = Plan {
+        actions: vec![Action {
+            id: 0,
+            depends_on: vec![],
+            ..plan.actions[3].clone()
+        }],
+        ..plan
+    };
+    let applied = apply_under(
+        &only_image,
+        &session,
+        &Folder(dir.path().to_owned()),
+        &Events::default(),
+        1,
+        &Under {
+            lease: Some("lease-test"),
+            halted: &|| None,
+        },
+    )
+    .await;
+    assert!(applied.ok(), "{applied:?}");
+    let glance = fpga_sync::cloud::glance::Glance::new(&session);
+    let image = glance
+        .images(&["FPGA"])
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name.as_deref() == Some(name.as_str()))
+        .expect("uploaded");
+    let properties = image.properties();
+    assert_eq!(properties["fpga_sync_lease"].as_str(), "lease-test");
+    assert_eq!(properties["fpga_sync_state"].as_str(), "complete");
+    glance.delete(&image.id).await.unwrap();
 }

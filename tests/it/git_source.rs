@@ -65,6 +65,8 @@ fn spec(repo: &str, reference: Option<&str>, dir: Option<&str>, cache: &Path) ->
         dir: dir.map(str::to_owned),
         worktree: false,
         cache_dir: cache.to_owned(),
+        ssh: Default::default(),
+        require_signed_by: None,
     }
 }
 

@@ -150,7 +150,10 @@ async fn mismatched_busy_and_corrupt_images_are_never_programmed() {
             out.contains(&format!("needs interface {OTHER_IFACE}")),
             "{out}"
         );
-        assert!(out.contains("`--force` does not override this"), "{out}");
+        assert!(
+            out.contains("`--allow-busy` does not override this"),
+            "{out}"
+        );
     }
     assert_eq!(fpgaconf_calls(&fake), 0, "{:?}", fake.call_lines());
 
@@ -346,7 +349,10 @@ async fn two_sim_hosts_report_nested_providers_and_an_allocated_one_is_not_repro
 
     let (code, out) = site.apply_host(&hosts[1].0, &HostDirs::of(&hosts[1].2), &[]);
     assert_eq!(code, 1, "h2: {out}");
-    assert!(out.contains("1 consumer(s) hold allocations"), "{out}");
+    assert!(
+        out.contains(&format!("consumer `{consumer}` holds allocations")),
+        "named by its id (Nova has no such server): {out}"
+    );
     let h2_root = hosts[1].2.config().sim_root;
     assert_eq!(sim::calls(&h2_root).len(), 1, "not reprogrammed");
     let loaded =
@@ -468,7 +474,10 @@ async fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_why() {
                 out.contains(&format!("assigned to VF {vf}")),
                 "{scenario}: {out}"
             );
-            assert!(out.contains("`--force` does not override this"), "{out}");
+            assert!(
+                out.contains("`--allow-busy` does not override this"),
+                "{out}"
+            );
         }
         assert_eq!(
             fpgaconf_calls(&fake),

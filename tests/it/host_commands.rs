@@ -163,6 +163,7 @@ fn program_loads_a_manual_device_and_refuses_managed_or_incompatible_ones() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("is managed by host group `bench`"), "{out}");
     assert!(out.contains("policy: manual"), "{out}");
+    assert!(out.contains("`--allow-managed`"), "{out}");
     assert_eq!(afu(d, MANAGED), "");
 
     let calls = sim::calls(&d.join("sim")).len();
@@ -203,10 +204,11 @@ fn program_loads_a_manual_device_and_refuses_managed_or_incompatible_ones() {
             "0",
             "--bitstream",
             "mine.gbs",
-            "--force",
+            "--allow-managed",
         ],
     );
-    // Forced on a managed device, its provider must be drained first: no cloud, no program.
+    // Allowed on a managed device, its provider must be drained first: no cloud, no
+    // program.
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("must be drained first"), "{out}");
     assert_eq!(afu(d, MANAGED), "");
@@ -216,8 +218,11 @@ fn program_loads_a_manual_device_and_refuses_managed_or_incompatible_ones() {
         d,
         &["program", "--device", MANUAL, "--bitstream", "mine.gbs"],
     );
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("needs `--host`"), "{out}");
+    assert_eq!(code, 2, "a usage error: {out}");
+    assert!(
+        out.contains("the following required arguments were not provided:\n  --host <NAME>"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -308,7 +313,10 @@ fn program_reads_gbs_files_as_opae_does_and_refuses_what_it_refuses_naming_file_
     let (code, out) = program("2", "n3000-legacy.gbs");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("is a legacy GBS"), "{out}");
-    assert!(out.contains("`--force` does not override this"), "{out}");
+    assert!(
+        out.contains("`--allow-busy` does not override this"),
+        "{out}"
+    );
     assert_eq!(sim::calls(&d.join("sim")).len(), calls, "no program call");
 }
 

@@ -120,6 +120,7 @@ fn provider_from(target: &report::ProviderTarget, allocations: usize) -> Provide
         traits: target.traits.clone(),
         inventories: target.inventories.clone(),
         allocations,
+        consumers: Vec::new(),
     }
 }
 
@@ -311,13 +312,39 @@ fn a_provider_claiming_a_bitstream_the_card_lost_is_withdrawn_before_anything_el
 
 #[test]
 fn manual_slots_are_left_alone_and_deferred_slots_wait() {
-    let manual = Case::new(
-        region_assignment(aes(IFACE), Policy::Manual),
-        card(Loaded::Empty, Busy::Free),
-    );
+    let mut unreported = region_assignment(aes(IFACE), Policy::Manual);
+    unreported.bitstream = None;
+    unreported.resource_class = None;
+    let manual = Case::new(unreported, card(Loaded::Empty, Busy::Free));
     let plan = manual.plan();
-    assert_eq!(plan.slots[0].action, SlotAction::Manual);
+    assert_eq!(plan.slots[0].action, SlotAction::Manual { report: false });
+    assert_eq!(plan.slots[0].provider_name, None);
     assert!(!plan.has_changes());
+
+    // With a resource class, a manual slot is a claimable provider: one unit, its traits
+    // and the manual trait, no function traits; reported once, then left alone.
+    let mut claimable = region_assignment(aes(IFACE), Policy::Manual);
+    claimable.bitstream = None;
+    let mut manual = Case::new(claimable, card(Loaded::Empty, Busy::Free));
+    let plan = manual.plan();
+    assert_eq!(plan.slots[0].action, SlotAction::Manual { report: true });
+    let want = plan.slots[0].on_success.clone().unwrap();
+    assert_eq!(want.name, format!("compute-a01_{ADDR}"));
+    assert_eq!(
+        want.traits,
+        BTreeSet::from([
+            "CUSTOM_ACCELERATOR_CRYPTO".to_owned(),
+            report::MANUAL_TRAIT.to_owned(),
+            report::OWNER_TRAIT.to_owned(),
+        ])
+    );
+    assert_eq!(want.inventories["CUSTOM_FPGA_INTEL_PF"].total, 1);
+    assert!(plan.slots[0].withdraw.is_none());
+    manual.providers = vec![provider_from(&want, 1)];
+    let plan = manual.plan();
+    assert_eq!(plan.slots[0].action, SlotAction::Manual { report: false });
+    assert!(!plan.has_changes());
+    assert!(plan.removals.is_empty());
 
     let mut deferred = Case::new(
         region_assignment(aes(IFACE), Policy::Managed),
@@ -399,6 +426,7 @@ fn providers_that_are_not_fpga_syncs_are_never_touched_and_gone_devices_are_remo
         traits: BTreeSet::from([report::OWNER_TRAIT.into()]),
         inventories: BTreeMap::new(),
         allocations: 0,
+        consumers: Vec::new(),
     };
     let foreign = ProviderState {
         name: "compute-a01_0000:d8:00.0".into(),
@@ -475,7 +503,10 @@ fn a_legacy_gbs_gets_its_interface_check_and_is_then_refused_even_forced() {
             SlotAction::Blocked { reason, help } => {
                 assert!(reason.contains("is a legacy GBS"), "{reason}");
                 assert!(reason.contains(&IFACE.to_string()), "{reason}");
-                assert!(help.contains("`--force` does not override this"), "{help}");
+                assert!(
+                    help.contains("`--allow-busy` does not override this"),
+                    "{help}"
+                );
             }
             other => panic!("force={force}: {other:?}"),
         }
@@ -531,7 +562,10 @@ fn a_port_released_to_a_vf_is_never_programmed_and_the_plan_says_whose_it_is() {
                     ),
                     "{reason}"
                 );
-                assert!(help.contains("`--force` does not override this"), "{help}");
+                assert!(
+                    help.contains("`--allow-busy` does not override this"),
+                    "{help}"
+                );
             }
             other => panic!("force={force}: {other:?}"),
         }

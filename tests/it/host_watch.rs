@@ -386,6 +386,12 @@ async fn a_power_cycle_is_repaired_by_the_next_read_back() {
         "exactly one more program call: {}",
         watch.log()
     );
+    // The repair says what the card carried before it.
+    let log = watch.log();
+    assert!(
+        log.contains("read it back (the card carried nothing before)"),
+        "{log}"
+    );
     let traits = site.provider_traits().await;
     assert!(traits.iter().any(|t| t == VERIFIED_TRAIT), "{traits:?}");
     assert!(
@@ -823,5 +829,82 @@ fn every_option_of_the_agent_can_live_in_its_configuration_file() {
         log.lines()
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "{log}"
+    );
+}
+
+/// Point 2: credentials Keystone refuses are the agent's configuration, not an outage:
+/// the pass fails, the status file says why, and the service exits 1 (so that systemd
+/// restarts it with backoff and shows it failed) instead of retrying while it looks
+/// healthy.
+#[test]
+fn a_login_keystone_refuses_stops_the_service_with_exit_1() {
+    let site = Site::new();
+    let token = unique("FATAL");
+    let host = unique("fh").to_lowercase().replace('_', "-");
+    site.write("state/files/shell.bin", "shell")
+        .write("state/files/afu-v1.bin", "one")
+        .write("state/files/afu-v2.bin", "two")
+        .write("state/bitstreams.yaml", bitstreams(&token))
+        .write(
+            "state/hosts.yaml",
+            hosts(
+                &token,
+                &host,
+                &format!("afu1-{}", token.to_ascii_lowercase()),
+            ),
+        )
+        .write(
+            "secure.yaml",
+            "clouds:\n  local-keystone:\n    auth:\n      password: not-the-Pa55word-42\n",
+        );
+    let state = tempfile::tempdir().unwrap();
+    let sim_root = state.path().join("sim");
+    sim::add_device(&sim_root, ADDRESS, "8086:09c4", "simulated PAC", None).unwrap();
+    sim::add_region(&sim_root, ADDRESS, "0", None, None).unwrap();
+    let status_file = state.path().join("status.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_fpga-sync"))
+        .args([
+            "watch",
+            "--repo",
+            ".",
+            "--worktree",
+            "--dir",
+            "state",
+            "--host",
+            &host,
+            "--sim-root",
+            sim_root.to_str().unwrap(),
+            "--state-dir",
+            state.path().to_str().unwrap(),
+            "--max-runs",
+            "5",
+        ])
+        .current_dir(site.path())
+        .envs(local_cloud().os_env())
+        .env("OS_CLOUD", crate::support::cloud::KEYSTONE)
+        .env("OS_CLIENT_SECURE_FILE", site.path().join("secure.yaml"))
+        .env("FPGA_SYNC_SITE", &token)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("ERROR"), "{log}");
+    assert!(
+        log.contains("exiting so that the service manager restarts it with backoff"),
+        "{log}"
+    );
+    assert!(!log.contains("not-the-Pa55word-42"), "{log}");
+    let status = WatchStatus::read(&status_file).expect("a status file");
+    assert_eq!(status.passes, 1, "one pass, no retries: {log}");
+    assert!(
+        status
+            .status
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("refused the user and password of cloud `local-keystone`"),
+        "{status:#?}"
     );
 }

@@ -1,9 +1,11 @@
 //! `fpga-sync import` against the real local cloud, through the binary: objects made by
 //! hand with the clients (an FPGA image with the spec's metadata, topology and data, a
 //! custom trait and resource class, an FPGA flavor) come out as YAML that validates, plans
-//! as adoption (no collision), applies, and then plans empty; existing files are refused
-//! without `--force`; incomplete metadata gets TODO comments and warnings, not made-up
-//! values. Other tests share the cloud, so each test imports only its own objects
+//! as adoption (no collision), applies, and then plans empty; `--match` naming the image
+//! and the flavor brings the trait and resource class the flavor asks for; Glance's
+//! `owner_specified.*` checksums stay out; existing files are refused without
+//! `--overwrite` (`--force` still works); incomplete metadata gets TODO comments and
+//! warnings, not made-up values. Other tests share the cloud, so each test imports only its own objects
 //! (`--match` on a unique token).
 
 use std::collections::BTreeMap;
@@ -107,6 +109,8 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
         ("function_name", "aes-128".into()),
         ("type", "crypto".into()),
         ("note", "yes: \"1.10\" # not a comment".into()),
+        ("owner_specified.openstack.sha256", "0".repeat(64)),
+        ("owner_specified.openstack.object", "images/aes".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -125,6 +129,7 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
                 is_public: true,
                 description: Some("made by hand".into()),
             },
+            None,
         )
         .await
         .unwrap();
@@ -142,9 +147,18 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
     let work = tempfile::tempdir().unwrap();
     let site = work.path().join("site");
     let site_arg = site.to_string_lossy().into_owned();
-    let pattern = format!("*{token}*");
+    // The image and the flavor by name; the trait and class come with the flavor.
+    let (image_glob, flavor_glob) = (format!("aes-{token}*"), flavor_name.clone());
     let import = |force: bool| {
-        let mut args = vec!["import", "--to", &site_arg, "--match", &pattern];
+        let mut args = vec![
+            "import",
+            "--to",
+            &site_arg,
+            "--match",
+            &image_glob,
+            "--match",
+            &flavor_glob,
+        ];
         if force {
             args.push("--force");
         }
@@ -179,6 +193,7 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
     }
     assert!(bitstreams.starts_with("# yaml-language-server:"));
     assert!(!bitstreams.contains("fpga_sync_"), "{bitstreams}");
+    assert!(!bitstreams.contains("owner_specified"), "{bitstreams}");
     assert_eq!(
         std::fs::read(site.join(format!("bitstreams/files/aes-{token}.gbs"))).unwrap(),
         data
@@ -222,8 +237,28 @@ async fn imported_objects_validate_are_adopted_by_the_first_apply_and_then_plan_
         err.contains(&format!(
             "refusing to overwrite `{}`",
             site.join("bitstreams.yaml").display()
-        )) && err.contains("`--force`"),
+        )) && err.contains("`--overwrite`"),
         "{err}"
+    );
+    // Only the flavor: no claim that the cloud holds no FPGA images.
+    let only_flavor = work.path().join("only-flavor");
+    let out = run(
+        work.path(),
+        &[
+            "import",
+            "--to",
+            only_flavor.to_str().unwrap(),
+            "--match",
+            &flavor_name,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bitstreams = std::fs::read_to_string(only_flavor.join("bitstreams.yaml")).unwrap();
+    assert!(
+        bitstreams.contains("# Only the images and flavors `--match` names")
+            && bitstreams.contains("# No FPGA-tagged images to import.")
+            && !bitstreams.contains("holds no"),
+        "{bitstreams}"
     );
 
     let plan = |site_name: &str| {

@@ -333,11 +333,32 @@ async fn a_stale_saved_plan_is_refused_naming_what_moved() {
         .unwrap();
     let out = repo.run(&["apply", &plan_file.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(1));
+    // The lease lines before the refusal carry the random site and lease id.
+    let err: String = text(&out.stderr)
+        .lines()
+        .filter(|l| !l.contains(" the lease of site "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let err = err
+        .replace(&*plan_file.to_string_lossy(), "PLAN")
+        .replace(&repo.lower(), "token");
+    insta::assert_snapshot!(err, @r"
+    fpga_sync::stale_plan
+
+      × the saved plan `PLAN` is stale: 1 object(s) changed since it was made:
+      │   image aes-token: property vendor changed (Intel → Altera) since the plan was made
+      help: make a new plan with `fpga-sync plan --out FILE` and review it
+    ");
+    // A plan saved before it recorded what it saw still loads; its refusal shows the
+    // fingerprints.
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert!(old["seen"]["images"].is_array(), "{old}");
+    old.as_object_mut().unwrap().remove("seen");
+    std::fs::write(&plan_file, old.to_string()).unwrap();
+    let out = repo.run(&["apply", &plan_file.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(
-        err.contains("is stale: 1 object(s) changed since it was made"),
-        "{err}"
-    );
     assert!(
         err.contains(&format!("image:{}: was active|", image.id)),
         "{err}"
@@ -382,6 +403,7 @@ async fn objects_fpga_sync_does_not_own_are_never_touched() {
                 is_public: true,
                 description: Some("by hand".into()),
             },
+            None,
         )
         .await
         .unwrap();

@@ -69,6 +69,7 @@ fn a_plan_from_nothing_is_ordered_and_knows_its_dependencies() {
         digests: &digests,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     };
     let p = plan(&input).unwrap();
     assert_eq!(p, plan(&input).unwrap(), "deterministic");
@@ -136,6 +137,7 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         digests: &digests,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     })
     .unwrap();
     let aes_actions: Vec<(Kind, &Operation)> = p
@@ -160,6 +162,7 @@ fn identity_is_bs_uuid_and_content_and_leftovers_are_removed() {
         digests: &changed,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     })
     .unwrap();
     let replace = p
@@ -206,6 +209,7 @@ fn another_site_s_image_is_not_ours() {
         digests: &digests,
         observed: &observed,
         settings: PlanSettings::default(),
+        live_lease: None,
     })
     .unwrap_err();
     assert_eq!(problems.len(), 1);
@@ -228,6 +232,7 @@ fn another_site_s_image_is_not_ours() {
             prune: true,
             ..PlanSettings::default()
         },
+        live_lease: None,
     })
     .unwrap();
     assert!(
@@ -266,6 +271,7 @@ fn the_mass_delete_guard_counts_only_what_pruning_removes() {
         digests: &digests,
         observed,
         settings: strict.clone(),
+        live_lease: None,
     };
     let p = plan(&input(&leftovers)).expect("leftovers are not pruning");
     let deletes: Vec<&Why> = p
@@ -313,5 +319,182 @@ fn the_mass_delete_guard_counts_only_what_pruning_removes() {
         [&Why::PrunedImage {
             id: "id-gone".into()
         }]
+    );
+}
+
+#[test]
+fn an_upload_under_the_live_lease_is_left_alone_and_any_other_is_interrupted() {
+    let d = desired();
+    let digests = digests(&d);
+    let aes = d.bitstreams["aes-128"].spec.metadata.bs_uuid.to_string();
+    let sha = digests["aes-128"].sha256.clone();
+    let marked = |id: &str, uuid: &str, status: &str, lease: Option<&str>| {
+        let mut i = image(
+            id,
+            "aes-128",
+            uuid,
+            Some("default"),
+            &sha,
+            status,
+            "uploading",
+        );
+        if let Some(lease) = lease {
+            i.properties.insert("fpga_sync_lease".into(), lease.into());
+        }
+        i
+    };
+    // The live run's upload under way, and a leftover of its own earlier attempt.
+    let observed = Observed {
+        images: vec![
+            marked("id-saving", &aes, "saving", Some("lease-live")),
+            marked("id-queued", &aes, "queued", Some("lease-dead")),
+            // An image of a bitstream that left the repository, being uploaded by the
+            // live run (it applies another commit).
+            marked(
+                "id-other",
+                "11111111-2222-4333-8444-555555555555",
+                "queued",
+                Some("lease-live"),
+            ),
+        ],
+        ..Observed::default()
+    };
+    let planned = |live: Option<&str>| {
+        plan(&PlanInput {
+            desired: &d,
+            digests: &digests,
+            observed: &observed,
+            settings: PlanSettings {
+                prune: true,
+                allow_mass_delete: true,
+                ..PlanSettings::default()
+            },
+            live_lease: live,
+        })
+        .unwrap()
+    };
+    let touched = |p: &fpga_sync::plan::Plan| -> Vec<String> {
+        p.actions
+            .iter()
+            .filter(|a| a.object == ObjectType::Image && a.name != "shell")
+            .map(|a| format!("{:?} {} {:?}", a.kind, a.name, a.reason))
+            .collect()
+    };
+
+    // `plan` while the run holding `lease-live` works: its uploads are left alone, even
+    // with --prune, and noted.
+    let p = planned(Some("lease-live"));
+    assert!(
+        p.actions
+            .iter()
+            .all(|a| a.object != ObjectType::Image || a.name != "aes-128"),
+        "{:#?}",
+        touched(&p)
+    );
+    assert!(
+        p.actions.iter().all(|a| !matches!(
+            &a.operation,
+            Operation::DeleteImage { id } if id.as_str() == "id-other"
+        )),
+        "{:#?}",
+        touched(&p)
+    );
+    assert_eq!(
+        p.in_progress,
+        [
+            "image aes-128 (id-saving) is being uploaded by the run holding lease lease-live: left alone",
+            "image aes-128 (id-other) is being uploaded by the run holding lease lease-live: left alone",
+        ]
+    );
+    // Their fingerprints are kept: a saved plan is refused once they move.
+    assert!(
+        p.fingerprints
+            .keys()
+            .any(|k| k.to_string().contains("id-saving"))
+    );
+
+    // Under another lease (the holder of `lease-live` is gone), or with uploads marked
+    // before leases, they are interrupted: replaced, finished, deleted.
+    for live in [Some("lease-new"), None] {
+        let p = planned(live);
+        assert!(p.in_progress.is_empty(), "{:?}", p.in_progress);
+        let aes_ops: Vec<&Operation> = p
+            .actions
+            .iter()
+            .filter(|a| a.name == "aes-128")
+            .map(|a| &a.operation)
+            .collect();
+        assert!(
+            aes_ops.iter().any(
+                |o| matches!(o, Operation::FinishImage { id, .. } if id.as_str() == "id-queued")
+            ),
+            "{aes_ops:#?}"
+        );
+        assert!(
+            aes_ops
+                .iter()
+                .any(|o| matches!(o, Operation::DeleteImage { id } if id.as_str() == "id-saving")),
+            "{aes_ops:#?}"
+        );
+        assert!(p.actions.iter().any(|a| matches!(
+            &a.operation,
+            Operation::DeleteImage { id } if id.as_str() == "id-other"
+        )));
+    }
+}
+
+/// Point 9: adopting another site's image is a highlighted warning in the plan (and
+/// counted in its summary), not an ordinary `~`.
+#[test]
+fn taking_over_another_site_s_image_is_a_warning_in_the_plan() {
+    let mut d = desired();
+    d.bitstreams.get_mut("aes-128").unwrap().spec.adopt = true;
+    let digests = digests(&d);
+    let uuid = d.bitstreams["aes-128"].spec.metadata.bs_uuid.to_string();
+    let observed = Observed {
+        images: vec![image(
+            "id-theirs",
+            "aes-128",
+            &uuid,
+            Some("lab"),
+            &digests["aes-128"].sha256,
+            "active",
+            "complete",
+        )],
+        ..Observed::default()
+    };
+    let p = plan(&PlanInput {
+        desired: &d,
+        digests: &digests,
+        observed: &observed,
+        settings: PlanSettings::default(),
+        live_lease: None,
+    })
+    .unwrap();
+    let adopt = p.actions.iter().find(|a| a.name == "aes-128").unwrap();
+    assert_eq!(fpga_sync::plan::render::taken_over_from(adopt), Some("lab"));
+    let text = fpga_sync::plan::render::human(&p, "header", false);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  ~ image aes-128 (adopt image id-theirs"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        lines[at + 1],
+        "    ! takes image aes-128 over from fpga-sync site `lab`: that site's plans will refuse it as unmanaged from now on"
+    );
+    assert!(
+        text.contains("to destroy. 1 taken over from another site."),
+        "{text}"
+    );
+    let coloured = fpga_sync::plan::render::human(&p, "header", true);
+    assert!(
+        coloured.contains("\x1b[1;31m! takes image aes-128 over"),
+        "{coloured}"
+    );
+    let md = fpga_sync::plan::render::markdown(&p, "header");
+    assert!(
+        md.contains("> **Warning:** takes image aes-128 over from fpga-sync site `lab`"),
+        "{md}"
     );
 }

@@ -143,13 +143,15 @@ fn replay(name: &str, dir: &Path) -> Result<(String, Vec<String>), String> {
 
 /// `desired/` through the normal loader, as the files on disk (the folder is inside this
 /// repository's git checkout, whose commit must not be what is read).
-fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
+pub(crate) fn load(dir: &Path, cache: &Path) -> Result<Loaded, String> {
     let spec = RepoSpec {
         repo: dir.join("desired").to_string_lossy().into_owned(),
         reference: None,
         dir: None,
         worktree: true,
         cache_dir: cache.to_owned(),
+        ssh: Default::default(),
+        require_signed_by: None,
     };
     fpga_sync::reconcile::load(&spec).map_err(|diagnostics| {
         let lines: Vec<String> = diagnostics
@@ -288,6 +290,7 @@ fn central(
             digests: &loaded.digests,
             observed,
             settings: settings.plan_settings(),
+            live_lease: None,
         })
     };
     let plan = match planned(&observed) {
@@ -303,7 +306,12 @@ fn central(
     let mut text = render::human(&plan, &head, false);
     if !loaded.desired.host_groups.is_empty() {
         let targets = targets::targets(loaded, cache).0;
-        let slots = fleet::fleet(&loaded.desired, &targets, &observed.providers);
+        let slots = fleet::fleet(
+            &loaded.desired,
+            &targets,
+            &observed.providers,
+            &BTreeMap::new(),
+        );
         text.push_str(&fleet::render(&slots, false));
     }
     if plan.has_changes() {
@@ -340,7 +348,7 @@ fn host(name: &str, dir: &Path, loaded: &Loaded, cache: &Path) -> Result<String,
     let head = format!(
         "fpga-sync plan --host {}{}: scenario `{name}` (desired/ → host.json)",
         observed.host,
-        if observed.force { " --force" } else { "" }
+        if observed.force { " --allow-busy" } else { "" }
     );
     let mut text = host_render::human(&plan, &problems, &head);
     text.push_str(&placement_writes(&plan));
@@ -517,7 +525,7 @@ fn flavor_spec(f: &FlavorSpec) -> String {
 
 /// Carries `plan` out on `observed` as the executor would on the cloud, `fpga-sync
 /// observe` reading the result: a model, kept to what the planner reads.
-fn apply(observed: &mut Observed, plan: &Plan) {
+pub(crate) fn apply(observed: &mut Observed, plan: &Plan) {
     let mut next_id = 0;
     let mut new_id = |kind: &str| {
         next_id += 1;

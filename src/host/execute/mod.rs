@@ -6,8 +6,9 @@
 //! verified cache, check its header is what the repository said, check nobody took the
 //! drained slot meanwhile, program, read back, and only then report the bitstream to
 //! Placement; a failure leaves the provider reserved and marked failed. It decides nothing: what to do comes from the plan; it only refuses to
-//! go on when a check it was told to make fails. A stop request is honoured between slots,
-//! never during programming. I/O: the drivers, Glance, Placement, the bitstream cache.
+//! go on when a check it was told to make fails. A stop request, or the loss of the lease
+//! the pass runs under (`docs/locking.md`), is honoured between slots, never during
+//! programming. I/O: the drivers, Glance, Placement, the bitstream cache.
 
 pub mod fetch;
 
@@ -49,6 +50,9 @@ pub struct HostExecutor<'a> {
     pub timeout: Duration,
     /// Set to stop after the current slot.
     pub stop: &'a AtomicBool,
+    /// Why to stop after the current slot, if it must: the lease the pass runs under was
+    /// lost (broken by someone, or not renewed for its TTL).
+    pub halted: &'a (dyn Fn() -> Option<String> + Sync),
     /// Told what happens, as it happens.
     pub reporter: &'a dyn Reporter,
     /// Where what was programmed is recorded.
@@ -66,7 +70,8 @@ pub trait Reporter: Sync {
     fn removal(&self, provider: &str, what: &str);
 }
 
-/// Tells everything to `tracing`: failures as warnings, a failed withdrawal as an error.
+/// Tells everything to `tracing`: failed and blocked slots as warnings, a failed
+/// withdrawal as an error.
 pub struct LogReporter;
 
 impl Reporter for LogReporter {
@@ -91,7 +96,7 @@ impl Reporter for LogReporter {
     fn slot_done(&self, s: &SlotStatus) {
         let bitstream = s.bitstream.as_deref().unwrap_or("");
         match s.state {
-            SlotState::Failed => {
+            SlotState::Failed | SlotState::Blocked => {
                 tracing::warn!(slot = %s.slot, bitstream, state = ?s.state, programmed = s.programmed, "{}", s.message)
             }
             _ => {
@@ -101,7 +106,11 @@ impl Reporter for LogReporter {
     }
 
     fn removal(&self, provider: &str, what: &str) {
-        tracing::info!(provider, "{what}");
+        if what.starts_with("could not") || what.contains("failed") {
+            tracing::warn!(provider, "{what}");
+        } else {
+            tracing::info!(provider, "{what}");
+        }
     }
 }
 
@@ -126,6 +135,8 @@ pub struct Executed {
     /// Providers that could not be withdrawn from scheduling: Placement may still offer a
     /// function their card does not carry. The next pass retries them first.
     pub unwithdrawn: Vec<String>,
+    /// Why the executor stopped before the end of the plan, when the lease was lost.
+    pub halted: Option<String>,
 }
 
 impl HostExecutor<'_> {
@@ -145,6 +156,7 @@ impl HostExecutor<'_> {
             }
         }
         let mut out = Vec::new();
+        let mut halted = None;
         // Devices whose whole-device image (shell) failed to load: their regions wait.
         let mut failed_devices = BTreeSet::new();
         for slot in &plan.slots {
@@ -165,6 +177,15 @@ impl HostExecutor<'_> {
                 out.push(status(slot, SlotState::Pending, "stopped before its turn"));
                 continue;
             }
+            if let Some(why) = (self.halted)() {
+                out.push(status(
+                    slot,
+                    SlotState::Pending,
+                    format!("not started: {why}"),
+                ));
+                halted.get_or_insert(why);
+                continue;
+            }
             if slot.assignment.slot.region.is_some() && failed_devices.contains(address) {
                 out.push(status(
                     slot,
@@ -183,19 +204,29 @@ impl HostExecutor<'_> {
         let mut removals = Vec::new();
         for r in &plan.removals {
             let p = &r.provider;
+            if let Some(why) = (self.halted)() {
+                removals.push(format!("did not remove provider `{}`: {why}", p.name));
+                halted.get_or_insert(why);
+                continue;
+            }
             let line = match report::remove_device_provider(self.placement, p).await {
                 Ok(Removed::Removed) => format!(
                     "removed provider `{}`: its device is gone or no longer assigned",
                     p.name
                 ),
                 Ok(Removed::InUse { consumers }) => {
+                    let holders = if p.consumers.len() == consumers {
+                        p.holders()
+                    } else {
+                        format!("{consumers} consumer(s) hold")
+                    };
                     match report::reserve_all(self.placement, &p.uuid).await {
                         Ok(()) => format!(
-                            "kept provider `{}` (device gone or unassigned): {consumers} consumer(s) hold allocations; everything reserved",
+                            "kept provider `{}` (device gone or unassigned): {holders} allocations; everything reserved",
                             p.name
                         ),
                         Err(e) => format!(
-                            "kept provider `{}`: {consumers} consumer(s) hold allocations; reserving failed: {e}",
+                            "kept provider `{}`: {holders} allocations; reserving failed: {e}",
                             p.name
                         ),
                     }
@@ -212,6 +243,7 @@ impl HostExecutor<'_> {
                 .iter()
                 .map(|(slot, e)| format!("{slot}: {e}"))
                 .collect(),
+            halted,
         }
     }
 
@@ -222,7 +254,28 @@ impl HostExecutor<'_> {
             .as_ref()
             .map_or(String::new(), |t| format!("`{}`", t.name));
         match &plan.action {
-            SlotAction::Manual => status(plan, SlotState::Manual, "policy: manual; left alone"),
+            SlotAction::Manual { report } => {
+                if *report && let Some(want) = &plan.on_success {
+                    if let Err(e) = self.write(plan, want).await {
+                        return status(
+                            plan,
+                            SlotState::Failed,
+                            format!(
+                                "policy: manual; reporting it as a claimable provider failed: {e}"
+                            ),
+                        );
+                    }
+                    return status(
+                        plan,
+                        SlotState::Manual,
+                        format!(
+                            "policy: manual; left alone; reported as claimable provider `{}`",
+                            want.name
+                        ),
+                    );
+                }
+                status(plan, SlotState::Manual, "policy: manual; left alone")
+            }
             SlotAction::ShellChecked { proven: true } => status(
                 plan,
                 SlotState::Verified,
@@ -317,12 +370,14 @@ impl HostExecutor<'_> {
             && let Some(p) = &plan.provider
         {
             match report::consumers(self.placement, &p.uuid).await {
-                Ok(a) if a > 0 => {
+                Ok(ids) if !ids.is_empty() => {
+                    let named: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
                     return status(
                         plan,
                         SlotState::Blocked,
                         format!(
-                            "`{name}` was not programmed: {a} consumer(s) took allocations while it was being drained; it stays reserved until they leave"
+                            "`{name}` was not programmed: consumer(s) {} took allocations while it was being drained; it stays reserved until they leave",
+                            named.join(", ")
                         ),
                     );
                 }
@@ -371,10 +426,15 @@ impl HostExecutor<'_> {
         };
         match verdict {
             Ok(()) => {
+                // A repair of drift (a power cycle, a card loaded by hand) says what it
+                // undid.
                 let mut done = status(
                     plan,
                     SlotState::Verified,
-                    format!("programmed `{name}` and read it back"),
+                    format!(
+                        "programmed `{name}` and read it back (the card carried {} before)",
+                        plan.current
+                    ),
                 );
                 done.programmed = true;
                 // Without the record a later pass cannot tell this build from another of

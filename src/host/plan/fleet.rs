@@ -10,11 +10,23 @@ use crate::desired::host_group::{Policy, resolve_for_host};
 use crate::desired::{Desired, host_entry_matches};
 use crate::host::driver::{is_manager_name, is_pci_address};
 use crate::host::plan::assignment::Target;
+use crate::host::plan::consumer::{self, Consumer};
 use crate::host::plan::provider;
 use crate::observed::ObservedProvider;
 
 /// A slot's state as Placement tells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FleetState {
     /// The host agent read the assigned bitstream back and reported it.
@@ -29,7 +41,7 @@ pub enum FleetState {
 }
 
 /// One reported or expected device provider.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct FleetSlot {
     /// The host.
     pub host: String,
@@ -41,6 +53,11 @@ pub struct FleetSlot {
     pub state: FleetState,
     /// Why, for people.
     pub detail: String,
+    /// Who holds allocations on a slot that is not verified (a server keeps running on a
+    /// withdrawn slot until it is moved or deleted; a claim until it is released), when
+    /// they were looked up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<Consumer>,
 }
 
 /// The host and device address a provider name carries: `<host>_<dddd:bb:dd.f>[_<region>]`,
@@ -73,11 +90,14 @@ pub fn parse_provider_name(name: &str) -> Option<(&str, &str, Option<&str>)> {
 }
 
 /// The state of every slot that reports a provider, for hosts named explicitly (reported
-/// or not) and hosts matched by pattern that have reported.
+/// or not) and hosts matched by pattern that have reported. `consumers` holds who holds
+/// allocations on providers, by provider name (those looked up: see
+/// [`FleetSlot::consumers`]).
 pub fn fleet(
     desired: &Desired,
     targets: &BTreeMap<String, Target>,
     providers: &[ObservedProvider],
+    consumers: &BTreeMap<String, Vec<Consumer>>,
 ) -> Vec<FleetSlot> {
     let owned: BTreeMap<&str, &ObservedProvider> = providers
         .iter()
@@ -176,12 +196,26 @@ pub fn fleet(
                             "reported, but not yet for this bitstream".to_owned(),
                         ),
                     };
+                    let holders = consumers.get(&name).cloned().unwrap_or_default();
+                    let detail = if holders.is_empty() || state == FleetState::Verified {
+                        detail
+                    } else {
+                        format!(
+                            "{detail}; held by {}",
+                            consumer::holders(&holders, holders.len())
+                        )
+                    };
                     out.push(FleetSlot {
                         host: host.clone(),
                         provider: name,
                         bitstream: target.name.clone(),
                         state,
                         detail,
+                        consumers: if state == FleetState::Verified {
+                            Vec::new()
+                        } else {
+                            holders
+                        },
                     });
                 }
             }

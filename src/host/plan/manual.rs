@@ -1,10 +1,10 @@
 //! The host planner's rules for one program call made by hand (`fpga-sync program`, the
 //! seed's program API for FPGA developers): a device the repository manages is refused
-//! unless forced (and then its provider is drained first); a device or region the backend
+//! unless allowed (`--allow-managed`; then its provider is drained first); a device or region the backend
 //! does not see is refused; a port released to an SR-IOV virtual function is refused, the
 //! interface check is the planner's own, and so is the refusal of an image no backend
 //! programs (a legacy GBS): nothing overrides these; a slot the driver sees busy is
-//! refused unless forced. Pure: no I/O.
+//! refused unless allowed (`--allow-busy`). Pure: no I/O.
 
 use super::assignment::SlotAssignment;
 use super::{busy_refusal, format_refusal, interface_refusal, released_refusal};
@@ -37,14 +37,14 @@ pub struct ManualPlan {
 }
 
 /// Whether the slot may be programmed by hand at all: `manual` and unassigned slots may;
-/// managed ones only with `force`.
+/// managed ones only with `allow_managed`.
 pub fn may_program(
     slot: &Slot,
     assigned: Option<&SlotAssignment>,
-    force: bool,
+    allow_managed: bool,
 ) -> Result<ManualPlan, Refusal> {
     match assigned.filter(|a| a.policy == Policy::Managed) {
-        Some(a) if !force => Err(refuse(
+        Some(a) if !allow_managed => Err(refuse(
             format!(
                 "{slot} is managed by host group `{}`{}",
                 a.group,
@@ -52,7 +52,7 @@ pub fn may_program(
                     .as_ref()
                     .map_or(String::new(), |t| format!(" (it carries `{}`)", t.name))
             ),
-            "give it `policy: manual` in the repository to program it by hand, or `--force` (the next reconcile programs its assigned bitstream again)",
+            "give it `policy: manual` in the repository to program it by hand, or `--allow-managed` (the next reconcile programs its assigned bitstream again)",
         )),
         Some(_) => Ok(ManualPlan { drain: true }),
         None => Ok(ManualPlan { drain: false }),

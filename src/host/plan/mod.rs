@@ -7,6 +7,8 @@
 //! nothing uses it (unless forced). Pure and deterministic: no I/O.
 
 pub mod assignment;
+pub mod claim;
+pub mod consumer;
 pub mod fleet;
 pub mod manual;
 pub mod observed;
@@ -40,6 +42,25 @@ pub struct ProviderState {
     pub inventories: BTreeMap<String, Inventory>,
     /// How many consumers hold allocations against it.
     pub allocations: usize,
+    /// Who they are, when observed (a saved observation may give only the number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<consumer::Consumer>,
+}
+
+impl ProviderState {
+    /// Who holds allocations on it, for messages, with the verb: `server `a` (…) holds`,
+    /// or `2 consumer(s) hold` when only their number is known.
+    pub fn holders(&self) -> String {
+        let verb = if self.consumers.len() == 1 {
+            "holds"
+        } else {
+            "hold"
+        };
+        format!(
+            "{} {verb}",
+            consumer::holders(&self.consumers, self.allocations)
+        )
+    }
 }
 
 /// What the planner works from.
@@ -89,8 +110,16 @@ pub struct Hold {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum SlotAction {
-    /// `policy: manual`: nothing is read, programmed or reported.
-    Manual,
+    /// `policy: manual`: nothing is read or programmed. A manual slot that names a
+    /// `resource_class` is reported as a claimable provider (one unit, its traits and
+    /// `CUSTOM_FPGA_SYNC_MANUAL`, no function traits: only its user knows what it
+    /// carries), so that `fpga-sync claim` can hold it through Placement.
+    Manual {
+        /// Whether Placement must be rewritten (the claimable provider is missing or
+        /// differs).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        report: bool,
+    },
     /// It carries its bitstream; Placement is rewritten only when it differs.
     InSync {
         /// Whether Placement must be rewritten.
@@ -187,14 +216,21 @@ impl HostPlan {
             || self.slots.iter().any(|s| {
                 s.withdraw.is_some()
                     || match &s.action {
-                        SlotAction::InSync { report } => *report,
+                        SlotAction::InSync { report } | SlotAction::Manual { report } => *report,
                         SlotAction::Program { .. } => true,
                         SlotAction::Blocked { .. }
                         | SlotAction::Wait { .. }
-                        | SlotAction::Manual
                         | SlotAction::ShellChecked { .. } => false,
                     }
             })
+    }
+
+    /// Whether carrying it out programs a card (a `watch` pass takes the host's lease
+    /// for these).
+    pub fn programs(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.action, SlotAction::Program { .. }))
     }
 
     /// Whether some slot cannot reach its assignment.
@@ -375,10 +411,13 @@ fn plan_slot(
         .as_ref()
         .and_then(|n| ctx.providers.iter().find(|p| &p.name == n).cloned());
     let target = a.bitstream.as_ref();
-    let on_success = provider_name
-        .as_ref()
-        .zip(target)
-        .map(|(n, t)| provider::verified(n, a, t));
+    let on_success = match a.policy {
+        Policy::Managed => provider_name
+            .as_ref()
+            .zip(target)
+            .map(|(n, t)| provider::verified(n, a, t)),
+        Policy::Manual => provider_name.as_ref().map(|n| provider::manual(n, a)),
+    };
     let on_failure = provider_name
         .as_ref()
         .zip(target)
@@ -389,7 +428,7 @@ fn plan_slot(
         accepts: Vec::new(),
         provider_name,
         provider,
-        action: SlotAction::Manual,
+        action: SlotAction::Manual { report: false },
         device_found: true,
         withdraw: None,
         on_success,
@@ -399,6 +438,19 @@ fn plan_slot(
         drains: false,
     };
     if a.policy == Policy::Manual {
+        if let (Some(want), true) = (&plan.on_success, input.providers.is_some()) {
+            let foreign = plan
+                .provider
+                .as_ref()
+                .is_some_and(|p| !p.traits.contains(provider::OWNER_TRAIT));
+            plan.action = SlotAction::Manual {
+                report: !foreign
+                    && plan
+                        .provider
+                        .as_ref()
+                        .is_none_or(|p| !provider_matches(p, want, owned)),
+            };
+        }
         return (plan, true);
     }
     if let Some(p) = plan
@@ -584,9 +636,33 @@ fn carries(
     )
 }
 
-/// Whether a slot reports a provider: managed, carrying a bitstream that is not a shell.
+/// The provider name each slot of `assignments` that reports one is reported as (see
+/// [`provider::provider_name`]), in the assignments' order.
+pub fn reported_providers<'a>(
+    host: &str,
+    assignments: &'a [SlotAssignment],
+) -> Vec<(String, &'a SlotAssignment)> {
+    let mut reporting: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in assignments.iter().filter(|a| reports(a)) {
+        *reporting.entry(&a.slot.address).or_default() += 1;
+    }
+    assignments
+        .iter()
+        .filter(|a| reports(a))
+        .map(|a| {
+            let several = reporting.get(a.slot.address.as_str()).copied().unwrap_or(0) > 1;
+            (provider::provider_name(host, a, several), a)
+        })
+        .collect()
+}
+
+/// Whether a slot reports a provider: managed, carrying a bitstream that is not a shell;
+/// or manual with a `resource_class` (a claimable slot).
 fn reports(a: &SlotAssignment) -> bool {
-    a.policy == Policy::Managed && a.bitstream.as_ref().is_some_and(|t| !t.is_shell())
+    match a.policy {
+        Policy::Managed => a.bitstream.as_ref().is_some_and(|t| !t.is_shell()),
+        Policy::Manual => a.resource_class.is_some(),
+    }
 }
 
 fn backend_name(backend: Backend) -> &'static str {
@@ -706,10 +782,12 @@ fn gate(a: &SlotAssignment, plan: &SlotPlan, busy: &Busy, force: bool) -> Option
     if let Some(p) = plan.provider.as_ref().filter(|p| p.allocations > 0) {
         return Some(blocked(
             format!(
-                "{} is in use: {} consumer(s) hold allocations on provider `{}`",
-                a.slot, p.allocations, p.name
+                "{} is in use: {} allocations on provider `{}`",
+                a.slot,
+                p.holders(),
+                p.name
             ),
-            "move or delete the instances using it, or run again with `--force` to program it anyway",
+            consumer::holders_help(&p.consumers),
         ));
     }
     busy_refusal(&a.slot, busy).map(|(reason, help)| blocked(reason, help))
@@ -720,27 +798,27 @@ pub fn busy_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
     match busy {
         Busy::InUse(holder) => Some((
             format!("{slot} is busy ({holder})"),
-            "stop what uses it, or run again with `--force` to program it anyway".to_owned(),
+            "stop what uses it, or run again with `--allow-busy` to program it anyway".to_owned(),
         )),
         Busy::Free | Busy::Unknown(_) | Busy::Released { .. } => None,
     }
 }
 
 /// A port released to an SR-IOV virtual function: why it is not programmed, and what to
-/// do. Nothing overrides this, `--force` included.
+/// do. Nothing overrides this, `--allow-busy` included.
 pub fn released_refusal(slot: &Slot, busy: &Busy) -> Option<(String, String)> {
     matches!(busy, Busy::Released { .. }).then(|| {
         (
             format!(
                 "{slot} is {busy}: the port belongs to the VF, and only the PF's FME reprograms a port"
             ),
-            "to program it from this host, detach the VF from its VM, set the PF's sriov_numvfs to 0 and assign the port back to the PF (DFL_FPGA_FME_PORT_ASSIGN); `--force` does not override this".to_owned(),
+            "to program it from this host, detach the VF from its VM, set the PF's sriov_numvfs to 0 and assign the port back to the PF (DFL_FPGA_FME_PORT_ASSIGN); `--allow-busy` does not override this".to_owned(),
         )
     })
 }
 
 /// An image that needs an interface the region does not accept: why, and what to do.
-/// Nothing overrides this, `--force` included.
+/// Nothing overrides this, `--allow-busy` included.
 ///
 /// A region that lists several interfaces (an XRT shell's `interface_uuids`) accepts an
 /// image built for any of them. A region that does not say is left to the backend.
@@ -757,18 +835,18 @@ pub fn interface_refusal(
                 "`{image}` needs interface {requires}, but {slot} accepts {}",
                 interfaces_text(accepts)
             ),
-            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--force` does not override this".to_owned(),
+            "assign a bitstream built for the shell on this card (its `region_uuid`/GBS interface-uuid must match the region's compat_id); `--allow-busy` does not override this".to_owned(),
         )
     })
 }
 
 /// An image no backend programs (a legacy GBS): why, and what to do. Nothing overrides
-/// this, `--force` included.
+/// this, `--allow-busy` included.
 pub fn format_refusal(image: &str, identity: &ImageIdentity) -> Option<(String, String)> {
     identity.unprogrammable().map(|why| {
         (
             format!("`{image}` is not programmed: {why}"),
-            "rebuild or repackage it as a current GBS with OPAE's `packager` (it writes the metadata with the accelerator id) and assign that; `--force` does not override this".to_owned(),
+            "rebuild or repackage it as a current GBS with OPAE's `packager` (it writes the metadata with the accelerator id) and assign that; `--allow-busy` does not override this".to_owned(),
         )
     })
 }

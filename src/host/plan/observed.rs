@@ -1,7 +1,7 @@
 //! What one host's planner observes, as plain data that serialises both ways: what each
 //! driver backend found (or why it could not look), the device providers Placement holds
 //! under the host's compute node, and the two options of a pass that change decisions
-//! (`--force`, the slots `watch` is backing off). [`plan`] turns it and the desired state
+//! (`--allow-busy`, the slots `watch` is backing off). [`plan`] turns it and the desired state
 //! into the host's plan: the same pure step for a live pass (`reconcile::host::observe`)
 //! and for an observation saved as JSON and replayed offline (`tests/scenarios`). Pure: no
 //! I/O.
@@ -196,77 +196,50 @@ mod discoveries {
     }
 }
 
-/// `deferred` as a list: JSON object keys cannot be slots.
-mod deferred {
-    use super::*;
-    use serde::{Deserializer, Serializer};
+/// A map from slots to text, written as a list of `{"address", "region", "<field>"}`:
+/// JSON object keys cannot be slots. `deferred` names the text `reason`, `programmed`
+/// names it `sha256`.
+macro_rules! slot_list {
+    ($module:ident, $field:ident) => {
+        mod $module {
+            use super::*;
+            use serde::{Deserializer, Serializer};
 
-    #[derive(Serialize, Deserialize)]
-    struct Entry {
-        #[serde(flatten)]
-        slot: Slot,
-        reason: String,
-    }
+            #[derive(Serialize, Deserialize)]
+            struct Entry {
+                #[serde(flatten)]
+                slot: Slot,
+                $field: String,
+            }
 
-    pub(super) fn serialize<S: Serializer>(
-        deferred: &BTreeMap<Slot, String>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let entries: Vec<Entry> = deferred
-            .iter()
-            .map(|(slot, reason)| Entry {
-                slot: slot.clone(),
-                reason: reason.clone(),
-            })
-            .collect();
-        entries.serialize(s)
-    }
+            pub(super) fn serialize<S: Serializer>(
+                map: &BTreeMap<Slot, String>,
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                let entries: Vec<Entry> = map
+                    .iter()
+                    .map(|(slot, text)| Entry {
+                        slot: slot.clone(),
+                        $field: text.clone(),
+                    })
+                    .collect();
+                entries.serialize(s)
+            }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<Slot, String>, D::Error> {
-        Ok(Vec::<Entry>::deserialize(d)?
-            .into_iter()
-            .map(|e| (e.slot, e.reason))
-            .collect())
-    }
+            pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+                d: D,
+            ) -> Result<BTreeMap<Slot, String>, D::Error> {
+                Ok(Vec::<Entry>::deserialize(d)?
+                    .into_iter()
+                    .map(|e| (e.slot, e.$field))
+                    .collect())
+            }
+        }
+    };
 }
 
-/// `programmed` as a list of `{"address", "region", "sha256"}`.
-mod programmed {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    struct Entry {
-        #[serde(flatten)]
-        slot: Slot,
-        sha256: String,
-    }
-
-    pub(super) fn serialize<S: Serializer>(
-        programmed: &BTreeMap<Slot, String>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let entries: Vec<Entry> = programmed
-            .iter()
-            .map(|(slot, sha256)| Entry {
-                slot: slot.clone(),
-                sha256: sha256.clone(),
-            })
-            .collect();
-        entries.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<BTreeMap<Slot, String>, D::Error> {
-        Ok(Vec::<Entry>::deserialize(d)?
-            .into_iter()
-            .map(|e| (e.slot, e.sha256))
-            .collect())
-    }
-}
+slot_list!(deferred, reason);
+slot_list!(programmed, sha256);
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +277,7 @@ mod tests {
                 traits: BTreeSet::from([provider::OWNER_TRAIT.to_owned()]),
                 inventories: BTreeMap::new(),
                 allocations: 1,
+                consumers: vec![crate::host::plan::consumer::Consumer::id("c-1")],
             }],
             force: true,
             deferred: BTreeMap::from([(

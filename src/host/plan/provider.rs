@@ -25,6 +25,9 @@ pub const WITHDRAWN_TRAIT: &str = "CUSTOM_FPGA_SYNC_WITHDRAWN";
 /// Prefix of the trait saying what a withdrawn slot read back: `NOTHING`, `UNKNOWN`, or
 /// the 32 upper-case hex digits of the id it carries.
 pub const CARRIES_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_CARRIES_";
+/// A `policy: manual` slot reported so that it can be claimed (`fpga-sync claim`): one
+/// unit, no function traits, never programmed by the reconciler.
+pub const MANUAL_TRAIT: &str = "CUSTOM_FPGA_SYNC_MANUAL";
 /// Prefix of the trait naming the verified bitstream's `bs-uuid`.
 pub const BITSTREAM_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_BS_";
 /// Prefix of the trait of a failed slot naming the `bs-uuid` whose program or read-back
@@ -155,6 +158,19 @@ pub fn verified(name: &str, assignment: &SlotAssignment, target: &Target) -> Pro
     }
 }
 
+/// The provider of a `policy: manual` slot that names a `resource_class`: one unit of it,
+/// schedulable, with the entry's traits and [`MANUAL_TRAIT`], and no function or
+/// bitstream trait (what the card carries is its user's business).
+pub fn manual(name: &str, assignment: &SlotAssignment) -> ProviderTarget {
+    let mut traits: BTreeSet<String> = assignment.traits.iter().cloned().collect();
+    traits.extend([OWNER_TRAIT.to_owned(), MANUAL_TRAIT.to_owned()]);
+    ProviderTarget {
+        name: name.to_owned(),
+        traits,
+        inventories: inventory(resource_class(assignment), 1, 0),
+    }
+}
+
 /// The trait that records what a withdrawn slot read back.
 pub fn carries_trait(loaded: &Loaded) -> String {
     match loaded {
@@ -199,6 +215,8 @@ pub fn provider_state(traits: &BTreeSet<String>) -> String {
     };
     if !traits.contains(OWNER_TRAIT) {
         "-".to_owned()
+    } else if traits.contains(MANUAL_TRAIT) {
+        "manual (claimable)".to_owned()
     } else if traits.contains(FAILED_TRAIT) {
         format!("FAILED{}", carries())
     } else if traits.contains(WITHDRAWN_TRAIT) {

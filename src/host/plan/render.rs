@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::host::plan::{HostPlan, SlotAction, SlotPlan};
+use crate::host::plan::{HostPlan, SlotAction, SlotPlan, consumer};
 use crate::host::status::{HostStatus, SlotState, SlotStatus};
 
 fn bitstream(s: &SlotPlan) -> String {
@@ -24,7 +24,14 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
     for s in &plan.slots {
         let slot = s.assignment.slot.to_string();
         let line = match &s.action {
-            SlotAction::Manual => "  manual: left alone".to_owned(),
+            SlotAction::Manual { report: false } => "  manual: left alone".to_owned(),
+            SlotAction::Manual { report: true } => {
+                report += 1;
+                format!(
+                    "~ manual: left alone; report it as claimable: provider `{}`",
+                    s.provider_name.as_deref().unwrap_or("")
+                )
+            }
             SlotAction::ShellChecked { proven } => {
                 in_sync += 1;
                 if *proven {
@@ -80,12 +87,19 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
                 if s.provider_name.is_some() {
                     steps.push("report");
                 }
+                let forced = match (forced, s.provider.as_ref()) {
+                    (false, _) => String::new(),
+                    (true, Some(p)) if !p.consumers.is_empty() => format!(
+                        " [forced: in use by {}]",
+                        consumer::holders(&p.consumers, p.allocations)
+                    ),
+                    (true, _) => " [forced: in use]".to_owned(),
+                };
                 format!(
-                    "+ program {} (carries {}): {}{}",
+                    "+ program {} (carries {}): {}{forced}",
                     bitstream(s),
                     s.current,
                     steps.join(" → "),
-                    if *forced { " [forced: in use]" } else { "" }
                 )
             }
             SlotAction::Blocked { reason, help } => {
@@ -119,10 +133,7 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
     for r in &plan.removals {
         let p = &r.provider;
         let what = if p.allocations > 0 {
-            format!(
-                "keep and reserve: {} consumer(s) hold allocations",
-                p.allocations
-            )
+            format!("keep and reserve: {} allocations", p.holders())
         } else {
             "remove".to_owned()
         };
@@ -177,15 +188,18 @@ pub fn with_hold(plan: &SlotPlan, mut status: SlotStatus) -> SlotStatus {
 
 /// The plan as JSON (`plan --host --format json`): `{"format_version": 1, "host",
 /// "slots": [{"slot", "backend", "bitstream", "image", "current", "accepts", "provider",
-/// "withdraw", "action"}], "removals": [provider names], "problems": [...]}`; `image` is
+/// "withdraw", "consumers", "action"}], "removals": [provider names], "problems": [...]}`;
+/// `consumers` lists who holds allocations on the slot's provider (`{"id", "server":
+/// {"name", "project"}, "kind"}`, `server` and `kind` when known); `image` is
 /// what the bitstream's file says (`{"format": "gbs" | "gbs-legacy" | "xclbin" | "opaque",
 /// "id", "requires"}`, null without a usable file); `accepts` is the list of interface ids
 /// the slot accepts (empty when it does not say); `withdraw` says whether
 /// the provider is first taken out of scheduling (the card does not carry the assignment);
-/// `action` is tagged by `action`: `manual`, `in-sync` (`report`), `shell-checked`
-/// (`proven`), `program` (`drain`, `forced`), `blocked` (`reason`, `help`), `wait`
-/// (`reason`); `hold` is `null`, or for a slot its rollout holds back `{"reason",
-/// "assigned", "keeps"}` (it is then planned against `keeps`, what its card carries).
+/// `action` is tagged by `action`: `manual` (`report` when a claimable provider is
+/// written), `in-sync` (`report`), `shell-checked` (`proven`), `program` (`drain`,
+/// `forced`), `blocked` (`reason`, `help`), `wait` (`reason`); `hold` is `null`, or for a
+/// slot its rollout holds back `{"reason", "assigned", "keeps"}` (it is then planned
+/// against `keeps`, what its card carries).
 pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
     let slots: Vec<serde_json::Value> = plan
         .slots
@@ -200,6 +214,7 @@ pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
                 "accepts": s.accepts,
                 "provider": s.provider_name,
                 "withdraw": s.withdraw.is_some(),
+                "consumers": s.provider.as_ref().map_or(&[][..], |p| &p.consumers[..]),
                 "note": s.note,
                 "hold": s.hold,
                 "action": s.action,
@@ -221,7 +236,9 @@ pub fn statuses(plan: &HostPlan) -> Vec<SlotStatus> {
         .iter()
         .map(|s| {
             let (state, message) = match &s.action {
-                SlotAction::Manual => (SlotState::Manual, "policy: manual; left alone".to_owned()),
+                SlotAction::Manual { .. } => {
+                    (SlotState::Manual, "policy: manual; left alone".to_owned())
+                }
                 SlotAction::ShellChecked { .. } | SlotAction::InSync { .. } => {
                     (SlotState::Verified, format!("carries {}", bitstream(s)))
                 }

@@ -34,6 +34,11 @@ pub const DEFAULT_LEASE_SECONDS: u64 = 300;
 
 /// The resource class of a budget's units, and the trait on every budget provider.
 pub const UNIT_CLASS: &str = "CUSTOM_FPGA_SYNC_ROLLOUT";
+
+/// The Placement consumer type of the allocations through which hosts hold units of a
+/// budget (consumer types need microversion 1.38, as for the lease's `FPGA_SYNC_LEASE` and
+/// claims' `FPGA_SYNC_CLAIM`).
+pub const ROLLOUT_CONSUMER_TYPE: &str = "FPGA_SYNC_ROLLOUT";
 /// Prefix of the trait that names the record a budget provider holds (see [`record_key`]).
 pub const RECORD_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_RECORD_";
 /// Prefix of the traits that name a budget's canary hosts ([`trait_part`] of each name).

@@ -17,7 +17,7 @@ use crate::host::plan::rollout::{self, Budget, Policy, UnitId};
 use crate::observed::ObservedProvider;
 
 /// One bitstream change of a rollout.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Transition {
     /// What the hosts not yet verified carry now (bitstreams of the repository, verified).
     pub from: Vec<String>,
@@ -26,7 +26,7 @@ pub struct Transition {
 }
 
 /// One rollout as the fleet reports it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RolloutView {
     /// The host group.
     pub group: String,
@@ -64,7 +64,7 @@ pub fn views(
     budgets: &BTreeMap<String, Budget>,
     site: &str,
 ) -> Vec<RolloutView> {
-    let slots = fleet::fleet(desired, targets, providers);
+    let slots = fleet::fleet(desired, targets, providers, &BTreeMap::new());
     let by_uuid: BTreeMap<String, &Target> = targets
         .values()
         .map(|t| (format!("{:032X}", t.bs_uuid.as_u128()), t))
@@ -327,6 +327,18 @@ fn budget_text(v: &RolloutView) -> String {
 /// [{"group", "rollout", "transitions": [{"from", "to"}], "verified", "waiting",
 /// "in_progress", "failed", "canaries", "wave", "budget": [held, total] | null, "paused",
 /// "halted": reason | null}]}`.
-pub fn json(views: &[RolloutView]) -> serde_json::Value {
-    serde_json::json!({"format_version": 1, "rollouts": views})
+pub fn json(views: &[RolloutView]) -> RolloutReport {
+    RolloutReport {
+        format_version: 1,
+        rollouts: views.to_vec(),
+    }
+}
+
+/// `rollout status --format json` (`schema/rollout.schema.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct RolloutReport {
+    /// The format's version: 1.
+    pub format_version: u32,
+    /// Every rollout of the desired state.
+    pub rollouts: Vec<RolloutView>,
 }

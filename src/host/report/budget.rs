@@ -10,23 +10,16 @@
 //! allocation with its consumer generation, which bumps it; another host that sees a
 //! consumer generation unchanged for the lease (on its own clock) deletes that
 //! allocation, guarded by the generation it saw, so a renewal in between wins.
-//! Allocation writes need consumer generations: microversion 1.28.
+//! Allocations are read and written at Placement's consumer microversion (1.38, as the
+//! lease's and claims' are): consumer generations, and the consumer type
+//! `FPGA_SYNC_ROLLOUT` that tells a unit's holder apart from Nova's servers, claims and
+//! leases.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reqwest::Method;
-use serde::Deserialize;
-use serde_json::json;
-
 use crate::cloud::error::CloudError;
-use crate::cloud::microversion::Microversion;
-use crate::cloud::placement::{Inventory, Placement, Provider};
-use crate::cloud::session::segment;
-use crate::host::plan::rollout::{Budget, Holder, UNIT_CLASS};
-
-/// Allocations with consumer generations (and the generation in provider allocation
-/// listings).
-pub const ALLOCATIONS_MICROVERSION: Microversion = Microversion::new(1, 28);
+use crate::cloud::placement::{ConsumerOwner, ConsumerWrite, Inventory, Placement, Provider};
+use crate::host::plan::rollout::{Budget, Holder, ROLLOUT_CONSUMER_TYPE, UNIT_CLASS};
 
 /// The budget provider named `name`: found, or created (root provider, the budget trait);
 /// returns its uuid.
@@ -81,26 +74,9 @@ pub async fn read(placement: &Placement<'_>, uuid: &str) -> Result<Budget, Cloud
 
 /// The consumers holding units of a budget, with their consumer generations.
 pub async fn holders(placement: &Placement<'_>, uuid: &str) -> Result<Vec<Holder>, CloudError> {
-    #[derive(Deserialize)]
-    struct Listing {
-        allocations: BTreeMap<String, Consumer>,
-    }
-    #[derive(Deserialize)]
-    struct Consumer {
-        resources: BTreeMap<String, u64>,
-        #[serde(default)]
-        consumer_generation: Option<u64>,
-    }
-    let listing: Listing = placement
-        .call_at(
-            ALLOCATIONS_MICROVERSION,
-            Method::GET,
-            &format!("/resource_providers/{}/allocations", segment(uuid)),
-            None,
-        )
-        .await?;
-    Ok(listing
-        .allocations
+    Ok(placement
+        .provider_consumers(uuid)
+        .await?
         .into_iter()
         .filter(|(_, c)| c.resources.get(UNIT_CLASS).is_some_and(|n| *n > 0))
         .map(|(consumer, c)| Holder {
@@ -167,13 +143,21 @@ pub enum Taken {
     Full,
 }
 
-fn body(budget: &str, project: &str, user: &str, generation: Option<u64>) -> serde_json::Value {
-    json!({
-        "allocations": {budget: {"resources": {UNIT_CLASS: 1}}},
-        "project_id": project,
-        "user_id": user,
-        "consumer_generation": generation,
-    })
+/// Who holds a unit: the site's project, the host as the user, the rollout's type.
+fn owner(project: &str, user: &str) -> ConsumerOwner {
+    ConsumerOwner {
+        project_id: project.to_owned(),
+        user_id: user.to_owned(),
+        consumer_type: ROLLOUT_CONSUMER_TYPE.to_owned(),
+    }
+}
+
+/// One unit of `budget`.
+fn one_unit(budget: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+    BTreeMap::from([(
+        budget.to_owned(),
+        BTreeMap::from([(UNIT_CLASS.to_owned(), 1)]),
+    )])
 }
 
 /// Takes one unit of the budget for `consumer` (`project` and `user` name the site and
@@ -187,14 +171,8 @@ pub async fn take(
     project: &str,
     user: &str,
 ) -> Result<Taken, CloudError> {
-    let path = format!("/allocations/{}", segment(consumer));
     match placement
-        .send_at(
-            ALLOCATIONS_MICROVERSION,
-            Method::PUT,
-            &path,
-            Some(body(budget, project, user, None)),
-        )
+        .set_consumer_allocations(consumer, &one_unit(budget), None, &owner(project, user))
         .await
     {
         Ok(_) => {}
@@ -233,13 +211,12 @@ pub async fn renew(
     project: &str,
     user: &str,
 ) -> Result<Renewed, CloudError> {
-    let path = format!("/allocations/{}", segment(consumer));
     match placement
-        .send_at(
-            ALLOCATIONS_MICROVERSION,
-            Method::PUT,
-            &path,
-            Some(body(budget, project, user, Some(generation))),
+        .set_consumer_allocations(
+            consumer,
+            &one_unit(budget),
+            Some(generation),
+            &owner(project, user),
         )
         .await
     {
@@ -260,17 +237,9 @@ pub async fn renew(
 
 /// Gives a unit back.
 pub async fn release(placement: &Placement<'_>, consumer: &str) -> Result<(), CloudError> {
-    match placement
-        .send_at(
-            ALLOCATIONS_MICROVERSION,
-            Method::DELETE,
-            &format!("/allocations/{}", segment(consumer)),
-            None,
-        )
-        .await
-    {
+    match placement.delete_consumer(consumer).await {
         Err(e) if e.status() == Some(404) => Ok(()),
-        other => other.map(drop),
+        other => other,
     }
 }
 
@@ -282,21 +251,15 @@ pub async fn reclaim(
     holder: &Holder,
     project: &str,
 ) -> Result<bool, CloudError> {
-    let body = json!({
-        holder.consumer.as_str(): {
-            "allocations": {},
-            "project_id": project,
-            "user_id": "fpga-sync-reclaim",
-            "consumer_generation": holder.generation,
-        }
-    });
+    let write = ConsumerWrite {
+        allocations: BTreeMap::new(),
+        consumer_generation: Some(holder.generation),
+        project_id: project.to_owned(),
+        user_id: "fpga-sync-reclaim".to_owned(),
+        consumer_type: ROLLOUT_CONSUMER_TYPE.to_owned(),
+    };
     match placement
-        .send_at(
-            ALLOCATIONS_MICROVERSION,
-            Method::POST,
-            "/allocations",
-            Some(body),
-        )
+        .set_consumers(&BTreeMap::from([(holder.consumer.clone(), write)]))
         .await
     {
         Ok(_) => Ok(true),

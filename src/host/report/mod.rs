@@ -19,6 +19,7 @@ use futures_util::future::{try_join_all, try_join3};
 use crate::cloud::error::CloudError;
 use crate::cloud::placement::{CONFLICT_RETRIES, Inventory, Placement, Provider};
 use crate::host::plan::ProviderState;
+use crate::host::plan::consumer::Consumer;
 use crate::host::plan::provider::ProviderTarget;
 
 /// The compute-node provider of a host could not be chosen.
@@ -171,7 +172,8 @@ pub async fn find_compute_node(
 }
 
 /// Every provider in the compute node's tree except the compute node itself, with its
-/// traits, inventories and number of consumers, sorted by name. The reads run
+/// traits, inventories and consumers (by id only: who they are is
+/// `reconcile::consumers`' to find out), sorted by name. The reads run
 /// concurrently (the session bounds how many are in flight).
 pub async fn device_providers(
     placement: &Placement<'_>,
@@ -200,6 +202,7 @@ pub async fn device_providers(
                 traits: traits.1,
                 inventories: inventories.1,
                 allocations: allocations.len(),
+                consumers: allocations.into_keys().map(Consumer::id).collect(),
             }))
         });
     let mut devices: Vec<ProviderState> =
@@ -279,6 +282,7 @@ async fn read_provider(
         traits: traits.1,
         inventories: inventories.1,
         allocations: allocations.len(),
+        consumers: allocations.into_keys().map(Consumer::id).collect(),
     }))
 }
 
@@ -401,9 +405,9 @@ async fn create_under(
     })
 }
 
-/// How many consumers hold allocations against a provider now.
-pub async fn consumers(placement: &Placement<'_>, uuid: &str) -> Result<usize, CloudError> {
-    Ok(placement.allocations(uuid).await?.len())
+/// The consumers that hold allocations against a provider now, by id.
+pub async fn consumers(placement: &Placement<'_>, uuid: &str) -> Result<Vec<String>, CloudError> {
+    Ok(placement.allocations(uuid).await?.into_keys().collect())
 }
 
 /// Sets `reserved = total` on every inventory of the provider, so that nothing new is

@@ -17,13 +17,24 @@
 //! - `--resync-every` seconds passed: a pass that reads the repository again;
 //! - a failing slot's backoff ended ([`backoff`]), or a failed pass is due for its retry.
 //!
+//! A pass whose plan programs a card does so under the host's lease ([`super::lease`]):
+//! it takes the lease (waiting up to its `--lock-timeout` for another run, e.g. an
+//! `apply --host` by hand), reads the cards and Placement again under it, carries that plan
+//! out and gives the lease back. Passes that only read back and report take no lease.
+//!
 //! A pass that fails as a whole is recorded in the status file's `error`. A transient
 //! failure (a service down) is retried with exponential backoff; a permanent one (an
 //! invalid commit, a host no group names, a backend that cannot run) is logged once per
 //! version of the desired state and waits for a change: the service keeps reconciling the
-//! last good desired state meanwhile and never exits on it. SIGTERM/SIGINT set the stop
-//! flag: the executor finishes the slot being programmed and skips the rest, the status
-//! file is written, and [`run`] returns.
+//! last good desired state meanwhile; a version that cannot be used (invalid, or a commit
+//! `--require-signed-by` refuses) stays in the status file's `error` of those passes until
+//! a good one is read. An error in the agent's own configuration (its cloud: an unknown
+//! `OS_CLOUD`, an unreadable clouds.yaml, credentials Keystone refuses; an SSH host key it
+//! does not know, a deploy key the server refuses) is [`Outcome::Fatal`]: the status file
+//! says so, and [`run`] returns with `fatal` set so that the service exits non-zero and its
+//! manager restarts it with backoff (and shows it failed) rather than retrying forever
+//! while it looks healthy. SIGTERM/SIGINT set the stop flag: the executor finishes the slot
+//! being programmed and skips the rest, the status file is written, and [`run`] returns.
 //!
 //! I/O: the repository, file-system notifications, the drivers, Placement and Glance
 //! (through [`super::host`]), the status file and tracing events (one per pass).
@@ -46,9 +57,9 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::host::{self, Drivers, HostMemory, HostOptions};
+use super::lease::{self, Event, LeaseOptions, Scope};
 use super::rollout::{self, Keeper};
 use super::{Error, Loaded};
-use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
 use crate::host::execute::LogReporter;
 use crate::host::report::status::{HostStatus, SlotState, now};
@@ -82,6 +93,8 @@ pub struct WatchConfig {
     pub status_file: PathBuf,
     /// Stop after this many passes.
     pub max_runs: Option<u64>,
+    /// The host lease's TTL and wait, for passes that program.
+    pub lease: LeaseOptions,
 }
 
 impl WatchConfig {
@@ -129,6 +142,10 @@ pub struct Agent<C> {
     bad_version: Option<String>,
     /// The last permanent failure logged, so it is logged once per version.
     reported: Option<String>,
+    /// Why the repository's current version is not used (invalid, or a commit refused by
+    /// `--require-signed-by`) while passes go on with the last good one: shown in the
+    /// status file's `error` until a good version is read.
+    held_back: Option<String>,
     previous: Option<HostStatus>,
     backoff: Backoff,
     passes: u64,
@@ -165,6 +182,7 @@ where
             version: None,
             bad_version: None,
             reported: None,
+            held_back: None,
             previous,
             backoff,
             passes: 0,
@@ -210,6 +228,7 @@ where
                     self.backoff.clear();
                 }
                 self.bad_version = None;
+                self.held_back = None;
                 self.version = Some(version);
                 self.loaded = Some(Rc::new(loaded));
                 Ok(true)
@@ -238,31 +257,70 @@ where
         let deferred = self.backoff.deferred(wall);
         let mut options = self.config.options.clone();
         options.deferred.clone_from(&deferred);
-        let observed = host::observe(
-            loaded,
-            &options,
-            &drivers,
-            &Placement::new(&session),
-            &mut self.memory,
-        )
-        .await;
+        let observed = host::observe(loaded, &options, &drivers, &session, &mut self.memory).await;
         self.metrics.record_requests(u64::from(session.requests()));
         let observation = observed?;
         for p in &observation.problems {
             warn!(problem = %p, "desired state problem");
         }
-        let status = host::execute(
-            &session,
-            loaded,
-            &options,
-            &drivers,
-            &observation,
-            self.previous.as_ref(),
-            &self.stop,
-            &LogReporter,
-            &self.memory,
-        )
-        .await;
+        let (observation, status) = if observation.plan.programs() {
+            let scope = Scope::Host(options.host.clone());
+            let lease_options = LeaseOptions {
+                operation: "watch".into(),
+                ..self
+                    .config
+                    .lease
+                    .with_commit(loaded.desired.commit.as_deref())
+            };
+            let (stop, previous, memory) = (&self.stop, self.previous.as_ref(), &mut self.memory);
+            let session = &*session;
+            let done = lease::with_lease(
+                session,
+                &scope,
+                &lease_options,
+                &log_lease,
+                &|| stop.load(Ordering::SeqCst),
+                async |held| {
+                    // Read again under the lease: another run may have programmed meanwhile.
+                    // The rollouts' units taken by the first read are remembered, not taken
+                    // again.
+                    let observation =
+                        host::observe(loaded, &options, &drivers, session, memory).await?;
+                    let status = host::execute(
+                        session,
+                        loaded,
+                        &options,
+                        &drivers,
+                        &observation,
+                        previous,
+                        stop,
+                        &|| held.lost(),
+                        &LogReporter,
+                        memory,
+                    )
+                    .await;
+                    Ok((observation, status))
+                },
+            )
+            .await;
+            self.metrics.record_requests(u64::from(session.requests()));
+            done?
+        } else {
+            let status = host::execute(
+                &session,
+                loaded,
+                &options,
+                &drivers,
+                &observation,
+                self.previous.as_ref(),
+                &self.stop,
+                &|| None,
+                &LogReporter,
+                &self.memory,
+            )
+            .await;
+            (observation, status)
+        };
         self.metrics.record_requests(u64::from(session.requests()));
         self.requests = session.requests().saturating_sub(before);
         let waiting = observation
@@ -288,6 +346,7 @@ where
 
     fn failed(&mut self, trigger: Trigger, started: Instant, e: &Error) -> Outcome {
         let transient = e.is_transient();
+        let fatal = e.is_fatal();
         let message = e.one_line();
         let version = self
             .bad_version
@@ -295,7 +354,13 @@ where
             .or_else(|| self.version.clone())
             .unwrap_or_default();
         let key = format!("{version}\n{message}");
-        if transient || self.reported.as_ref() != Some(&key) {
+        if fatal {
+            error!(
+                trigger = trigger.name(),
+                error = %message,
+                "the agent's configuration is wrong; exiting so that the service manager restarts it with backoff"
+            );
+        } else if transient || self.reported.as_ref() != Some(&key) {
             error!(
                 trigger = trigger.name(),
                 transient,
@@ -322,13 +387,20 @@ where
         self.metrics
             .record_failure(&message, self.version.as_deref());
         self.finish(trigger, started, status);
+        if fatal {
+            return Outcome::Fatal;
+        }
         Outcome::Failed { transient }
     }
 
     fn finish(&mut self, trigger: Trigger, started: Instant, status: HostStatus) {
         self.passes += 1;
+        let mut shown = status.clone();
+        if shown.error.is_none() {
+            shown.error.clone_from(&self.held_back);
+        }
         let file = WatchStatus {
-            status: status.clone(),
+            status: shown,
             trigger,
             duration_ms: started.elapsed().as_millis() as u64,
             passes: self.passes,
@@ -362,7 +434,17 @@ where
             match self.reread(trigger) {
                 Ok(true) => {}
                 Ok(false) => return Outcome::Unchanged,
-                Err(e) => return self.failed(trigger, started, &e),
+                Err(e) => {
+                    if let Error::Desired(_) = &e
+                        && self.loaded.is_some()
+                    {
+                        self.held_back = Some(format!(
+                            "{}; still reconciling the last good version",
+                            e.one_line()
+                        ));
+                    }
+                    return self.failed(trigger, started, &e);
+                }
             }
         }
         let Some(loaded) = self.loaded.clone() else {
@@ -372,7 +454,10 @@ where
             Ok(status) => status,
             Err(e) => return self.failed(trigger, started, &e),
         };
-        self.reported = None;
+        // While the repository's version is held back, its failure stays reported.
+        if self.bad_version.is_none() {
+            self.reported = None;
+        }
         let count = |state: SlotState| status.slots.iter().filter(|s| s.state == state).count();
         info!(
             trigger = trigger.name(),
@@ -400,6 +485,17 @@ where
     }
 }
 
+/// Logs what happens to the host's lease.
+fn log_lease(event: &Event<'_>) {
+    let message = event.message();
+    match event {
+        Event::Waiting { .. } | Event::Broke { .. } => info!("{message}"),
+        Event::Taken { .. } | Event::Released { .. } => debug!("{message}"),
+        Event::Lost { .. } => error!("{message}"),
+        Event::ReleaseFailed { .. } => warn!("{message}"),
+    }
+}
+
 /// What wakes the loop besides its timers.
 pub struct Wakers {
     /// Debounced file-system notifications of a local checkout, if it is watched.
@@ -410,9 +506,18 @@ pub struct Wakers {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Runs passes until `stop` is set (and the pass under way ends) or `max_runs` passes
-/// ran; returns how many ran. Polls (with up to 20% jitter) when `timing.poll` is set,
-/// and every `fallback_poll` once file notifications end.
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// Passes that ran.
+    pub passes: u64,
+    /// Whether it stopped on [`Outcome::Fatal`] (else on a stop or `max_runs`).
+    pub fatal: bool,
+}
+
+/// Runs passes until `stop` is set (and the pass under way ends), `max_runs` passes ran,
+/// or a pass ends [`Outcome::Fatal`]. Polls (with up to 20% jitter) when `timing.poll` is
+/// set, and every `fallback_poll` once file notifications end.
 pub async fn run(
     pass: &mut impl Pass,
     mut timing: Timing,
@@ -420,7 +525,7 @@ pub async fn run(
     debounce: Duration,
     mut wakers: Wakers,
     max_runs: Option<u64>,
-) -> u64 {
+) -> Ended {
     let jitter = |d: Duration| d.mul_f64(1.0 + rand::random::<f64>() * 0.2);
     let mut schedule = Schedule::start(&timing, Instant::now(), timing.poll.map(jitter));
     let mut pending = Some(Trigger::Startup);
@@ -450,6 +555,13 @@ pub async fn run(
         if outcome != Outcome::Unchanged {
             passes += 1;
         }
+        if outcome == Outcome::Fatal {
+            error!(passes, "stopped: the agent's configuration must be fixed");
+            return Ended {
+                passes,
+                fatal: true,
+            };
+        }
         schedule = next_run(
             &schedule,
             trigger,
@@ -460,7 +572,10 @@ pub async fn run(
         );
     }
     info!(passes, "stopped");
-    passes
+    Ended {
+        passes,
+        fatal: false,
+    }
 }
 
 /// Waits for the next trigger: the schedule's first timer, or a burst of notifications
@@ -575,6 +690,31 @@ mod tests {
                 (Verify, 130_000),
                 (Verify, 190_000)
             ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_pass_ends_the_loop_at_once() {
+        let mut pass = Scripted::new([Outcome::Ran { backoff_end: None }, Outcome::Fatal]);
+        let ended = run(
+            &mut pass,
+            timing(),
+            Duration::from_secs(5),
+            Duration::from_millis(500),
+            wakers(None),
+            Some(10),
+        )
+        .await;
+        assert_eq!(
+            ended,
+            Ended {
+                passes: 2,
+                fatal: true
+            }
+        );
+        assert_eq!(
+            pass.at(),
+            [(Trigger::Startup, 0), (Trigger::Verify, 60_000)]
         );
     }
 
@@ -703,7 +843,7 @@ mod tests {
             stop.store(true, Ordering::SeqCst);
             wake.notify_one();
         });
-        let passes = run(
+        let ended = run(
             &mut pass,
             timing(),
             Duration::from_secs(5),
@@ -713,7 +853,13 @@ mod tests {
         )
         .await;
         stopper.await.unwrap();
-        assert_eq!(passes, 1);
+        assert_eq!(
+            ended,
+            Ended {
+                passes: 1,
+                fatal: false
+            }
+        );
         assert_eq!(pass.at(), [(Trigger::Startup, 0)]);
     }
 }

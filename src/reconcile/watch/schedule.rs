@@ -7,7 +7,8 @@
 //! | a pass ran (whatever its slots did) | the verify timer (`verify_every`), a slot's backoff end |
 //! | nothing changed (a poll or notification with the same commit) | the timers as they were |
 //! | the pass failed, transiently (a service down) | a retry after `min(max, base · 2^(n-1))` |
-//! | the pass failed permanently (bad desired state, configuration) | no retry: the next change of the repository, or the resync timer |
+//! | the pass failed permanently (bad desired state, a backend that cannot run) | no retry: the next change of the repository, or the resync timer |
+//! | the agent's own configuration is wrong (unknown cloud, refused credentials, an unknown SSH host key) | none: the service exits non-zero, so its manager restarts it with backoff and shows it failed |
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// Why a pass ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Trigger {
     /// The first pass.
@@ -82,6 +83,9 @@ pub enum Outcome {
         /// Whether trying again without any change may help.
         transient: bool,
     },
+    /// The agent's own configuration is wrong (its cloud, its credentials, its SSH trust):
+    /// neither waiting nor a commit helps, so the service stops.
+    Fatal,
 }
 
 /// The intervals the service keeps.
@@ -178,6 +182,7 @@ pub fn next_run(
                 next.resync = now + timing.resync_every;
             }
         }
+        Outcome::Fatal => {}
         Outcome::Failed { transient } => {
             next.errors = schedule.errors + 1;
             next.verify = now + timing.verify_every;

@@ -11,7 +11,7 @@ use crate::host::driver::Slot;
 use crate::host::report::status::HostStatus;
 
 /// The status file of `watch`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WatchStatus {
     /// The host's status.
     #[serde(flatten)]
@@ -28,7 +28,7 @@ pub struct WatchStatus {
 }
 
 /// One slot backing off, in the status file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BackoffEntry {
     /// The slot.
     pub slot: Slot,

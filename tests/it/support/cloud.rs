@@ -1,6 +1,10 @@
 //! The local cloud for tests: real Keystone, Placement, Glance and Nova API started once per
-//! test run by `scripts/local-cloud/local-cloud` (both auth modes side by side), reused when
-//! already up. If it cannot start, every test that needs it fails with the script's reason.
+//! test run by `scripts/local-cloud/local-cloud` (both auth modes side by side) with the
+//! compute profile (RabbitMQ, MariaDB, nova-conductor, nova-scheduler and one nova-compute
+//! per simulated host beside the keystone set, so servers really boot), reused when already
+//! up. One cloud for the whole run: the profile extends the keystone set in place, and
+//! everything the other tests do works on it. If it cannot start, every test that needs it
+//! fails with the script's reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,19 +51,19 @@ pub fn state_dir() -> PathBuf {
 fn start() -> Result<LocalCloud, String> {
     let state = state_dir();
     let up = Command::new(script())
-        .arg("status")
+        .args(["status", "--profile", "compute"])
         .arg(&state)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
     if !up.status.success() {
         let started = Command::new(script())
-            .args(["start", "--auth", "both"])
+            .args(["start", "--profile", "compute", "--auth", "both"])
             .arg(&state)
             .output()
             .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
         if !started.status.success() {
             return Err(format!(
-                "`local-cloud start {}` failed ({}):\n{}",
+                "`local-cloud start --profile compute --auth both {}` failed ({}):\n{}",
                 state.display(),
                 started.status,
                 String::from_utf8_lossy(&started.stderr)
@@ -111,6 +115,30 @@ impl LocalCloud {
             .get(key)
             .map(String::as_str)
             .unwrap_or_else(|| panic!("{key} is not in {}/env", self.state.display()))
+    }
+
+    /// The simulated compute hosts, each with its nova-compute (`FPGA_SYNC_CLOUD_COMPUTES`).
+    pub fn computes(&self) -> Vec<String> {
+        self.var("FPGA_SYNC_CLOUD_COMPUTES")
+            .split([',', ' '])
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Restarts one nova-compute (`local-cloud restart-compute`); returns once it reported
+    /// again.
+    pub fn restart_compute(&self, host: &str) {
+        let out = Command::new(script())
+            .args(["restart-compute", host])
+            .arg(&self.state)
+            .output()
+            .expect("run local-cloud");
+        assert!(
+            out.status.success(),
+            "local-cloud restart-compute {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The admin password (tests that need to log in by hand).

@@ -14,6 +14,9 @@ pub enum Answer {
     Status(u16, Vec<(&'static str, String)>, String),
     /// Close the connection without answering.
     Drop,
+    /// A 200 JSON answer whose body is cut after its first half (the connection closes
+    /// before `Content-Length` bytes came).
+    Truncated(String),
 }
 
 /// A running scripted server.
@@ -68,6 +71,15 @@ pub async fn serve(answers: Vec<Answer>) -> Faulty {
             ));
             match answer {
                 Answer::Drop => drop(stream),
+                Answer::Truncated(body) => {
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{}",
+                        body.len(),
+                        &body[..body.len() / 2]
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                }
                 Answer::Status(status, headers, body) => {
                     let mut response = format!(
                         "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n",

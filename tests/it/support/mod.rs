@@ -11,11 +11,14 @@ use fpga_sync::reconcile::check as load;
 use fpga_sync::source::{self, RepoSpec};
 use tempfile::TempDir;
 
+pub mod central_site;
+pub mod chaos;
 pub mod cloud;
 pub mod fake_host;
 pub mod faulty;
 pub mod fleet;
 pub mod host_site;
+pub mod servers;
 
 /// A temporary site repository.
 pub struct Site {
@@ -62,6 +65,8 @@ impl Site {
             dir: None,
             worktree: false,
             cache_dir: self.path().join(".cache"),
+            ssh: Default::default(),
+            require_signed_by: None,
         }
     }
 

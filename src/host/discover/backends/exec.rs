@@ -116,46 +116,83 @@ impl Exec {
         self.commands.discover.join(" ")
     }
 
-    fn parse_id(&self, text: Option<&str>) -> Result<Option<Id128>, DriverError> {
-        match text.map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(t) => t.parse().map(Some).map_err(|e| DriverError::Parse {
-                source: self.source(),
-                reason: format!("{e}"),
-            }),
-        }
-    }
-
-    fn accepts(&self, accepts: Option<ExecAccepts>) -> Result<Vec<Id128>, DriverError> {
-        let texts = match accepts {
-            None => Vec::new(),
-            Some(ExecAccepts::One(t)) => vec![t],
-            Some(ExecAccepts::Many(ts)) => ts,
-        };
-        let mut out = Vec::new();
-        for t in texts {
-            if let Some(id) = self.parse_id(Some(&t))?
-                && !out.contains(&id)
-            {
-                out.push(id);
-            }
-        }
-        Ok(out)
-    }
-
-    fn loaded(&self, text: Option<&str>) -> Result<Loaded, DriverError> {
-        Ok(match self.parse_id(text)? {
-            Some(id) if !id.is_zero() => Loaded::Id(id),
-            _ => Loaded::Empty,
-        })
-    }
-
     fn device_of(&self, slot: &Slot) -> Result<DeviceInfo, DriverError> {
         self.discover()?
             .into_iter()
             .find(|d| d.address == slot.address)
             .ok_or_else(|| DriverError::NotFound(slot.clone()))
     }
+}
+
+fn parse_id(text: Option<&str>, source: &str) -> Result<Option<Id128>, DriverError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|e| DriverError::Parse {
+            source: source.to_owned(),
+            reason: format!("{e}"),
+        }),
+    }
+}
+
+fn accepts(accepts: Option<ExecAccepts>, source: &str) -> Result<Vec<Id128>, DriverError> {
+    let texts = match accepts {
+        None => Vec::new(),
+        Some(ExecAccepts::One(t)) => vec![t],
+        Some(ExecAccepts::Many(ts)) => ts,
+    };
+    let mut out = Vec::new();
+    for t in texts {
+        if let Some(id) = parse_id(Some(&t), source)?
+            && !out.contains(&id)
+        {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn loaded(text: Option<&str>, source: &str) -> Result<Loaded, DriverError> {
+    Ok(match parse_id(text, source)? {
+        Some(id) if !id.is_zero() => Loaded::Id(id),
+        _ => Loaded::Empty,
+    })
+}
+
+/// The devices a discover command printed (its JSON device list); `source` names the
+/// command in errors. Pure.
+pub fn parse_devices(text: &str, source: &str) -> Result<Vec<DeviceInfo>, DriverError> {
+    let devices: Vec<ExecDevice> =
+        serde_json::from_str(text.trim()).map_err(|e| DriverError::Parse {
+            source: source.to_owned(),
+            reason: format!("not the JSON device list: {e}"),
+        })?;
+    devices
+        .into_iter()
+        .map(|d| {
+            let regions = d
+                .regions
+                .into_iter()
+                .map(|r| {
+                    Ok(RegionInfo {
+                        accepts: accepts(r.accepts, source)?,
+                        loaded: loaded(r.loaded.as_deref(), source)?,
+                        busy: r.busy.busy(),
+                        name: r.name,
+                    })
+                })
+                .collect::<Result<Vec<_>, DriverError>>()?;
+            Ok(DeviceInfo {
+                address: d.address.to_ascii_lowercase(),
+                pci_id: d.pci_id.map(|p| p.to_ascii_lowercase()),
+                backend: Backend::Exec,
+                description: d.description.unwrap_or_else(|| "exec device".into()),
+                loaded: loaded(d.loaded.as_deref(), source)?,
+                busy: d.busy.busy(),
+                regions,
+                cannot_program: None,
+            })
+        })
+        .collect()
 }
 
 /// `template` with the placeholders of `values` replaced, argument by argument. An
@@ -187,38 +224,7 @@ impl Driver for Exec {
             super::preflight::command("exec", program, "exec.discover")?;
         }
         let out = tool::run(&self.commands.discover, self.timeout())?;
-        let devices: Vec<ExecDevice> =
-            serde_json::from_str(out.stdout.trim()).map_err(|e| DriverError::Parse {
-                source: self.source(),
-                reason: format!("not the JSON device list: {e}"),
-            })?;
-        devices
-            .into_iter()
-            .map(|d| {
-                let regions = d
-                    .regions
-                    .into_iter()
-                    .map(|r| {
-                        Ok(RegionInfo {
-                            accepts: self.accepts(r.accepts)?,
-                            loaded: self.loaded(r.loaded.as_deref())?,
-                            busy: r.busy.busy(),
-                            name: r.name,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, DriverError>>()?;
-                Ok(DeviceInfo {
-                    address: d.address.to_ascii_lowercase(),
-                    pci_id: d.pci_id.map(|p| p.to_ascii_lowercase()),
-                    backend: Backend::Exec,
-                    description: d.description.unwrap_or_else(|| "exec device".into()),
-                    loaded: self.loaded(d.loaded.as_deref())?,
-                    busy: d.busy.busy(),
-                    regions,
-                    cannot_program: None,
-                })
-            })
-            .collect()
+        parse_devices(&out.stdout, &self.source())
     }
 
     fn program(&self, request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError> {

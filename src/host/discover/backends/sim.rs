@@ -22,8 +22,10 @@
 //! `<address>` applies to the device and all its regions; one on `<address>@<region>`
 //! only to that region. An empty `program_fails` or `readback_differs` file applies to
 //! every image; one that lists ids (32 hex digits, whitespace-separated) only to images
-//! with one of those ids (a bad build, not a bad card). `slow` holds milliseconds that
-//! each program call takes (a real card takes seconds to minutes).
+//! with one of those ids (a bad build, not a bad card). `slow` and `program_delay_ms`
+//! (its content a number) hold milliseconds that each program call takes before it changes
+//! anything, as real tools take seconds to minutes (the fleet tests watch drained slots,
+//! the crash-loop tests kill the agent inside that window).
 //!
 //! Programming: vanished → `NotFound`; a region whose `compat_id` differs from the
 //! image's `requires` → `Incompatible` (forced or not); busy and not forced → `Busy`;
@@ -269,6 +271,13 @@ impl Driver for Sim {
     }
 
     fn program(&self, request: &ProgramRequest<'_>) -> Result<ProgramReport, DriverError> {
+        if let Some(ms) = fault_dirs(&self.root, request.slot)
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join(DELAY_FILE)).ok())
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let result = self.try_program(request);
         let call = SimCall {
             slot: request.slot.to_string(),
@@ -317,6 +326,27 @@ fn fault_dirs(root: &Path, slot: &Slot) -> Vec<PathBuf> {
         dirs.push(faults.join(format!("{address}@{r}")));
     }
     dirs
+}
+
+/// The file whose content delays each program call, in milliseconds.
+const DELAY_FILE: &str = "program_delay_ms";
+
+/// Makes each program call of `slot` take `ms` milliseconds before it changes anything
+/// (`None`: no delay).
+pub fn set_program_delay(root: &Path, slot: &Slot, ms: Option<u64>) -> std::io::Result<()> {
+    let dir = fault_dirs(root, slot)
+        .pop()
+        .unwrap_or_else(|| root.join("faults"));
+    match ms {
+        Some(ms) => {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(DELAY_FILE), ms.to_string())
+        }
+        None => match std::fs::remove_file(dir.join(DELAY_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
 }
 
 fn fault_active(root: &Path, slot: &Slot, fault: Fault) -> bool {
