@@ -6,7 +6,8 @@
 # `fleet_rollout::fleet_benchmark` (tests/it/support/fleet.rs is the harness).
 #
 #   bench/fleet/run.sh            # 50 and 200 hosts
-#   HOSTS="20" DEVICES=2 VERIFY=5 bench/fleet/run.sh
+#   HOSTS="20" DEVICES=2 VERIFY=5 SETTLE=10 bench/fleet/run.sh   # SETTLE: idle seconds before
+#                                                                 # the idle window
 #
 # Not part of the test suite: 200 agents take ~4 GB of memory and minutes of CPU.
 set -euo pipefail
@@ -17,7 +18,7 @@ export FPGA_SYNC_BIN=$PWD/target/release/fpga-sync
 ulimit -n 65536 2>/dev/null || true
 for n in ${HOSTS:-50 200}; do
   echo "== $n hosts"
-  FLEET_HOSTS=$n FLEET_DEVICES=${DEVICES:-2} FLEET_VERIFY=${VERIFY:-5} \
+  FLEET_HOSTS=$n FLEET_DEVICES=${DEVICES:-2} FLEET_VERIFY=${VERIFY:-5} FLEET_SETTLE=${SETTLE:-10} \
     cargo test --locked --test it -- --ignored --nocapture --exact fleet_rollout::fleet_benchmark 2>&1 \
     | grep -E '^(fleet of|all|idle|commit)|panicked|test result'
 done

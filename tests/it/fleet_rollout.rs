@@ -431,7 +431,8 @@ fn placement_log_lines() -> usize {
 
 /// The fleet benchmark (`bench/fleet/run.sh`): `FLEET_HOSTS` agents (50) with
 /// `FLEET_DEVICES` cards each (2), `max_unavailable: 10%`, `--verify-every FLEET_VERIFY`
-/// (5); prints the time from the commit to every host verified, the most hosts drained
+/// (5), `FLEET_SETTLE` seconds before the idle window; prints the time from the commit to
+/// every host verified, the most hosts drained
 /// at once, and the Placement requests per host per idle pass (from the agents' logs and
 /// from Placement's access log).
 #[tokio::test(flavor = "multi_thread")]
@@ -478,8 +479,10 @@ async fn fleet_benchmark() {
         t.elapsed()
     );
 
-    // Idle: nothing changes anywhere for a while.
-    std::thread::sleep(Duration::from_secs(2 * verify as u64));
+    // Idle: nothing changes anywhere for a while. The first read-back after a host wrote
+    // its providers reads them again (their generations moved); `FLEET_SETTLE` seconds
+    // (default two verify intervals) let a large fleet get past those first.
+    std::thread::sleep(Duration::from_secs(var("FLEET_SETTLE", 2 * verify) as u64));
     let marks: Vec<usize> = fleet.hosts.iter().map(|h| h.log().len()).collect();
     let placement_before = placement_log_lines();
     let window = Duration::from_secs(6 * verify as u64);
