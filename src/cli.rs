@@ -148,8 +148,65 @@ pub enum Command {
     /// The desired-state schema is committed as `schema/fpga-sync.schema.json`; point
     /// yaml-language-server at it with a `# yaml-language-server: $schema=...` modeline.
     /// The schemas of the JSON outputs (`plan`, `observe`, `validate`, `apply`, `status`,
-    /// `error`) are committed under `schema/` too; docs/json.md describes them.
+    /// `error`, `rollout`) are committed under `schema/` too; docs/json.md describes them.
     Schema(SchemaArgs),
+    /// See the staged rollouts of host groups (`rollout:`) across the fleet.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For example `fpga-sync completions bash > /etc/bash_completion.d/fpga-sync`; the
+    /// Debian package installs them.
+    Completions(CompletionsArgs),
+    /// Write the manual pages (roff): `fpga-sync.1` and one per command.
+    ///
+    /// Without `--dir`, prints `fpga-sync.1` (`fpga-sync man | man -l -`).
+    Man(ManArgs),
+}
+
+/// The `rollout` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Show every rollout as the fleet reports it.
+    ///
+    /// Per rollout: the transition (`aes-1.0 → aes-1.1`), its hosts verified, in progress
+    /// (holding a unit of the budget), waiting and failed, the canaries, the current wave,
+    /// the budget, and whether it is paused or halted and why. Read from the providers the
+    /// host agents report and the rollouts' budgets in Placement; changes nothing.
+    Status(RolloutStatusArgs),
+}
+
+/// Options of `rollout status`.
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    /// Where to read the desired state from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The cloud.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// The site whose rollouts to show.
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// `human`, `json` or `markdown` (for a merge-request comment).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+}
+
+/// Options of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write every page into DIR instead of printing `fpga-sync.1`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Where the desired state is read from.
@@ -590,6 +647,11 @@ pub enum LogFormat {
 /// Options of `watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
+    /// An agent configuration file: `KEY=VALUE` lines of environment variables (every
+    /// option's `FPGA_SYNC_*` variable, `OS_*`, `RUST_LOG`), as systemd's
+    /// `EnvironmentFile=` reads it. The environment and the command line win over it.
+    #[arg(long, env = "FPGA_SYNC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// This host, as the repository names it.
     #[arg(long, env = "FPGA_SYNC_HOST", value_name = "NAME")]
     pub host: String,
@@ -660,6 +722,15 @@ pub struct WatchArgs {
     /// The status file (default: `<state-dir>/status.json`).
     #[arg(long, value_name = "FILE", env = "FPGA_SYNC_STATUS_FILE")]
     pub status_file: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`/metrics`) and the health check (`/healthz`):
+    /// an address and port, or `none`.
+    #[arg(
+        long,
+        env = "FPGA_SYNC_METRICS_ADDRESS",
+        default_value = "127.0.0.1:9847",
+        value_name = "ADDR:PORT|none"
+    )]
+    pub metrics_address: String,
     /// Stop after this many reconciles (for tests and benchmarks).
     #[arg(long, hide = true)]
     pub max_runs: Option<u64>,
@@ -832,6 +903,8 @@ pub enum SchemaKind {
     Apply,
     /// `status --format json`.
     Status,
+    /// `rollout status --format json`.
+    Rollout,
     /// What `--format json` prints when a command fails.
     Error,
 }
@@ -931,6 +1004,7 @@ impl DriverArgs {
             cache_dir: self.state_dir.join("cache"),
             timeout: std::time::Duration::from_secs(self.program_timeout),
             deferred: Default::default(),
+            rollouts: Default::default(),
         }
     }
 }

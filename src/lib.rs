@@ -6,6 +6,7 @@
 //! the same for one compute host's cards. `reconcile` strings each pipeline together as
 //! one operation, and the binary's thin `commands` call it. See ARCHITECTURE.md.
 
+pub mod agent_config;
 pub mod apply;
 pub mod atomic;
 pub mod backoff;

@@ -4,11 +4,22 @@
 
 use std::process::ExitCode;
 
+use fpga_sync::agent_config;
 use fpga_sync::cli::{self, Command, LogFormat};
 use fpga_sync::commands;
 
 fn main() -> ExitCode {
-    let cli = cli::parse();
+    // The agent's configuration file becomes environment, which the options read; before
+    // any thread starts.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = agent_config::find(&args) {
+        let known = agent_config::known_variables(&cli::command());
+        if let Err(e) = agent_config::apply(&path, &known) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let cli = cli::try_parse_from(args).unwrap_or_else(|e| e.exit());
     commands::set_verbosity(cli.quiet, cli.verbose);
     // `watch` sets up its own logging (its format, info by default).
     if !matches!(cli.command, Command::Watch(_)) {
@@ -30,6 +41,9 @@ fn main() -> ExitCode {
         Command::Release(args) => commands::claim::run_release(args, color),
         Command::Status(args) => commands::status::run(args, color),
         Command::Schema(args) => commands::schema::run(args).map(|()| 0),
+        Command::Rollout(command) => commands::rollout::run(command, color),
+        Command::Completions(args) => commands::docs::completions(args).map(|()| 0),
+        Command::Man(args) => commands::docs::man(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

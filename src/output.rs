@@ -250,7 +250,9 @@ pub struct StatusReport {
 }
 
 /// The outputs with a committed schema: `schema/<name>.schema.json`.
-pub const SCHEMAS: [&str; 6] = ["plan", "observe", "validate", "apply", "status", "error"];
+pub const SCHEMAS: [&str; 7] = [
+    "plan", "observe", "validate", "apply", "status", "rollout", "error",
+];
 
 /// Rustdoc's links (`` [`Observed`] ``) read as plain code in a schema's descriptions.
 fn unlink(value: &mut serde_json::Value) {
@@ -296,6 +298,10 @@ pub fn schema_text(name: &str) -> Option<String> {
         "status" => schema_of::<StatusReport>(
             "fpga-sync status",
             "`fpga-sync status --format json`: the host agent's status file and whether it is healthy.",
+        ),
+        "rollout" => schema_of::<crate::host::plan::rollout_view::RolloutReport>(
+            "fpga-sync rollout status",
+            "`fpga-sync rollout status --format json`: every rollout as the fleet reports it.",
         ),
         "error" => schema_of::<ErrorReport>(
             "fpga-sync error",

@@ -258,6 +258,31 @@ impl<'s> Placement<'s> {
             .resource_providers)
     }
 
+    /// Providers matching query filters as Placement takes them on `GET
+    /// /resource_providers` (`required`, `resources`, `member_of`, `in_tree`, `name`), each
+    /// a key and value (encoded here).
+    pub async fn providers_matching(
+        &self,
+        filters: &[(&str, &str)],
+    ) -> Result<Vec<Provider>, CloudError> {
+        #[derive(Deserialize)]
+        struct Providers {
+            resource_providers: Vec<Provider>,
+        }
+        let query: Vec<String> = filters
+            .iter()
+            .map(|(k, v)| format!("{}={}", segment(k), segment(v)))
+            .collect();
+        Ok(self
+            .call::<Providers>(
+                Method::GET,
+                &format!("/resource_providers?{}", query.join("&")),
+                None,
+            )
+            .await?
+            .resource_providers)
+    }
+
     /// One provider.
     pub async fn provider(&self, uuid: &str) -> Result<Provider, CloudError> {
         self.call(

@@ -24,6 +24,7 @@ use crate::output::{ActionRef, ApplyEvent, ApplyResult, FORMAT_VERSION};
 use crate::plan::{Action, Plan, render};
 use crate::reconcile::cloud::{ApplyContext, ApplyFrom, ApplyOutcome, Planned};
 use crate::reconcile::host::{HostApplyContext, Prepared};
+use crate::reconcile::rollout::Mode;
 use crate::reconcile::{self, Error, SavedPlan, lease};
 
 /// How an apply ended, when it got as far as asking or applying.
@@ -231,10 +232,14 @@ fn print_result(applied: &Applied) -> Result<bool, Error> {
 /// One host's apply, under the host's lease: its plan shown, confirmed, carried out, its
 /// result printed and written to `--status-file`.
 async fn apply_host(args: &ApplyArgs, host: &str, json: bool) -> Result<Ended, Error> {
-    let options = args
-        .host
-        .driver
-        .host_options(host, &args.prune.site.name, args.host.allow_busy);
+    let mut options =
+        args.host
+            .driver
+            .host_options(host, &args.prune.site.name, args.host.allow_busy);
+    // Approved up front, the observation takes its rollouts' units; else only once asked.
+    if args.auto_approve {
+        options.rollouts = Mode::Act;
+    }
     let previous = args.host.status_file.as_deref().and_then(HostStatus::read);
     let stop = Arc::new(AtomicBool::new(false));
     on_interrupt(stop.clone()).map_err(Error::io("setting up the interrupt handler"))?;

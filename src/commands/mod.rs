@@ -7,11 +7,13 @@
 pub mod apply;
 pub mod claim;
 pub mod devices;
+pub mod docs;
 pub mod import;
 pub mod lock;
 pub mod observe;
 pub mod plan;
 pub mod program;
+pub mod rollout;
 pub mod schema;
 pub mod status;
 pub mod validate;

@@ -5,7 +5,7 @@
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{Color, PlanArgs, PlanFormat};
-use crate::host::plan::{fleet, render as host_render};
+use crate::host::plan::{fleet, render as host_render, rollout_view};
 use crate::plan::{render, schedulable};
 use crate::reconcile::{self, Error};
 
@@ -60,6 +60,12 @@ async fn plan_cloud(args: &PlanArgs, color_out: bool) -> Result<bool, Error> {
         }
         if let Some(flavors) = &saved.schedulable {
             text.push_str(&schedulable::render(flavors, markdown));
+        }
+        let rollouts = planned
+            .rollouts(&spec.cache_dir, &args.prune.site.name)
+            .await?;
+        if !rollouts.is_empty() {
+            text.push_str(&rollout_view::render(&rollouts, markdown));
         }
     }
     out.write_all(text.as_bytes())

@@ -17,6 +17,7 @@ pub fn run(args: &SchemaArgs) -> std::io::Result<()> {
         SchemaKind::Validate => "validate",
         SchemaKind::Apply => "apply",
         SchemaKind::Status => "status",
+        SchemaKind::Rollout => "rollout",
         SchemaKind::Error => "error",
     };
     let text = crate::output::schema_text(name).expect("every kind has a schema");

@@ -72,7 +72,9 @@ fn problems(file: &StatusFile, age: u64, max_age: Option<u64>) -> Vec<String> {
     }
     for s in &file.host.slots {
         let state = match s.state {
-            SlotState::Verified | SlotState::Manual => continue,
+            // Held back by its rollout until its turn: by design, not the agent's problem
+            // (a halted rollout shows in `rollout status` and the agent's metrics).
+            SlotState::Verified | SlotState::Manual | SlotState::Waiting => continue,
             SlotState::Pending => "pending",
             SlotState::Blocked => "blocked",
             SlotState::Failed => "FAILED",
@@ -126,6 +128,7 @@ fn human(r: &StatusReport) -> String {
             SlotState::Pending => "pending",
             SlotState::Blocked => "BLOCKED",
             SlotState::Failed => "FAILED",
+            SlotState::Waiting => "waiting",
         };
         let _ = writeln!(
             out,

@@ -11,17 +11,20 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::cli::WatchArgs;
-use crate::reconcile::watch::{self, Agent, Wakers, WatchConfig, triggers};
+use crate::reconcile::rollout::Mode;
+use crate::reconcile::watch::{self, Agent, Wakers, WatchConfig, metrics, triggers};
 use crate::reconcile::{self, Needs};
 
 /// The loop's configuration from the command line. Intervals of 0 are taken as the
 /// shortest sensible ones (1 s; 1 ms for the debounce).
 pub fn config(args: &WatchArgs) -> WatchConfig {
     let secs = |s: u64| Duration::from_secs(s.max(1));
+    let mut options = args
+        .driver
+        .host_options(&args.host, &args.site.name, args.allow_busy);
+    options.rollouts = Mode::Act;
     WatchConfig {
-        options: args
-            .driver
-            .host_options(&args.host, &args.site.name, args.allow_busy),
+        options,
         spec: args.source.spec(),
         poll: secs(args.poll),
         debounce: Duration::from_millis(args.debounce.max(1)),
@@ -37,6 +40,16 @@ pub fn config(args: &WatchArgs) -> WatchConfig {
     }
 }
 
+/// The metrics address: `none` (or empty) serves none.
+fn metrics_address(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| {
+        format!("`--metrics-address {text}` is not an address and port (e.g. 127.0.0.1:9847) or `none`: {e}")
+    })
+}
+
 /// Runs `watch`; returns the exit code (0 after a clean stop, 1 when the agent's
 /// configuration is wrong).
 pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
@@ -45,6 +58,13 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         error!(error = %e.one_line(), "the agent's cloud configuration is wrong; exiting");
         return Ok(1);
     }
+    let metrics_at = match metrics_address(&args.metrics_address) {
+        Ok(address) => address,
+        Err(e) => {
+            error!(error = %e, "the agent's configuration is wrong; exiting");
+            return Ok(1);
+        }
+    };
     let config = config(args);
     let runtime = reconcile::runtime()?;
     runtime.block_on(async {
@@ -77,6 +97,21 @@ pub fn run(args: &WatchArgs) -> std::io::Result<u8> {
         let connect = || reconcile::connect(os_cloud, Needs::Placement, |w| warn!("{w}"));
         let (poll, debounce, max_runs) = (config.poll, config.debounce, config.max_runs);
         let mut agent = Agent::new(config, connect, stop.clone());
+        // Metrics are for people; a port that cannot be had (another agent's, a restart
+        // racing the old process) does not stop reconciling. A malformed address did, above.
+        let _server = match metrics_at {
+            None => None,
+            Some(address) => match metrics::serve(address, agent.metrics()).await {
+                Ok((bound, task)) => {
+                    info!(address = %bound, "serving metrics on /metrics and the health check on /healthz");
+                    Some(task)
+                }
+                Err(e) => {
+                    error!(address = %address, error = %e, "cannot serve metrics; reconciling without them");
+                    None
+                }
+            },
+        };
         let wakers = Wakers { events, wake, stop };
         let ended = watch::run(&mut agent, timing, poll, debounce, wakers, max_runs).await;
         Ok(u8::from(ended.fatal))

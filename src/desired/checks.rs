@@ -2,7 +2,7 @@
 //! `bs-uuid`s, references that must resolve (shells, traits, resource classes,
 //! bitstreams), bitstream property rules, topology consistency, flavor extra specs, and
 //! host group rules (device selectors, partial bitstreams and their shells, overrides,
-//! two groups assigning one device). Pure: no I/O.
+//! two groups assigning one device, rollouts). Pure: no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +15,8 @@ use super::bitstream::{
 use super::document::{Declared, DocContext};
 use super::extra_specs;
 use super::host_group::{
-    Backend, DeviceAssignment, DeviceKey, HostGroup, Policy, is_pattern, resolve_for_host,
+    Amount, Backend, Canary, DeviceAssignment, DeviceKey, HostGroup, Policy, Rollout, is_pattern,
+    percent, resolve_for_host,
 };
 use super::kind::Kind;
 use super::parse::{Broken, Documents};
@@ -472,7 +473,19 @@ fn check_host_group(g: &Declared<HostGroup>, names: &Names<'_>, out: &mut Vec<Di
         );
     }
     let group_hosts = HostMatcher::new(&spec.hosts);
+    if let Some(r) = &spec.rollout {
+        check_rollout(ctx, "/rollout", r, &group_hosts, out);
+    }
     for (i, o) in spec.overrides.iter().enumerate() {
+        if let Some(r) = &o.rollout {
+            check_rollout(
+                ctx,
+                &format!("/overrides/{i}/rollout"),
+                r,
+                &HostMatcher::new(&o.hosts),
+                out,
+            );
+        }
         for (j, host) in o.hosts.iter().enumerate() {
             if !is_pattern(host) && !group_hosts.covers(host) {
                 out.push(
@@ -497,6 +510,45 @@ fn check_host_group(g: &Declared<HostGroup>, names: &Names<'_>, out: &mut Vec<Di
             names,
             out,
         );
+    }
+}
+
+/// A `rollout:` (at `base`): a share between 1% and 100%, canaries named exactly among
+/// the hosts it covers.
+fn check_rollout(
+    ctx: &DocContext,
+    base: &str,
+    rollout: &Rollout,
+    hosts: &HostMatcher,
+    out: &mut Vec<Diagnostic>,
+) {
+    if let Some(Amount::Percent(p)) = &rollout.max_unavailable
+        && !percent(p).is_some_and(|n| (1..=100).contains(&n))
+    {
+        out.push(
+            ctx.error_at(
+                &format!("{base}/max_unavailable"),
+                "fpga_sync::out_of_range",
+                format!("`max_unavailable: {p}` is not a share between 1% and 100%"),
+            )
+            .help("give a percentage from `1%` to `100%` of the hosts, or a count such as `2`"),
+        );
+    }
+    if let Some(Canary::Hosts(names)) = &rollout.canary {
+        for (j, name) in names.iter().enumerate() {
+            let at = format!("{base}/canary/{j}");
+            if is_pattern(name) {
+                out.push(
+                    ctx.error_at(&at, "fpga_sync::canary_pattern", format!("canary `{name}` is a pattern; canaries are named hosts"))
+                        .help("list the canary hosts by name, or give a count (`canary: 2` takes the first hosts in name order)"),
+                );
+            } else if !hosts.covers(name) {
+                out.push(
+                    ctx.error_at(&at, "fpga_sync::canary_host", format!("canary `{name}` is not one of the hosts this rollout covers"))
+                        .help("name a host of the group's `hosts` (or of the override's, for an override's rollout)"),
+                );
+            }
+        }
     }
 }
 

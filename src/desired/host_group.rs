@@ -29,6 +29,79 @@ pub struct HostGroup {
     /// The commands of the `exec` backend. Required when a host of the group uses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecCommands>,
+    /// How a change of the group's assignments reaches its hosts: a few at a time, the
+    /// canaries first, halted on failures (docs/rollouts.md). Without it, every host acts
+    /// as soon as it sees the commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// A staged rollout: how many hosts may be drained and programmed at once across the whole
+/// group (a budget kept in Placement), which hosts go first, how long they must have been
+/// verified before the others follow, and when the rollout halts.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// How many hosts may have slots drained and being programmed at the same time: a
+    /// count (`2`) or a share of the group's hosts (`"10%"`, rounded down, at least 1).
+    /// Default `"25%"`. A host whose slot failed keeps its share until it succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<Amount>,
+    /// The hosts that go first: a list of host names, or a count (`2`: the first two of
+    /// the group's hosts in name order). The others wait until every canary has verified
+    /// the new bitstream and `min_verified_seconds` passed. Default: no canaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// How long the canaries must have been verified before the other hosts start, in
+    /// seconds (the bake time), measured by each host on its own clock from when it first
+    /// saw them verified. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 604_800))]
+    pub min_verified_seconds: Option<u64>,
+    /// The rollout halts (no host starts) while this many hosts have failed to program the
+    /// new bitstream. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_failures: Option<u32>,
+    /// `true` stops the rollout: no host starts; hosts already under way finish. Remove it
+    /// (or set `false`) to resume.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub paused: bool,
+    /// How long a host's share of the budget outlives its agent, in seconds: a live agent
+    /// renews it every fifth of this; one not renewed for this long (on the clock of the
+    /// host that sees it) is taken back. Default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 86_400))]
+    pub lease_seconds: Option<u64>,
+}
+
+/// A number of hosts, or a share of them.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Amount {
+    /// That many hosts.
+    Count(#[schemars(range(min = 1))] u32),
+    /// A percentage of the hosts, e.g. `"25%"`.
+    Percent(#[schemars(regex(pattern = r"^[0-9]{1,3}%$"))] String),
+}
+
+/// The percentage of an [`Amount::Percent`] (`"25%"` → 25); `None` when malformed.
+pub fn percent(text: &str) -> Option<u32> {
+    text.strip_suffix('%')?.parse().ok()
+}
+
+/// The canary hosts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Canary {
+    /// The first that many hosts of the group, in name order.
+    Count(u32),
+    /// These hosts (exact names, each one of the group's).
+    Hosts(#[schemars(length(min = 1), inner(length(min = 1, max = 255)))] Vec<String>),
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The commands the `exec` backend runs, each an argv list run without a shell. In
@@ -179,6 +252,10 @@ pub struct HostOverride {
     /// to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceAssignment>,
+    /// A rollout of their own for these hosts: they form a fleet of their own, with their
+    /// own budget and canaries, instead of taking part in the group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 /// How a device entry picks devices: by address, PCI id or FPGA manager, plus the region.

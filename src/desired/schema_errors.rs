@@ -212,6 +212,24 @@ fn diagnose(
                 .collect();
             match branches.as_slice() {
                 [only] => only.iter().flat_map(|e| diagnose(ctx, schemas, e)).collect(),
+                // A value of none of the types the field takes (a count or a percentage, a
+                // count or a list): name them.
+                [] => {
+                    let expected: Vec<String> = context
+                        .iter()
+                        .flatten()
+                        .filter_map(|e| match e.kind() {
+                            ValidationErrorKind::Type { kind: TypeKind::Single(t) } if t.to_string() != "null" => Some(json_type_name(&t.to_string())),
+                            _ => None,
+                        })
+                        .collect();
+                    let expected = expected.join(" or ");
+                    vec![
+                        ctx.error_at(&pointer, "fpga_sync::wrong_type", format!("`{field}` must be {expected}, not {}", found_name(instance)))
+                            .label(format!("expected {expected}"))
+                            .help(format!("write {expected} here")),
+                    ]
+                }
                 _ => vec![ctx.error_at(&pointer, "fpga_sync::invalid_value", format!("`{field}` is not valid: {error}"))],
             }
         }
@@ -278,6 +296,10 @@ fn pattern_error(
         r"^fpga[0-9]+$" => (
             format!("`{got}` in `{field}` is not an FPGA manager name"),
             "write the manager's class name as in `/sys/class/fpga_manager/`, e.g. `fpga0` (`fpga-sync devices --backend fpga-manager` lists them)".to_owned(),
+        ),
+        r"^[0-9]{1,3}%$" => (
+            format!("`{got}` in `{field}` is neither a count nor a percentage"),
+            "write a number of hosts such as `2`, or a share such as `\"25%\"`".to_owned(),
         ),
         r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$" => (
             format!("`{got}` in `{field}` is not a PCI vendor:device id"),

@@ -21,6 +21,9 @@ pub enum SlotState {
     Failed,
     /// `policy: manual`: left alone.
     Manual,
+    /// Held back by its group's rollout until its turn; it keeps offering what its card
+    /// carries, when that is one of the repository's bitstreams.
+    Waiting,
 }
 
 /// One slot's last result.

@@ -37,9 +37,10 @@ impl std::ops::Deref for SelectedImage {
 }
 
 /// Chooses what to import: active, named images (the first of several with one name),
-/// custom traits and resource classes (but the lease's, fpga-sync's own), FPGA flavors;
-/// with `filter`, only names it matches, plus the custom traits and resource classes the
-/// chosen flavors ask for (so that the imported state validates). Pure.
+/// custom traits and resource classes (but the lease's and the rollout budgets', fpga-sync's
+/// own), FPGA flavors; with `filter`, only names it matches, plus the custom traits and
+/// resource classes the chosen flavors ask for (so that the imported state validates).
+/// Pure.
 pub fn select(observed: &Observed, filter: Option<&GlobSet>) -> Selection {
     let wanted = |name: &str| filter.is_none_or(|f| f.is_match(name));
     let mut out = Selection {
@@ -65,12 +66,9 @@ pub fn select(observed: &Observed, filter: Option<&GlobSet>) -> Selection {
         .collect();
     let taken = |name: &str| wanted(name) || used.contains(name);
     out.traits = sorted(observed.traits.iter().filter(|t| taken(t)));
-    out.resource_classes = sorted(
-        observed
-            .resource_classes
-            .iter()
-            .filter(|r| *r != markers::LEASE_CLASS && taken(r)),
-    );
+    out.resource_classes = sorted(observed.resource_classes.iter().filter(|r| {
+        *r != markers::LEASE_CLASS && *r != crate::host::plan::rollout::UNIT_CLASS && taken(r)
+    }));
     for f in &flavors {
         if let Some(site) = markers::flavor_site(&f.extra_specs) {
             out.notes

@@ -20,6 +20,7 @@ use crate::cloud::placement::Placement;
 use crate::cloud::session::Session;
 use crate::host::plan::consumer::Consumer;
 use crate::host::plan::fleet::{self, FleetSlot, FleetState};
+use crate::host::plan::rollout_view::{self, RolloutView};
 use crate::observed::{Observed, ObservedProvider};
 use crate::plan::schedulable::{self, FlavorSlots};
 use crate::plan::{self, Plan, PlanInput, PlanSettings, stale};
@@ -188,6 +189,28 @@ impl Planned {
         saved.fleet = (!self.loaded.desired.host_groups.is_empty()).then_some(fleet);
         saved.schedulable = (!flavors.is_empty()).then_some(flavors);
         saved
+    }
+
+    /// The rollouts of the fleet view: each group with a `rollout:` as its hosts reported
+    /// it, with its budget read from Placement. Empty when no group has one.
+    pub async fn rollouts(&self, cache_dir: &Path, site: &str) -> Result<Vec<RolloutView>, Error> {
+        let desired = &self.loaded.desired;
+        let any = desired.host_groups.values().any(|g| {
+            g.spec.rollout.is_some() || g.spec.overrides.iter().any(|o| o.rollout.is_some())
+        });
+        if !any {
+            return Ok(Vec::new());
+        }
+        let targets = super::host::targets_of(&self.loaded, cache_dir);
+        let placement = crate::cloud::placement::Placement::new(&self.session);
+        let budgets = super::rollout::status::budgets(&placement, desired, site).await?;
+        Ok(rollout_view::views(
+            desired,
+            &targets,
+            &self.observed.providers,
+            &budgets,
+            site,
+        ))
     }
 }
 

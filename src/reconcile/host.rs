@@ -9,10 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::lease::{self, Events, LeaseOptions, Scope};
+use super::rollout::{self, Keeper, Mode};
 use super::{Error, Loaded, Needs};
 use crate::cloud::glance::Glance;
 use crate::cloud::placement::Placement;
@@ -25,6 +27,7 @@ use crate::host::execute::fetch::BitstreamCache;
 use crate::host::execute::{HostExecutor, Reporter};
 use crate::host::plan::assignment::Target;
 use crate::host::plan::observed::{self, HostObserved};
+use crate::host::plan::rollout::{Gate, Work};
 use crate::host::plan::{HostPlan, SlotAction, provider, render};
 use crate::host::report::status::{HostStatus, SlotState, SlotStatus, now};
 use crate::host::report::{self, ledger::Ledger};
@@ -47,6 +50,30 @@ pub struct HostOptions {
     pub timeout: Duration,
     /// Slots not to program this time, and why (`watch`'s backoff).
     pub deferred: BTreeMap<Slot, String>,
+    /// Whether the pass takes rollout units (and gives them back) or only reads.
+    pub rollouts: Mode,
+}
+
+/// What a host agent keeps from one pass to the next: its compute node, the providers it
+/// read (by generation, so an idle pass asks Placement once), and its rollouts.
+#[derive(Debug, Default)]
+pub struct HostMemory {
+    /// The compute-node provider's uuid, once found.
+    pub compute_node: Option<String>,
+    /// The device providers read, by generation.
+    pub providers: report::ProviderCache,
+    /// The rollouts.
+    pub rollouts: rollout::Memory,
+}
+
+impl HostMemory {
+    /// A memory whose rollout part is the one saved in `state_dir`.
+    pub fn load(state_dir: &Path) -> HostMemory {
+        HostMemory {
+            rollouts: rollout::Memory::load(state_dir),
+            ..HostMemory::default()
+        }
+    }
 }
 
 /// A driver for each backend the host's groups use.
@@ -63,6 +90,8 @@ pub struct Observation {
     pub compute_node: String,
     /// Traits the desired state names.
     pub named_traits: BTreeSet<String>,
+    /// The rollouts the host takes part in this pass, by host group, and their gates.
+    pub gates: BTreeMap<String, (Work, Gate)>,
 }
 
 /// The drivers of the backends the host's groups use; an error when no group names the
@@ -84,7 +113,9 @@ pub fn targets_of(loaded: &Loaded, cache_dir: &Path) -> BTreeMap<String, Target>
 
 /// Reads the cards, the bitstream headers and Placement, and plans the host. A backend
 /// that cannot run fails the whole observation: nothing is planned on the strength of a
-/// discovery that could not look. When the plan leaves a slot alone because consumers
+/// discovery that could not look. The compute node and the providers come from `memory`
+/// when Placement says they did not change; the rollouts the host takes part in are read
+/// and gated (see [`rollout::plan`]). When the plan leaves a slot alone because consumers
 /// hold it (or programs it over them, forced), who they are is looked up
 /// ([`super::consumers`]: an fpga-sync claim, or a Nova server's name and project) and the
 /// host planned again, so that its messages name them.
@@ -93,6 +124,7 @@ pub async fn observe(
     options: &HostOptions,
     drivers: &Drivers,
     session: &Session,
+    memory: &mut HostMemory,
 ) -> Result<Observation, Error> {
     let placement = &Placement::new(session);
     let (targets, mut problems) = targets::targets(loaded, &options.cache_dir);
@@ -100,30 +132,68 @@ pub async fn observe(
     if let Some(e) = discover::unavailable(&seen) {
         return Err(e.clone().into());
     }
-    let compute = report::find_compute_node(placement, &options.host).await?;
+    let (compute_node, providers) = host_providers(placement, &options.host, memory).await?;
     let mut observed = HostObserved {
         host: options.host.clone(),
         devices: discover::for_planner(&seen),
-        providers: report::device_providers(placement, &compute.uuid).await?,
+        providers,
         force: options.force,
         deferred: options.deferred.clone(),
         programmed: Ledger::new(&options.drivers.state_dir).current(&seen),
+        rollouts: BTreeMap::new(),
     };
-    let (mut plan, assignment_problems) = observed::plan(&loaded.desired, &targets, &observed);
-    let held = held_consumers(&plan);
+    let pass = rollout::Pass {
+        host: &options.host,
+        site: &options.site,
+        mode: options.rollouts,
+    };
+    let mut gated = rollout::plan(
+        placement,
+        &loaded.desired,
+        &targets,
+        &mut observed,
+        &mut memory.rollouts,
+        &pass,
+    )
+    .await?;
+    let held = held_consumers(&gated.plan);
     if !held.is_empty() {
         let described = super::consumers::describe(session, &held).await;
         super::consumers::fill(&mut observed.providers, &described);
-        plan = observed::plan(&loaded.desired, &targets, &observed).0;
+        // Planned again with the same rollout facts: nothing is taken twice.
+        gated.plan = observed::plan_gated(&loaded.desired, &targets, &observed).plan;
     }
-    problems.extend(assignment_problems);
+    problems.extend(gated.problems);
     let named = provider::named_traits(&loaded.desired);
     Ok(Observation {
-        plan,
+        plan: gated.plan,
         problems,
-        compute_node: compute.uuid,
+        compute_node,
         named_traits: named,
+        gates: gated.gates,
     })
+}
+
+/// The compute node's uuid and its device providers: the node found once and kept, the
+/// providers read through the cache; a node that is gone is looked for again.
+async fn host_providers(
+    placement: &Placement<'_>,
+    host: &str,
+    memory: &mut HostMemory,
+) -> Result<(String, Vec<crate::host::plan::ProviderState>), Error> {
+    if let Some(uuid) = memory.compute_node.clone()
+        && let Some(providers) =
+            report::device_providers_cached(placement, &uuid, &mut memory.providers).await?
+    {
+        return Ok((uuid, providers));
+    }
+    let compute = report::find_compute_node(placement, host).await?;
+    memory.compute_node = Some(compute.uuid.clone());
+    let providers =
+        report::device_providers_cached(placement, &compute.uuid, &mut memory.providers)
+            .await?
+            .unwrap_or_default();
+    Ok((compute.uuid, providers))
 }
 
 /// The consumers of the providers a plan leaves alone because of them (or programs over
@@ -149,8 +219,48 @@ fn held_consumers(plan: &HostPlan) -> BTreeSet<String> {
 /// failure counts forward. A plan without changes is not executed: its status says what
 /// the cards carry. `halted` says why to start no further slot (the lease was lost); the
 /// status's `error` then says so.
+/// The units of rollouts whose slots all verified are given back (see
+/// [`rollout::settle`]).
 #[allow(clippy::too_many_arguments, reason = "the pass's whole context")]
 pub async fn execute(
+    session: &Session,
+    loaded: &Loaded,
+    options: &HostOptions,
+    drivers: &Drivers,
+    observation: &Observation,
+    previous: Option<&HostStatus>,
+    stop: &AtomicBool,
+    halted: &(dyn Fn() -> Option<String> + Sync),
+    reporter: &dyn Reporter,
+    memory: &HostMemory,
+) -> HostStatus {
+    let status = carry_out(
+        session,
+        loaded,
+        options,
+        drivers,
+        observation,
+        previous,
+        stop,
+        halted,
+        reporter,
+    )
+    .await;
+    if options.rollouts == Mode::Act {
+        rollout::settle(
+            &Placement::new(session),
+            &observation.plan,
+            &status,
+            &memory.rollouts,
+        )
+        .await;
+        memory.rollouts.save().await;
+    }
+    status
+}
+
+#[allow(clippy::too_many_arguments, reason = "the pass's whole context")]
+async fn carry_out(
     session: &Session,
     loaded: &Loaded,
     options: &HostOptions,
@@ -236,9 +346,11 @@ pub struct Prepared {
     /// The host's drivers.
     pub drivers: Drivers,
     /// The cloud session.
-    pub session: Session,
+    pub session: Arc<Session>,
     /// The plan and what it was made from.
     pub observation: Observation,
+    /// What the observation remembered (the rollouts' state).
+    pub memory: HostMemory,
 }
 
 /// Everything `plan --host` and `apply --host` do before they diverge: read the desired
@@ -252,13 +364,15 @@ pub async fn prepare(
 ) -> Result<Prepared, Error> {
     let loaded = super::load(spec)?;
     let drivers = drivers(&loaded, options)?;
-    let session = super::connect(os_cloud, Needs::Placement, warn).await?;
-    let observation = observe(&loaded, options, &drivers, &session).await?;
+    let session = Arc::new(super::connect(os_cloud, Needs::Placement, warn).await?);
+    let mut memory = HostMemory::load(&options.drivers.state_dir);
+    let observation = observe(&loaded, options, &drivers, &session, &mut memory).await?;
     Ok(Prepared {
         loaded,
         drivers,
         session,
         observation,
+        memory,
     })
 }
 
@@ -291,7 +405,7 @@ pub async fn apply_locked(
 ) -> Result<(Prepared, Option<HostStatus>), Error> {
     let loaded = super::load(spec)?;
     let drivers = drivers(&loaded, options)?;
-    let session = super::connect(context.os_cloud, Needs::Placement, warn).await?;
+    let session = Arc::new(super::connect(context.os_cloud, Needs::Placement, warn).await?);
     let scope = Scope::Host(options.host.clone());
     let lease_options = LeaseOptions {
         operation: "apply --host".into(),
@@ -301,26 +415,50 @@ pub async fn apply_locked(
     let lease =
         lease::acquire(&session, &scope, &lease_options, context.events, &cancelled).await?;
     let outcome = async {
-        let observation = observe(&loaded, options, &drivers, &session).await?;
-        let prepared = Prepared {
+        let mut memory = HostMemory::load(&options.drivers.state_dir);
+        let observation = observe(&loaded, options, &drivers, &session, &mut memory).await?;
+        let mut prepared = Prepared {
             loaded,
             drivers,
             session,
             observation,
+            memory,
         };
         if !review(&prepared)? {
             return Ok((prepared, None));
         }
+        // Approved up front (`options.rollouts` is `Act`), the observation took its
+        // rollouts' units; else they are taken only now that the plan is approved.
+        let mut options = options.clone();
+        if options.rollouts != Mode::Act && !prepared.observation.gates.is_empty() {
+            options.rollouts = Mode::Act;
+            prepared.observation = observe(
+                &prepared.loaded,
+                &options,
+                &prepared.drivers,
+                &prepared.session,
+                &mut prepared.memory,
+            )
+            .await?;
+        }
+        // Units taken are renewed while the slots are programmed.
+        let _keeper = Keeper::start(
+            prepared.session.clone(),
+            prepared.memory.rollouts.holdings.clone(),
+            options.site.clone(),
+            options.host.clone(),
+        );
         let status = execute(
             &prepared.session,
             &prepared.loaded,
-            options,
+            &options,
             &prepared.drivers,
             &prepared.observation,
             context.previous,
             context.stop,
             &|| lease.lost(),
             context.reporter,
+            &prepared.memory,
         )
         .await;
         Ok((prepared, Some(status)))

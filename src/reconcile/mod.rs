@@ -21,6 +21,7 @@ pub mod import;
 pub mod lease;
 mod load;
 pub mod program;
+pub mod rollout;
 mod saved;
 pub mod watch;
 

@@ -182,9 +182,15 @@ async fn withdraw(
         .await
         .map_err(|e| wrap(e, "check `--os-cloud` / OS_CLOUD"))?;
     let placement = Placement::new(&session);
-    let observation = host::observe(loaded, &options.host, drivers, &session)
-        .await
-        .map_err(|e| wrap(e, "check that the host's compute node is in Placement"))?;
+    let observation = host::observe(
+        loaded,
+        &options.host,
+        drivers,
+        &session,
+        &mut host::HostMemory::default(),
+    )
+    .await
+    .map_err(|e| wrap(e, "check that the host's compute node is in Placement"))?;
     let Some(plan) = observation
         .plan
         .slots

@@ -531,6 +531,63 @@ fn an_fpga_manager_entry_names_one_device_and_has_no_region() {
     assert!(help_of(&outcome, "has no regions").contains("remove `region`"));
 }
 
+#[test]
+fn a_rollout_is_checked_with_located_errors() {
+    let site = valid_site();
+    let rollout = "rollout:\n  max_unavailable: \"150%\"\n  canary: [compute-a01, \"compute-b*\", compute-z9]\n  min_verified_seconds: 60\n  max_failures: 0\n  pasued: true\n";
+    site.write("hosts.yaml", format!("{HOSTS}{rollout}"));
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "hosts.yaml:20:17: error: `rollout.max_failures` must be at least 1",
+            "hosts.yaml:21:3: error: unknown field `pasued` in `rollout`",
+        ]
+    );
+    assert_eq!(help_of(&outcome, "pasued"), "did you mean `paused`?");
+    // The schema passes; the cross-field checks speak next.
+    site.write(
+        "hosts.yaml",
+        format!(
+            "{HOSTS}{}",
+            rollout.replace("  max_failures: 0\n  pasued: true\n", "")
+        ),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "hosts.yaml:17:20: error: `max_unavailable: 150%` is not a share between 1% and 100%",
+            "hosts.yaml:18:25: error: canary `compute-b*` is a pattern; canaries are named hosts",
+            "hosts.yaml:18:39: error: canary `compute-z9` is not one of the hosts this rollout covers",
+        ]
+    );
+    site.write(
+        "hosts.yaml",
+        format!("{HOSTS}rollout:\n  max_unavailable: lots\n  canary: true\n"),
+    );
+    let outcome = site.load();
+    assert_eq!(
+        findings(&outcome),
+        [
+            "hosts.yaml:17:20: error: `lots` in `rollout.max_unavailable` is neither a count nor a percentage",
+            "hosts.yaml:18:11: error: `rollout.canary` must be an integer or a list, not a boolean",
+        ]
+    );
+    assert_eq!(
+        help_of(&outcome, "neither a count"),
+        "write a number of hosts such as `2`, or a share such as `\"25%\"`"
+    );
+    site.write(
+        "hosts.yaml",
+        format!("{HOSTS}rollout:\n  max_unavailable: 2\n  canary: 1\n  paused: true\n"),
+    );
+    let outcome = site.load();
+    assert_eq!(findings(&outcome), Vec::<String>::new());
+    let group = &outcome.desired.unwrap().host_groups["rack-a"].spec;
+    assert!(group.rollout.as_ref().is_some_and(|r| r.paused));
+}
+
 fn run_binary(site: &crate::support::Site, args: &[&str]) -> (i32, String, String) {
     let out = site.run(args);
     (

@@ -148,6 +148,65 @@ fn every_subcommand_has_help() {
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_itself() {
+    let site = valid_site();
+    for (shell, marker) in [
+        ("bash", "complete -F _fpga__sync"),
+        ("zsh", "#compdef fpga-sync"),
+        ("fish", "complete -c fpga-sync"),
+    ] {
+        let out = site.run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for word in ["rollout", "watch", "verify-every", "metrics-address"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+    let out = site.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = site.run(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
+    assert!(page.contains(".TH fpga-sync 1"), "{page}");
+    assert!(page.contains("Declarative GitOps reconciler"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = site.run(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let watch = std::fs::read_to_string(dir.path().join("fpga-sync-watch.1")).unwrap();
+    assert!(watch.contains("FPGA_SYNC_VERIFY_EVERY"), "{watch}");
+    for page in [
+        "fpga-sync.1",
+        "fpga-sync-rollout-status.1",
+        "fpga-sync-plan.1",
+    ] {
+        assert!(dir.path().join(page).exists(), "{page}");
+    }
+}
+
+#[test]
+fn an_agent_configuration_file_with_a_typo_is_refused_with_its_line() {
+    let site = valid_site();
+    site.write(
+        "agent.conf",
+        "# the agent\nFPGA_SYNC_HOST=compute-a01\nFPGA_SYNC_VERIFY_EVRY=5\n",
+    );
+    let out = site.run(&["watch", "--config", "agent.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: agent.conf:3: no option reads `FPGA_SYNC_VERIFY_EVRY`\n  help: did you mean `FPGA_SYNC_VERIFY_EVERY`?\n"
+    );
+    // The packaged default: every key an option reads; `--help` runs through it.
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/systemd/agent.conf");
+    let out = site.run(&["watch", "--config", shipped.to_str().unwrap(), "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 /// Runs the binary in `site` with extra environment variables.
 fn run_env(
     site: &crate::support::Site,

@@ -80,3 +80,68 @@ fn gbs_headers_agree_with_the_metadata() {
     }
     assert!(checked >= 1, "the examples hold GBS files");
 }
+
+/// Every `fpga_sync_*` series the dashboard and the alert rules use is one the agent
+/// serves, and both files parse.
+#[test]
+fn the_dashboard_and_alert_rules_use_the_metrics_the_agent_serves() {
+    use fpga_sync::reconcile::watch::Metrics;
+    let metrics = Metrics::new(std::time::Duration::from_secs(60));
+    let group = std::collections::BTreeSet::from(["g".to_owned()]);
+    metrics.record_rollouts(1, &group, &group);
+    let served = metrics.encode();
+    let dir = examples_dir().join("monitoring");
+    let dashboard = std::fs::read_to_string(dir.join("grafana-dashboard.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    assert!(parsed["panels"].as_array().is_some_and(|p| p.len() >= 8));
+    let alerts = std::fs::read_to_string(dir.join("alerts.yml")).unwrap();
+    let (docs, errors) = fpga_sync::yaml::load_documents(
+        &fpga_sync::text::SourceText::new("alerts.yml", alerts.as_str()),
+        fpga_sync::yaml::Limits::default(),
+    );
+    assert!(
+        errors.is_empty() && docs.len() == 1,
+        "alerts.yml: {errors:?}"
+    );
+    let (rules, _) = fpga_sync::yaml::to_json(&docs[0]);
+    let rules = &rules["groups"][0]["rules"];
+    for alert in [
+        "FpgaSyncSlotFailed",
+        "FpgaSyncHostBehindHead",
+        "FpgaSyncRolloutHalted",
+    ] {
+        assert!(
+            rules
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["alert"] == alert && r["expr"].is_string()),
+            "{alert} in {rules}"
+        );
+    }
+    for (file, text) in [
+        ("grafana-dashboard.json", &dashboard),
+        ("alerts.yml", &alerts),
+    ] {
+        let mut used = Vec::new();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("fpga_sync_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            used.push(name);
+        }
+        assert!(!used.is_empty(), "{file}");
+        for name in used {
+            assert!(
+                served
+                    .lines()
+                    .any(|l| l.starts_with(&format!("{name}{{"))
+                        || l.starts_with(&format!("{name} "))),
+                "{file} uses `{name}`, which the agent does not serve:\n{served}"
+            );
+        }
+    }
+}

@@ -76,6 +76,7 @@ struct Case {
     force: bool,
     deferred: BTreeMap<Slot, String>,
     programmed: BTreeMap<Slot, String>,
+    held: BTreeMap<String, String>,
 }
 
 impl Case {
@@ -87,6 +88,7 @@ impl Case {
             force: false,
             deferred: BTreeMap::new(),
             programmed: BTreeMap::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -106,6 +108,7 @@ impl Case {
             force: self.force,
             deferred: &self.deferred,
             programmed: &self.programmed,
+            held: &self.held,
         })
     }
 }
@@ -394,6 +397,7 @@ fn a_missing_shell_blocks_its_regions_on_a_card_whose_shell_is_flashed() {
         force: true,
         deferred: &BTreeMap::new(),
         programmed: &BTreeMap::new(),
+        held: &BTreeMap::new(),
     });
     assert!(
         matches!(&plan.slots[0].action, SlotAction::Blocked { reason, .. } if reason.contains("not the shell `fim`")),
@@ -697,4 +701,87 @@ fn two_builds_with_one_id_are_told_apart_by_what_fpga_sync_recorded() {
         plan.slots[0].action
     );
     assert_eq!(plan.slots[0].note, None);
+}
+
+/// `aes` 1.1: another build, another id, same interface.
+fn aes_next() -> Target {
+    Target {
+        name: "aes-1.1".into(),
+        bs_uuid: Uuid::from_u128(0x20d1),
+        sha256: "8".repeat(64),
+        identity: ImageIdentity {
+            id: Id128(0x1234),
+            ..aes(IFACE).identity
+        },
+        function_uuid: Uuid::from_u128(0x1234),
+        ..aes(IFACE)
+    }
+}
+
+#[test]
+fn a_slot_its_rollout_holds_back_keeps_offering_the_bitstream_its_card_carries() {
+    // The repository moved the slot to aes-1.1; the card carries aes (1.0), verified and
+    // reported.
+    let old = aes(IFACE);
+    let targets = BTreeMap::from([
+        ("aes".to_owned(), old.clone()),
+        ("aes-1.1".to_owned(), aes_next()),
+    ]);
+    let mut case = Case::new(
+        region_assignment(aes_next(), Policy::Managed),
+        card(Loaded::Id(AFU), Busy::Free),
+    );
+    let verified_old = report::verified(
+        "compute-a01_0000:5e:00.0",
+        &region_assignment(old.clone(), Policy::Managed),
+        &old,
+    );
+    case.providers = vec![provider_from(&verified_old, 0)];
+    let free = case.plan_with(&targets);
+    assert!(matches!(
+        free.slots[0].action,
+        SlotAction::Program { drain: true, .. }
+    ));
+    assert!(
+        free.slots[0].withdraw.is_some(),
+        "unheld, it is withdrawn first"
+    );
+    assert!(free.slots[0].drains);
+
+    // Held: in sync with the wave it is in. Nothing is withdrawn, nothing programmed, and
+    // Placement keeps exactly what it holds (aes, read back).
+    case.held = BTreeMap::from([(
+        "g".to_owned(),
+        "wave 2: waiting for 1 of 1 canary to verify `aes-1.1`".to_owned(),
+    )]);
+    let held = case.plan_with(&targets);
+    let slot = &held.slots[0];
+    assert_eq!(slot.action, SlotAction::InSync { report: false });
+    assert!(slot.withdraw.is_none());
+    assert!(!held.has_changes());
+    let hold = slot.hold.as_ref().expect("held");
+    assert_eq!(
+        (hold.assigned.as_str(), hold.keeps.as_deref()),
+        ("aes-1.1", Some("aes"))
+    );
+    assert_eq!(slot.on_success.as_ref(), Some(&verified_old));
+
+    // A card that carries nothing of the repository's offers nothing while it waits: it is
+    // withdrawn (never offered for a function it does not carry), not programmed.
+    case.devices = BTreeMap::from([(
+        Backend::Opae,
+        Ok(vec![card(Loaded::Id(Id128(0x77)), Busy::Free)]),
+    )]);
+    let unknown = case.plan_with(&targets);
+    let slot = &unknown.slots[0];
+    assert!(matches!(&slot.action, SlotAction::Wait { reason } if reason.starts_with("wave 2")));
+    assert!(slot.withdraw.is_some());
+    assert_eq!(slot.hold.as_ref().and_then(|h| h.keeps.clone()), None);
+
+    // A group the rollout does not hold goes ahead.
+    case.held = BTreeMap::from([("other".to_owned(), "paused".to_owned())]);
+    assert!(matches!(
+        case.plan_with(&targets).slots[0].action,
+        SlotAction::Program { .. }
+    ));
 }

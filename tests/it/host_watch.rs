@@ -3,7 +3,9 @@
 //! read-back (exactly one more program call) and Placement gets the function back; a
 //! commit to a local checkout is reconciled within seconds (file notifications), SIGTERM
 //! stops the service with exit 0 and JSON log lines; a remote is polled; a device whose
-//! programming fails backs off with growing intervals until the repository changes.
+//! programming fails backs off with growing intervals until the repository changes; the
+//! metrics count passes, programs, drift repairs and failures, and an idle pass costs one
+//! Placement request.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -220,6 +222,10 @@ impl HostSite {
             "--status-file",
             status.to_str().unwrap(),
         ];
+        // Tests run side by side: no fixed metrics port unless asked for.
+        if !extra.contains(&"--metrics-address") {
+            args.extend(["--metrics-address", "none"]);
+        }
         args.extend(extra);
         let child = self
             .command(&args)
@@ -653,6 +659,177 @@ async fn with_worktree_an_edit_of_the_state_folder_is_reconciled() {
     assert_eq!(site.status().unwrap().passes, passes, "{}", watch.log());
     let (code, log) = watch.terminate();
     assert_eq!(code, Some(0), "{log}");
+}
+
+/// The value of one series in OpenMetrics text.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_passes_programs_drift_repairs_and_failures_and_an_idle_pass_costs_one_request()
+ {
+    let site = HostSite::new().await;
+    let repo = site.site.path().to_str().unwrap().to_owned();
+    let mut watch = site.watch(
+        &repo,
+        &[
+            "--verify-every",
+            "1",
+            "--max-backoff",
+            "2",
+            "--log-format",
+            "json",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let address = loop {
+        let found = watch.log().lines().find_map(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).ok()?;
+            (e["message"].as_str()?
+                == "serving metrics on /metrics and the health check on /healthz")
+                .then(|| e["address"].as_str().map(str::to_owned))?
+        });
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "{}", watch.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let url = |path: &str| format!("http://{address}{path}");
+    site.wait_status(60, "afu-v1 verified", |s| verified(s, &site.v1()));
+    let passes = site.status().unwrap().passes;
+    site.wait_status(30, "five idle passes", |s| s.passes >= passes + 5);
+    let (code, text) = get(&url("/metrics")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        metric(&text, "fpga_sync_programs_total{result=\"verified\"}"),
+        1.0
+    );
+    assert!(
+        metric(&text, "fpga_sync_passes_total{result=\"ok\"}") >= 6.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "fpga_sync_slots{state=\"verified\"}"), 1.0);
+    assert_eq!(metric(&text, "fpga_sync_behind_head_seconds"), 0.0);
+    assert!(metric(&text, "fpga_sync_last_success_timestamp_seconds") > 1.7e9);
+    assert_eq!(get(&url("/healthz")).await, (200, "ok\n".to_owned()));
+
+    // Idle passes: the host's tree listed once; nothing else read or written.
+    let idle: Vec<u64> = watch
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| {
+            e["message"] == "pass finished" && e["trigger"] == "verify" && e["programmed"] == 0
+        })
+        .map(|e| e["cloud_requests"].as_u64().unwrap())
+        .collect();
+    // The first read-back after the program reads the provider it wrote (its generation
+    // moved: traits, inventories, allocations); then one listing of the tree per pass.
+    assert!(idle.len() >= 4, "{idle:?}");
+    assert!(idle[0] <= 4, "requests per idle pass: {idle:?}");
+    assert!(
+        idle[1..].iter().all(|n| *n == 1),
+        "requests per idle pass: {idle:?}"
+    );
+
+    // A power cycle: the next read-back programs it again, a drift repair.
+    sim::power_cycle(&site.sim()).unwrap();
+    site.wait_status(30, "repaired", |s| {
+        s.status.slots.iter().any(|x| x.programmed) && verified(s, &site.v1())
+    });
+    let (_, text) = get(&url("/metrics")).await;
+    assert_eq!(
+        metric(&text, "fpga_sync_programs_total{result=\"verified\"}"),
+        2.0
+    );
+    assert_eq!(metric(&text, "fpga_sync_drift_repairs_total"), 1.0);
+
+    // A card that fails to program: failures counted, the slot failed; the agent is fine.
+    sim::set_fault(&site.sim(), &region(), Fault::ProgramFails, true).unwrap();
+    sim::power_cycle(&site.sim()).unwrap();
+    site.wait_status(30, "a failed slot", |s| {
+        s.status.slots.iter().any(|x| x.state == SlotState::Failed)
+    });
+    let (_, text) = get(&url("/metrics")).await;
+    assert!(
+        metric(&text, "fpga_sync_slot_failures_total") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "fpga_sync_programs_total{result=\"failed\"}") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "fpga_sync_slots{state=\"failed\"}"), 1.0);
+    assert_eq!(metric(&text, "fpga_sync_drift_repairs_total"), 1.0);
+    assert!(
+        metric(&text, "fpga_sync_behind_head_seconds") > 0.0,
+        "{text}"
+    );
+    assert_eq!(get(&url("/healthz")).await.0, 200);
+    assert_eq!(get(&url("/nothing")).await.0, 404);
+    let (code, log) = watch.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn every_option_of_the_agent_can_live_in_its_configuration_file() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let site = runtime.block_on(HostSite::new());
+    let agent = site.state.path().join("agent");
+    let conf = site.state.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# written by the test\nFPGA_SYNC_HOST={host}\nFPGA_SYNC_REPO={repo}\nFPGA_SYNC_DIR=state\nFPGA_SYNC_STATE_DIR={agent}\nFPGA_SYNC_SIM_ROOT={sim}\nFPGA_SYNC_STATUS_FILE={status}\nFPGA_SYNC_VERIFY_EVERY=1\nFPGA_SYNC_LOG_FORMAT=json\nFPGA_SYNC_METRICS_ADDRESS=none\nOS_CLOUD='{NOAUTH}'\n",
+            host = site.host,
+            repo = site.site.path().display(),
+            agent = agent.display(),
+            sim = site.sim().display(),
+            status = site.status_file().display(),
+        ),
+    )
+    .unwrap();
+    let out = site
+        .command(&[
+            "watch",
+            "--config",
+            conf.to_str().unwrap(),
+            "--max-runs",
+            "2",
+        ])
+        .env_remove("OS_CLOUD")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let status = site
+        .status()
+        .expect("the status file the configuration names");
+    assert!(verified(&status, &site.v1()), "{status:#?}");
+    assert_eq!(status.passes, 2);
+    // JSON lines, from the file's FPGA_SYNC_LOG_FORMAT.
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{log}"
+    );
 }
 
 /// Point 2: credentials Keystone refuses are the agent's configuration, not an outage:

@@ -194,7 +194,7 @@ impl HostExecutor<'_> {
                 ));
                 continue;
             }
-            let result = self.slot(slot).await;
+            let result = crate::host::plan::render::with_hold(slot, self.slot(slot).await);
             if slot.assignment.slot.region.is_none() && result.state == SlotState::Failed {
                 failed_devices.insert(address.clone());
             }
@@ -309,6 +309,7 @@ impl HostExecutor<'_> {
                     format!("carries {name} (read back)"),
                 )
             }
+            SlotAction::Wait { reason } => status(plan, SlotState::Waiting, reason.clone()),
             SlotAction::Blocked { reason, help } => {
                 let mut message = format!("{reason}; {help}");
                 if plan.withdraw.is_some() {

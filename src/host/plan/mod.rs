@@ -14,6 +14,8 @@ pub mod manual;
 pub mod observed;
 pub mod provider;
 pub mod render;
+pub mod rollout;
+pub mod rollout_view;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,6 +86,24 @@ pub struct HostPlanInput<'a> {
     /// it tells apart builds whose headers give the same id (a new build of an AFU keeps
     /// its accelerator id), which the card cannot.
     pub programmed: &'a BTreeMap<Slot, String>,
+    /// Host groups whose rollout holds this host back this pass, and why: their slots
+    /// that would be drained keep offering what their card carries (see [`Hold`]).
+    pub held: &'a BTreeMap<String, String>,
+}
+
+/// A slot its group's rollout holds back this pass. Its assignment for the pass is what
+/// the card carries, when that is a bitstream of the repository: the slot stays in sync
+/// with the wave it is in and keeps offering that function, truthfully, read back. A card
+/// that carries nothing the repository declares offers nothing and waits.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hold {
+    /// Why it waits (`wave 2: waiting for 3 canaries to verify `aes-1.1``).
+    pub reason: String,
+    /// The bitstream the repository assigns, which it gets on its turn.
+    pub assigned: String,
+    /// The bitstream it carries and keeps offering meanwhile; `None` when it carries none
+    /// of the repository's.
+    pub keeps: Option<String>,
 }
 
 /// What happens to one slot.
@@ -125,6 +145,12 @@ pub enum SlotAction {
         /// What to do about it.
         help: String,
     },
+    /// Held back by its group's rollout and carrying nothing it can offer: nothing on the
+    /// card changes; it waits for its turn.
+    Wait {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One slot's plan.
@@ -157,6 +183,12 @@ pub struct SlotPlan {
     pub on_failure: Option<ProviderTarget>,
     /// What people should know about how the card was read (two builds of one id).
     pub note: Option<String>,
+    /// Held back by its group's rollout this pass.
+    pub hold: Option<Hold>,
+    /// Whether the slot does not carry its assignment and the pass drains it: programs it,
+    /// or takes it out of scheduling until its consumers leave or a failure's backoff
+    /// ends. Under a rollout such a slot needs its turn and a unit of the budget.
+    pub drains: bool,
 }
 
 /// A provider fpga-sync made for a device that is no longer assigned or present.
@@ -186,7 +218,9 @@ impl HostPlan {
                     || match &s.action {
                         SlotAction::InSync { report } | SlotAction::Manual { report } => *report,
                         SlotAction::Program { .. } => true,
-                        SlotAction::Blocked { .. } | SlotAction::ShellChecked { .. } => false,
+                        SlotAction::Blocked { .. }
+                        | SlotAction::Wait { .. }
+                        | SlotAction::ShellChecked { .. } => false,
                     }
             })
     }
@@ -231,184 +265,35 @@ enum ShellVerdict {
     Missing(String),
 }
 
+/// What every slot of a host plan shares.
+struct Context<'p> {
+    providers: &'p [ProviderState],
+    reporting: BTreeMap<&'p str, usize>,
+    owned: Box<dyn Fn(&str) -> bool + 'p>,
+}
+
 /// Plans one host.
 pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
     let providers = input.providers.unwrap_or_default();
-    let owned = provider::owned_traits(input.named_traits);
     // Devices reporting more than one slot name their providers per region.
     let mut reporting: BTreeMap<&str, usize> = BTreeMap::new();
     for a in input.assignments.iter().filter(|a| reports(a)) {
         *reporting.entry(&a.slot.address).or_default() += 1;
     }
+    let ctx = Context {
+        providers,
+        reporting,
+        owned: Box::new(provider::owned_traits(input.named_traits)),
+    };
     let mut shells: BTreeMap<String, ShellVerdict> = BTreeMap::new();
     let mut slots = Vec::new();
     for a in input.assignments {
-        let device = input.devices.get(&a.backend).map(|r| {
-            r.as_ref()
-                .map(|ds| ds.iter().find(|d| d.address == a.slot.address))
-        });
-        let provider_name = reports(a).then(|| {
-            provider::provider_name(
-                input.host,
-                a,
-                reporting.get(a.slot.address.as_str()).copied().unwrap_or(0) > 1,
-            )
-        });
-        let provider = provider_name
-            .as_ref()
-            .and_then(|n| providers.iter().find(|p| &p.name == n).cloned());
-        let target = a.bitstream.as_ref();
-        let on_success = match a.policy {
-            Policy::Managed => provider_name
-                .as_ref()
-                .zip(target)
-                .map(|(n, t)| provider::verified(n, a, t)),
-            Policy::Manual => provider_name.as_ref().map(|n| provider::manual(n, a)),
-        };
-        let on_failure = provider_name
-            .as_ref()
-            .zip(target)
-            .map(|(n, t)| provider::withdrawn(n, a, t, Withdrawal::Failed, false));
-        let mut plan = SlotPlan {
-            assignment: a.clone(),
-            current: Loaded::Unknown("not read".into()),
-            accepts: Vec::new(),
-            provider_name,
-            provider,
-            action: SlotAction::Manual { report: false },
-            device_found: true,
-            withdraw: None,
-            on_success,
-            on_failure,
-            note: None,
-        };
-        if a.policy == Policy::Manual {
-            if let (Some(want), true) = (&plan.on_success, input.providers.is_some()) {
-                let foreign = plan
-                    .provider
-                    .as_ref()
-                    .is_some_and(|p| !p.traits.contains(provider::OWNER_TRAIT));
-                plan.action = SlotAction::Manual {
-                    report: !foreign
-                        && plan
-                            .provider
-                            .as_ref()
-                            .is_none_or(|p| !provider_matches(p, want, &owned)),
-                };
-            }
-            slots.push(plan);
-            continue;
-        }
-        if let Some(p) = plan
-            .provider
-            .as_ref()
-            .filter(|p| !p.traits.contains(provider::OWNER_TRAIT))
+        let (mut plan, carries) = plan_slot(a, input, &ctx, &mut shells);
+        if !carries
+            && plan.drains
+            && let Some(reason) = input.held.get(&a.group)
         {
-            plan.action = blocked(
-                format!(
-                    "provider `{}` exists, but fpga-sync did not create it (Cyborg's, or made by hand)",
-                    p.name
-                ),
-                format!(
-                    "to let fpga-sync manage it, add the trait: `openstack --os-placement-api-version 1.6 resource provider trait set --trait {} ...` with its current traits, or remove the provider",
-                    provider::OWNER_TRAIT
-                ),
-            );
-            slots.push(plan);
-            continue;
-        }
-        let Some(target) = target else {
-            plan.action = blocked(
-                "no usable bitstream is assigned",
-                "give the entry a `bitstream` whose file is in the repository",
-            );
-            slots.push(plan);
-            continue;
-        };
-        let device = match device {
-            None => {
-                plan.action = blocked(
-                    format!("no `{:?}` backend runs on this host", a.backend),
-                    "check the host group's `backend`",
-                );
-                slots.push(plan);
-                continue;
-            }
-            Some(Err(e)) => {
-                let reason = format!(
-                    "the {} backend could not list devices: {e}",
-                    backend_name(a.backend)
-                );
-                plan.current = Loaded::Unknown(reason.clone());
-                plan.action = blocked(
-                    reason,
-                    "fix the driver or its tools on the host; the next run retries",
-                );
-                plan.withdraw = withdrawal(&plan, target, &owned);
-                slots.push(plan);
-                continue;
-            }
-            Some(Ok(None)) => {
-                plan.device_found = false;
-                plan.action = blocked(
-                    format!(
-                        "the {} backend sees no FPGA at {}",
-                        backend_name(a.backend),
-                        a.slot.address
-                    ),
-                    "check the address with `fpga-sync devices`, or remove the entry",
-                );
-                slots.push(plan);
-                continue;
-            }
-            Some(Ok(Some(d))) => d,
-        };
-        let Some((loaded, accepts, busy)) = device.slot_state(&a.slot) else {
-            let reason = format!(
-                "{} has no region `{}`",
-                a.slot.address,
-                a.slot.region.as_deref().unwrap_or("")
-            );
-            plan.current = Loaded::Unknown(reason.clone());
-            plan.action = blocked(reason, "check the region names with `fpga-sync devices`");
-            plan.withdraw = withdrawal(&plan, target, &owned);
-            slots.push(plan);
-            continue;
-        };
-        plan.current = loaded.clone();
-        plan.accepts.clone_from(&accepts);
-        let (carries, note) = carries(&loaded, a, target, input);
-        plan.note = note;
-        plan.action = if a.slot.region.is_none() && target.is_shell() {
-            let (verdict, action) = check_shell(a, target, device, input, &plan, carries, &busy);
-            shells.insert(a.slot.address.clone(), verdict);
-            action
-        } else {
-            decide(a, target, &plan, carries, accepts, &busy, &shells, input)
-        };
-        if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, &device.cannot_program) {
-            plan.action = blocked(
-                format!("{} cannot be programmed: {why}", a.slot.address),
-                "drive it with the `exec` backend and this board's loader (dfx-mgr, fpgautil, a device-tree overlay), or run a kernel whose FPGA manager has a `firmware` attribute (linux-xlnx)",
-            );
-        }
-        if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, input.deferred.get(&a.slot))
-        {
-            plan.action = blocked(
-                why.clone(),
-                "it is retried when the backoff ends, or at once when the repository changes",
-            );
-        }
-        if !carries {
-            plan.withdraw = withdrawal(&plan, target, &owned);
-        }
-        if let SlotAction::InSync { report } = &mut plan.action {
-            *report = input.providers.is_some()
-                && plan.on_success.as_ref().is_some_and(|want| {
-                    plan.provider
-                        .as_ref()
-                        .is_none_or(|p| !provider_matches(p, want, &owned))
-                });
+            plan = hold(a, plan, reason, input, &ctx, &mut shells);
         }
         slots.push(plan);
     }
@@ -432,6 +317,251 @@ pub fn plan_host(input: &HostPlanInput<'_>) -> HostPlan {
     }
 }
 
+/// A slot its rollout holds back: planned against what its card carries when that is one
+/// of the repository's bitstreams (it stays offered, in sync with its wave), else left to
+/// wait, withdrawn as any slot that does not carry what it offers.
+fn hold(
+    a: &SlotAssignment,
+    plan: SlotPlan,
+    reason: &str,
+    input: &HostPlanInput<'_>,
+    ctx: &Context<'_>,
+    shells: &mut BTreeMap<String, ShellVerdict>,
+) -> SlotPlan {
+    let assigned = a
+        .bitstream
+        .as_ref()
+        .map_or(String::new(), |t| t.name.clone());
+    if let Some(previous) = previous(&plan.current, a, input) {
+        let kept = SlotAssignment {
+            bitstream: Some(previous.clone()),
+            ..a.clone()
+        };
+        let (mut kept_plan, carries) = plan_slot(&kept, input, ctx, shells);
+        if carries {
+            kept_plan.hold = Some(Hold {
+                reason: reason.to_owned(),
+                assigned,
+                keeps: Some(previous.name.clone()),
+            });
+            kept_plan.drains = false;
+            return kept_plan;
+        }
+    }
+    SlotPlan {
+        action: SlotAction::Wait {
+            reason: reason.to_owned(),
+        },
+        hold: Some(Hold {
+            reason: reason.to_owned(),
+            assigned,
+            keeps: None,
+        }),
+        drains: false,
+        ..plan
+    }
+}
+
+/// The repository's bitstream a card carries: the one whose id it reads back, or among
+/// builds that share the id, the one fpga-sync's record says it loaded there.
+fn previous<'t>(
+    current: &Loaded,
+    a: &SlotAssignment,
+    input: &HostPlanInput<'t>,
+) -> Option<&'t Target> {
+    let id = current.id()?;
+    let same: Vec<&Target> = input
+        .targets
+        .values()
+        .filter(|t| t.identity.id == id)
+        .collect();
+    match same.as_slice() {
+        [one] => Some(one),
+        _ => {
+            let sha = input.programmed.get(&a.slot)?;
+            same.into_iter().find(|t| &t.sha256 == sha)
+        }
+    }
+}
+
+/// Plans one slot; also says whether its card carries its assignment.
+fn plan_slot(
+    a: &SlotAssignment,
+    input: &HostPlanInput<'_>,
+    ctx: &Context<'_>,
+    shells: &mut BTreeMap<String, ShellVerdict>,
+) -> (SlotPlan, bool) {
+    let owned = &ctx.owned;
+    let device = input.devices.get(&a.backend).map(|r| {
+        r.as_ref()
+            .map(|ds| ds.iter().find(|d| d.address == a.slot.address))
+    });
+    let provider_name = reports(a).then(|| {
+        provider::provider_name(
+            input.host,
+            a,
+            ctx.reporting
+                .get(a.slot.address.as_str())
+                .copied()
+                .unwrap_or(0)
+                > 1,
+        )
+    });
+    let provider = provider_name
+        .as_ref()
+        .and_then(|n| ctx.providers.iter().find(|p| &p.name == n).cloned());
+    let target = a.bitstream.as_ref();
+    let on_success = match a.policy {
+        Policy::Managed => provider_name
+            .as_ref()
+            .zip(target)
+            .map(|(n, t)| provider::verified(n, a, t)),
+        Policy::Manual => provider_name.as_ref().map(|n| provider::manual(n, a)),
+    };
+    let on_failure = provider_name
+        .as_ref()
+        .zip(target)
+        .map(|(n, t)| provider::withdrawn(n, a, t, Withdrawal::Failed, false));
+    let mut plan = SlotPlan {
+        assignment: a.clone(),
+        current: Loaded::Unknown("not read".into()),
+        accepts: Vec::new(),
+        provider_name,
+        provider,
+        action: SlotAction::Manual { report: false },
+        device_found: true,
+        withdraw: None,
+        on_success,
+        on_failure,
+        note: None,
+        hold: None,
+        drains: false,
+    };
+    if a.policy == Policy::Manual {
+        if let (Some(want), true) = (&plan.on_success, input.providers.is_some()) {
+            let foreign = plan
+                .provider
+                .as_ref()
+                .is_some_and(|p| !p.traits.contains(provider::OWNER_TRAIT));
+            plan.action = SlotAction::Manual {
+                report: !foreign
+                    && plan
+                        .provider
+                        .as_ref()
+                        .is_none_or(|p| !provider_matches(p, want, owned)),
+            };
+        }
+        return (plan, true);
+    }
+    if let Some(p) = plan
+        .provider
+        .as_ref()
+        .filter(|p| !p.traits.contains(provider::OWNER_TRAIT))
+    {
+        plan.action = blocked(
+            format!(
+                "provider `{}` exists, but fpga-sync did not create it (Cyborg's, or made by hand)",
+                p.name
+            ),
+            format!(
+                "to let fpga-sync manage it, add the trait: `openstack --os-placement-api-version 1.6 resource provider trait set --trait {} ...` with its current traits, or remove the provider",
+                provider::OWNER_TRAIT
+            ),
+        );
+        return (plan, true);
+    }
+    let Some(target) = target else {
+        plan.action = blocked(
+            "no usable bitstream is assigned",
+            "give the entry a `bitstream` whose file is in the repository",
+        );
+        return (plan, true);
+    };
+    let device = match device {
+        None => {
+            plan.action = blocked(
+                format!("no `{:?}` backend runs on this host", a.backend),
+                "check the host group's `backend`",
+            );
+            return (plan, true);
+        }
+        Some(Err(e)) => {
+            let reason = format!(
+                "the {} backend could not list devices: {e}",
+                backend_name(a.backend)
+            );
+            plan.current = Loaded::Unknown(reason.clone());
+            plan.action = blocked(
+                reason,
+                "fix the driver or its tools on the host; the next run retries",
+            );
+            plan.withdraw = withdrawal(&plan, target, owned);
+            return (plan, false);
+        }
+        Some(Ok(None)) => {
+            plan.device_found = false;
+            plan.action = blocked(
+                format!(
+                    "the {} backend sees no FPGA at {}",
+                    backend_name(a.backend),
+                    a.slot.address
+                ),
+                "check the address with `fpga-sync devices`, or remove the entry",
+            );
+            return (plan, true);
+        }
+        Some(Ok(Some(d))) => d,
+    };
+    let Some((loaded, accepts, busy)) = device.slot_state(&a.slot) else {
+        let reason = format!(
+            "{} has no region `{}`",
+            a.slot.address,
+            a.slot.region.as_deref().unwrap_or("")
+        );
+        plan.current = Loaded::Unknown(reason.clone());
+        plan.action = blocked(reason, "check the region names with `fpga-sync devices`");
+        plan.withdraw = withdrawal(&plan, target, owned);
+        return (plan, false);
+    };
+    plan.current = loaded.clone();
+    plan.accepts.clone_from(&accepts);
+    let (carries, note) = carries(&loaded, a, target, input);
+    plan.note = note;
+    (plan.action, plan.drains) = if a.slot.region.is_none() && target.is_shell() {
+        let (verdict, action, drains) =
+            check_shell(a, target, device, input, &plan, carries, &busy);
+        shells.insert(a.slot.address.clone(), verdict);
+        (action, drains)
+    } else {
+        decide(a, target, &plan, carries, accepts, &busy, shells, input)
+    };
+    if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, &device.cannot_program) {
+        plan.action = blocked(
+            format!("{} cannot be programmed: {why}", a.slot.address),
+            "drive it with the `exec` backend and this board's loader (dfx-mgr, fpgautil, a device-tree overlay), or run a kernel whose FPGA manager has a `firmware` attribute (linux-xlnx)",
+        );
+        plan.drains = false;
+    }
+    if let (SlotAction::Program { .. }, Some(why)) = (&plan.action, input.deferred.get(&a.slot)) {
+        plan.action = blocked(
+            why.clone(),
+            "it is retried when the backoff ends, or at once when the repository changes",
+        );
+    }
+    if !carries {
+        plan.withdraw = withdrawal(&plan, target, owned);
+    }
+    if let SlotAction::InSync { report } = &mut plan.action {
+        *report = input.providers.is_some()
+            && plan.on_success.as_ref().is_some_and(|want| {
+                plan.provider
+                    .as_ref()
+                    .is_none_or(|p| !provider_matches(p, want, owned))
+            });
+    }
+    (plan, carries)
+}
+
 /// The first write for a slot whose read-back is not its assignment: its provider (one of
 /// ours: others were refused above) withdrawn with what it read back, unless Placement
 /// already holds exactly that. A provider that was marked failed stays so until a
@@ -442,13 +572,24 @@ fn withdrawal(
     owned: &impl Fn(&str) -> bool,
 ) -> Option<ProviderTarget> {
     let (name, provider) = (plan.provider_name.as_ref()?, plan.provider.as_ref()?);
-    let want = provider::withdrawn(
+    let was_failed = provider.traits.contains(provider::FAILED_TRAIT);
+    let mut want = provider::withdrawn(
         name,
         &plan.assignment,
         target,
         Withdrawal::ReadBack(&plan.current),
-        provider.traits.contains(provider::FAILED_TRAIT),
+        was_failed,
     );
+    if was_failed {
+        // A failure stays attributed to the bitstream that failed, for rollouts to count.
+        want.traits.extend(
+            provider
+                .traits
+                .iter()
+                .filter(|t| t.starts_with(provider::TRIED_TRAIT_PREFIX))
+                .cloned(),
+        );
+    }
     (!provider_matches(provider, &want, owned)).then_some(want)
 }
 
@@ -556,7 +697,7 @@ fn check_shell(
     plan: &SlotPlan,
     carries: bool,
     busy: &Busy,
-) -> (ShellVerdict, SlotAction) {
+) -> (ShellVerdict, SlotAction, bool) {
     let offers = interfaces_of_shell(target, input.targets);
     let accepted: Vec<Id128> = device
         .regions
@@ -568,6 +709,7 @@ fn check_shell(
         return (
             ShellVerdict::Present,
             SlotAction::ShellChecked { proven: true },
+            false,
         );
     }
     if accepted.is_empty() || offers.is_empty() {
@@ -576,6 +718,7 @@ fn check_shell(
             return (
                 ShellVerdict::Present,
                 SlotAction::ShellChecked { proven: false },
+                false,
             );
         }
     }
@@ -600,15 +743,21 @@ fn check_shell(
                 reason,
                 "flash the shell with the vendor's tool (fpgasupdate + rsu, or xbmgmt) and power-cycle the card; fpga-sync checks shells, it does not flash them",
             ),
+            false,
         );
     }
     if let Some((reason, help)) = format_refusal(&target.name, &target.identity) {
-        return (ShellVerdict::Missing(reason.clone()), blocked(reason, help));
+        return (
+            ShellVerdict::Missing(reason.clone()),
+            blocked(reason, help),
+            false,
+        );
     }
     match gate(a, plan, busy, input.force) {
         Some(action) => (
             ShellVerdict::Missing(format!("the shell `{}` is not loaded", target.name)),
             action,
+            true,
         ),
         None => (
             ShellVerdict::Pending(offers),
@@ -616,6 +765,7 @@ fn check_shell(
                 drain: false,
                 forced: input.force && in_use(plan, busy),
             },
+            true,
         ),
     }
 }
@@ -714,27 +864,33 @@ fn decide(
     busy: &Busy,
     shells: &BTreeMap<String, ShellVerdict>,
     input: &HostPlanInput<'_>,
-) -> SlotAction {
+) -> (SlotAction, bool) {
     let shell = shells.get(&a.slot.address);
     if let Some(ShellVerdict::Missing(why)) = shell {
-        return blocked(
-            format!("its shell is not on the device: {why}"),
-            "the shell goes first; fix it, then this region follows",
+        return (
+            blocked(
+                format!("its shell is not on the device: {why}"),
+                "the shell goes first; fix it, then this region follows",
+            ),
+            false,
         );
     }
     if carries {
-        return SlotAction::InSync { report: false };
+        return (SlotAction::InSync { report: false }, false);
     }
     if let Some((reason, help)) = released_refusal(&a.slot, busy) {
-        return blocked(reason, help);
+        return (blocked(reason, help), false);
     }
     if a.slot.region.is_none() && !programs_whole_device(a.backend) {
-        return blocked(
-            format!(
-                "the {} backend cannot load a whole-device image",
-                backend_name(a.backend)
+        return (
+            blocked(
+                format!(
+                    "the {} backend cannot load a whole-device image",
+                    backend_name(a.backend)
+                ),
+                "assign the bitstream to a region, or use a backend that loads full images",
             ),
-            "assign the bitstream to a region, or use a backend that loads full images",
+            false,
         );
     }
     // The region will accept what the shell that goes first offers.
@@ -745,16 +901,20 @@ fn decide(
     if let Some((reason, help)) =
         interface_refusal(&target.name, &a.slot, target.requires(), &accepts)
     {
-        return blocked(reason, help);
+        return (blocked(reason, help), false);
     }
     if let Some((reason, help)) = format_refusal(&target.name, &target.identity) {
-        return blocked(reason, help);
+        return (blocked(reason, help), false);
     }
+    // Refused while in use: it is drained (withdrawn) until its consumers leave.
     if let Some(action) = gate(a, plan, busy, input.force) {
-        return action;
+        return (action, true);
     }
-    SlotAction::Program {
-        drain: plan.provider.is_some(),
-        forced: input.force && in_use(plan, busy),
-    }
+    (
+        SlotAction::Program {
+            drain: plan.provider.is_some(),
+            forced: input.force && in_use(plan, busy),
+        },
+        true,
+    )
 }

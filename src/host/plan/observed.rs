@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::assignment::{self, Target};
+use super::rollout::{self, Facts, Gate, Work};
 use super::{HostPlan, HostPlanInput, ProviderState, plan_host, provider};
 use crate::desired::Desired;
 use crate::desired::host_group::Backend;
@@ -42,6 +43,22 @@ pub struct HostObserved {
     /// What fpga-sync last programmed and read back in each slot: the file's sha256.
     #[serde(default, with = "programmed")]
     pub programmed: BTreeMap<Slot, String>,
+    /// What the rollouts this pass takes part in look like, by host group: the budget,
+    /// the canaries, the fleet's verified and failing hosts (see [`rollout::Facts`]). Read
+    /// only for groups with a rollout in which the host has a slot to drain.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rollouts: BTreeMap<String, Facts>,
+}
+
+/// A host's plan with its rollouts' gates.
+#[derive(Clone, Debug)]
+pub struct Gated {
+    /// The plan: slots of groups whose gate says wait are held back.
+    pub plan: HostPlan,
+    /// The problems met on the way.
+    pub problems: Vec<String>,
+    /// Each rollout the host takes part in this pass, and its gate.
+    pub gates: BTreeMap<String, (Work, Gate)>,
 }
 
 /// Plans the observed host: its slots from the desired state, resolved against the devices
@@ -52,6 +69,62 @@ pub fn plan(
     desired: &Desired,
     targets: &BTreeMap<String, Target>,
     observed: &HostObserved,
+) -> (HostPlan, Vec<String>) {
+    let g = plan_gated(desired, targets, observed);
+    (g.plan, g.problems)
+}
+
+/// The rollouts the host takes part in this pass: the plan made without holds, and the
+/// groups with a rollout in which it drains a slot.
+pub fn rollout_work(
+    desired: &Desired,
+    targets: &BTreeMap<String, Target>,
+    observed: &HostObserved,
+) -> BTreeMap<String, Work> {
+    let (plan, _) = plan_held(desired, targets, observed, &BTreeMap::new());
+    rollout::work(desired, &plan)
+}
+
+/// Plans the observed host with its rollouts' gates: a group whose gate says wait (or
+/// whose rollout was not read) is held back; the others go ahead.
+pub fn plan_gated(
+    desired: &Desired,
+    targets: &BTreeMap<String, Target>,
+    observed: &HostObserved,
+) -> Gated {
+    let (free, problems) = plan_held(desired, targets, observed, &BTreeMap::new());
+    let mut gates = BTreeMap::new();
+    let mut held = BTreeMap::new();
+    for (group, work) in rollout::work(desired, &free) {
+        let gate = match observed.rollouts.get(&group) {
+            Some(facts) => rollout::gate(&work.policy, &observed.host, &work.targets, facts),
+            None => Gate::Wait {
+                reason: "the rollout's state in Placement was not read".to_owned(),
+                halted: false,
+            },
+        };
+        if let Gate::Wait { reason, .. } = &gate {
+            held.insert(group.clone(), reason.clone());
+        }
+        gates.insert(group, (work, gate));
+    }
+    let plan = if held.is_empty() {
+        free
+    } else {
+        plan_held(desired, targets, observed, &held).0
+    };
+    Gated {
+        plan,
+        problems,
+        gates,
+    }
+}
+
+fn plan_held(
+    desired: &Desired,
+    targets: &BTreeMap<String, Target>,
+    observed: &HostObserved,
+    held: &BTreeMap<String, String>,
 ) -> (HostPlan, Vec<String>) {
     let found: BTreeMap<Backend, Vec<DeviceInfo>> = observed
         .devices
@@ -70,6 +143,7 @@ pub fn plan(
         force: observed.force,
         deferred: &observed.deferred,
         programmed: &observed.programmed,
+        held,
     });
     let problems = problems
         .into_iter()
@@ -211,6 +285,7 @@ mod tests {
                 "backing off after 3 failures".into(),
             )]),
             programmed: BTreeMap::from([(Slot::region("0000:5e:00.0", "0"), "ab".repeat(32))]),
+            rollouts: BTreeMap::new(),
         };
         let json = serde_json::to_value(&observed).unwrap();
         assert_eq!(

@@ -30,6 +30,19 @@ pub const CARRIES_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_CARRIES_";
 pub const MANUAL_TRAIT: &str = "CUSTOM_FPGA_SYNC_MANUAL";
 /// Prefix of the trait naming the verified bitstream's `bs-uuid`.
 pub const BITSTREAM_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_BS_";
+/// Prefix of the trait of a failed slot naming the `bs-uuid` whose program or read-back
+/// failed, so a rollout counts its failures across the fleet.
+pub const TRIED_TRAIT_PREFIX: &str = "CUSTOM_FPGA_SYNC_TRIED_";
+
+/// The trait naming `target` on a provider verified with it.
+pub fn bitstream_trait(target: &Target) -> String {
+    format!("{BITSTREAM_TRAIT_PREFIX}{:032X}", target.bs_uuid.as_u128())
+}
+
+/// The trait naming `target` on a provider whose program or read-back of it failed.
+pub fn tried_trait(target: &Target) -> String {
+    format!("{TRIED_TRAIT_PREFIX}{:032X}", target.bs_uuid.as_u128())
+}
 /// The resource class reported when an assignment names none (Cyborg's).
 pub const DEFAULT_RESOURCE_CLASS: &str = "FPGA";
 
@@ -73,7 +86,7 @@ pub fn bitstream_traits(target: &Target) -> BTreeSet<String> {
             "CUSTOM_FPGA_FUNCTION_ID_{vendor}_{:032X}",
             target.function_uuid.as_u128()
         ),
-        format!("{BITSTREAM_TRAIT_PREFIX}{:032X}", target.bs_uuid.as_u128()),
+        bitstream_trait(target),
     ]);
     if let Some(requires) = target.requires() {
         out.insert(format!("CUSTOM_FPGA_REGION_{vendor}_{}", requires.upper()));
@@ -227,7 +240,8 @@ pub enum Withdrawal<'a> {
 /// The provider of a slot that does not carry its assignment: everything reserved, every
 /// function trait withdrawn, so nothing is scheduled onto a card that does not carry what
 /// its traits would say. A slot withdrawn on its read-back says what it carries (and stays
-/// marked failed if `was_failed`); one whose program or read-back failed is marked failed.
+/// marked failed if `was_failed`); one whose program or read-back failed is marked failed,
+/// with the bitstream it tried.
 pub fn withdrawn(
     name: &str,
     assignment: &SlotAssignment,
@@ -246,6 +260,7 @@ pub fn withdrawn(
         }
         Withdrawal::Failed => {
             traits.insert(FAILED_TRAIT.to_owned());
+            traits.insert(tried_trait(target));
         }
     }
     let total = units(assignment, target);

@@ -20,7 +20,7 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
     for p in problems {
         let _ = writeln!(out, "warning: {p}");
     }
-    let (mut program, mut report, mut blocked, mut in_sync) = (0, 0, 0, 0);
+    let (mut program, mut report, mut blocked, mut in_sync, mut waiting) = (0, 0, 0, 0, 0);
     for s in &plan.slots {
         let slot = s.assignment.slot.to_string();
         let line = match &s.action {
@@ -42,6 +42,24 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
                         bitstream(s)
                     )
                 }
+            }
+            SlotAction::InSync { report: false } if s.hold.is_some() => {
+                waiting += 1;
+                held(
+                    s,
+                    format!("= carries {} and keeps offering it", bitstream(s)),
+                )
+            }
+            SlotAction::InSync { report: true } if s.hold.is_some() => {
+                waiting += 1;
+                held(
+                    s,
+                    format!(
+                        "~ carries {} and keeps offering it; report it: provider `{}`",
+                        bitstream(s),
+                        s.provider_name.as_deref().unwrap_or("")
+                    ),
+                )
             }
             SlotAction::InSync { report: false } => {
                 in_sync += 1;
@@ -96,6 +114,16 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
                 }
                 text
             }
+            SlotAction::Wait { .. } => {
+                waiting += 1;
+                let mut text = held(s, format!("… carries {}", s.current));
+                if s.withdraw.is_some() {
+                    text.push_str(
+                        "\n      nothing it can offer: withdraw its provider from scheduling (reserve it, remove its function traits)",
+                    );
+                }
+                text
+            }
         };
         let _ = writeln!(out, "  {slot:<24} {line}");
         if let Some(note) = &s.note {
@@ -117,11 +145,45 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "\nHost {}: {program} to program, {report} to report, {} provider(s) to remove, {blocked} blocked, {in_sync} in sync.",
+        "\nHost {}: {program} to program, {report} to report, {} provider(s) to remove, {blocked} blocked, {in_sync} in sync{}.",
         plan.host,
-        plan.removals.len()
+        plan.removals.len(),
+        if waiting > 0 {
+            format!(", {waiting} waiting for their rollout")
+        } else {
+            String::new()
+        }
     );
     out
+}
+
+/// A held slot's line: what happens now, then what it waits for.
+fn held(s: &SlotPlan, now: String) -> String {
+    let Some(h) = &s.hold else { return now };
+    format!("{now}\n      waits for `{}`: {}", h.assigned, h.reason)
+}
+
+/// The status of a slot its rollout holds back, from what the pass did: `waiting`, with
+/// the bitstream it is assigned and what it keeps offering meanwhile. A failure (say, the
+/// report of what it carries) stays a failure.
+pub fn with_hold(plan: &SlotPlan, mut status: SlotStatus) -> SlotStatus {
+    let Some(h) = &plan.hold else { return status };
+    if status.state == SlotState::Failed {
+        return status;
+    }
+    status.state = SlotState::Waiting;
+    status.message = match &h.keeps {
+        Some(keeps) => format!(
+            "carries `{keeps}` and keeps offering it until its turn: {}",
+            h.reason
+        ),
+        None => format!(
+            "carries {}, nothing it can offer; waits for its turn: {}",
+            plan.current, h.reason
+        ),
+    };
+    status.bitstream = Some(h.assigned.clone());
+    status
 }
 
 /// The plan as JSON (`plan --host --format json`): `{"format_version": 1, "host",
@@ -134,8 +196,10 @@ pub fn human(plan: &HostPlan, problems: &[String], head: &str) -> String {
 /// the slot accepts (empty when it does not say); `withdraw` says whether
 /// the provider is first taken out of scheduling (the card does not carry the assignment);
 /// `action` is tagged by `action`: `manual` (`report` when a claimable provider is
-/// written), `in-sync` (`report`), `shell-checked`
-/// (`proven`), `program` (`drain`, `forced`), `blocked` (`reason`, `help`).
+/// written), `in-sync` (`report`), `shell-checked` (`proven`), `program` (`drain`,
+/// `forced`), `blocked` (`reason`, `help`), `wait` (`reason`); `hold` is `null`, or for a
+/// slot its rollout holds back `{"reason", "assigned", "keeps"}` (it is then planned
+/// against `keeps`, what its card carries).
 pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
     let slots: Vec<serde_json::Value> = plan
         .slots
@@ -152,6 +216,7 @@ pub fn json(plan: &HostPlan, problems: &[String]) -> serde_json::Value {
                 "withdraw": s.withdraw.is_some(),
                 "consumers": s.provider.as_ref().map_or(&[][..], |p| &p.consumers[..]),
                 "note": s.note,
+                "hold": s.hold,
                 "action": s.action,
             })
         })
@@ -181,8 +246,9 @@ pub fn statuses(plan: &HostPlan) -> Vec<SlotStatus> {
                 SlotAction::Blocked { reason, help, .. } => {
                     (SlotState::Blocked, format!("{reason}; {help}"))
                 }
+                SlotAction::Wait { reason } => (SlotState::Waiting, reason.clone()),
             };
-            SlotStatus {
+            let status = SlotStatus {
                 slot: s.assignment.slot.clone(),
                 bitstream: s.assignment.bitstream.as_ref().map(|t| t.name.clone()),
                 state,
@@ -190,7 +256,8 @@ pub fn statuses(plan: &HostPlan) -> Vec<SlotStatus> {
                 provider: s.provider_name.clone(),
                 programmed: false,
                 failures: 0,
-            }
+            };
+            with_hold(s, status)
         })
         .collect()
 }
@@ -205,6 +272,7 @@ pub fn results(status: &HostStatus) -> String {
             SlotState::Pending => "pending",
             SlotState::Blocked => "BLOCKED",
             SlotState::Failed => "FAILED ",
+            SlotState::Waiting => "waiting",
         };
         let _ = writeln!(out, "{mark} {:<24} {}", s.slot.to_string(), s.message);
     }

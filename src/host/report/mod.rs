@@ -7,6 +7,7 @@
 //! with what other writers put there and retry on generation conflicts (the client's
 //! [`Placement::update_provider_traits`] and [`Placement::update_inventories`]).
 
+pub mod budget;
 pub mod ledger;
 pub mod status;
 
@@ -208,6 +209,81 @@ pub async fn device_providers(
         try_join_all(reads).await?.into_iter().flatten().collect();
     devices.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(devices)
+}
+
+/// The device providers read on earlier passes, with the provider generation they were
+/// read at. Placement bumps a provider's generation on every change of its traits,
+/// inventories or allocations, so an unchanged generation means an unchanged provider.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderCache {
+    entries: BTreeMap<String, (u64, ProviderState)>,
+}
+
+/// [`device_providers`] through a cache: one request lists the compute node's tree with
+/// every provider's generation, and only the providers whose generation moved (or that are
+/// new) are read again. `None` when the tree is empty: the compute node is gone (deleted,
+/// or registered again under another uuid).
+pub async fn device_providers_cached(
+    placement: &Placement<'_>,
+    compute_node_uuid: &str,
+    cache: &mut ProviderCache,
+) -> Result<Option<Vec<ProviderState>>, CloudError> {
+    let tree = placement.providers(None, Some(compute_node_uuid)).await?;
+    if tree.is_empty() {
+        cache.entries.clear();
+        return Ok(None);
+    }
+    let stale: Vec<Provider> = tree
+        .iter()
+        .filter(|p| p.uuid != compute_node_uuid)
+        .filter(|p| {
+            cache
+                .entries
+                .get(&p.uuid)
+                .is_none_or(|(g, _)| *g != p.generation)
+        })
+        .cloned()
+        .collect();
+    let reads = stale.into_iter().map(|p| async move {
+        match read_provider(placement, &p).await {
+            Ok(state) => Ok(state.map(|s| (p.uuid.clone(), (p.generation, s)))),
+            Err(e) => Err(e),
+        }
+    });
+    for (uuid, entry) in try_join_all(reads).await?.into_iter().flatten() {
+        cache.entries.insert(uuid, entry);
+    }
+    let live: BTreeSet<&str> = tree.iter().map(|p| p.uuid.as_str()).collect();
+    cache.entries.retain(|uuid, _| live.contains(uuid.as_str()));
+    let mut devices: Vec<ProviderState> = cache.entries.values().map(|(_, s)| s.clone()).collect();
+    devices.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Some(devices))
+}
+
+/// One provider's traits, inventories and consumers; `None` when it was deleted meanwhile.
+async fn read_provider(
+    placement: &Placement<'_>,
+    p: &Provider,
+) -> Result<Option<ProviderState>, CloudError> {
+    let read = try_join3(
+        placement.provider_traits(&p.uuid),
+        placement.inventories(&p.uuid),
+        placement.allocations(&p.uuid),
+    )
+    .await;
+    let (traits, inventories, allocations) = match read {
+        Ok(r) => r,
+        Err(e) if e.status() == Some(404) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(ProviderState {
+        uuid: p.uuid.clone(),
+        name: p.name.clone(),
+        traits: traits.1,
+        inventories: inventories.1,
+        allocations: allocations.len(),
+        consumers: allocations.into_keys().map(Consumer::id).collect(),
+    }))
 }
 
 /// Writes one device provider: creates it under `parent_uuid` when `existing` is `None`,

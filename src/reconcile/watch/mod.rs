@@ -40,6 +40,7 @@
 //! (through [`super::host`]), the status file and tracing events (one per pass).
 
 pub mod backoff;
+pub mod metrics;
 pub mod schedule;
 pub mod status;
 pub mod triggers;
@@ -55,14 +56,16 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use super::host::{self, Drivers, HostOptions};
+use super::host::{self, Drivers, HostMemory, HostOptions};
 use super::lease::{self, Event, LeaseOptions, Scope};
+use super::rollout::{self, Keeper};
 use super::{Error, Loaded};
 use crate::cloud::session::Session;
 use crate::host::execute::LogReporter;
 use crate::host::report::status::{HostStatus, SlotState, now};
 use crate::source::{self, RepoSpec};
 use backoff::Backoff;
+pub use metrics::Metrics;
 pub use schedule::{Outcome, Schedule, Timing, Trigger, next_run};
 pub use status::{BackoffEntry, WatchStatus};
 
@@ -126,7 +129,12 @@ pub trait Pass {
 pub struct Agent<C> {
     config: WatchConfig,
     connect: C,
-    session: Option<Session>,
+    session: Option<Arc<Session>>,
+    /// The compute node, the providers read and the rollouts, between passes.
+    memory: HostMemory,
+    /// Renews the rollout units held, once connected.
+    keeper: Option<Keeper>,
+    metrics: Arc<Metrics>,
     loaded: Option<Rc<Loaded>>,
     /// The version of the desired state in `loaded`.
     version: Option<String>,
@@ -141,6 +149,8 @@ pub struct Agent<C> {
     previous: Option<HostStatus>,
     backoff: Backoff,
     passes: u64,
+    /// Cloud requests the last pass sent (the rollout units' renewals included).
+    requests: u32,
     stop: Arc<AtomicBool>,
 }
 
@@ -157,10 +167,17 @@ where
             .as_ref()
             .map(|p| Backoff::from_status(p, config.backoff_base(), config.max_backoff))
             .unwrap_or_default();
+        let memory = HostMemory::load(&config.options.drivers.state_dir);
+        let metrics = Arc::new(Metrics::new(
+            (config.verify_every * 3).max(Duration::from_secs(60)),
+        ));
         Agent {
             config,
             connect,
             session: None,
+            memory,
+            keeper: None,
+            metrics,
             loaded: None,
             version: None,
             bad_version: None,
@@ -169,8 +186,14 @@ where
             previous,
             backoff,
             passes: 0,
+            requests: 0,
             stop,
         }
+    }
+
+    /// The agent's metrics, to serve.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Reads the repository again. `Ok(false)`: nothing changed and the trigger only
@@ -217,20 +240,30 @@ where
     async fn pass(&mut self, loaded: &Loaded) -> Result<HostStatus, Error> {
         let drivers: Drivers = host::drivers(loaded, &self.config.options)?;
         if self.session.is_none() {
-            self.session = Some((self.connect)().await?);
+            let session = Arc::new((self.connect)().await?);
+            self.keeper = Some(Keeper::start(
+                session.clone(),
+                self.memory.rollouts.holdings.clone(),
+                self.config.options.site.clone(),
+                self.config.options.host.clone(),
+            ));
+            self.session = Some(session);
         }
-        let Some(session) = self.session.as_ref() else {
+        let Some(session) = self.session.clone() else {
             unreachable!("connected above");
         };
+        let before = session.requests();
         let wall = SystemTime::now();
         let deferred = self.backoff.deferred(wall);
         let mut options = self.config.options.clone();
         options.deferred.clone_from(&deferred);
-        let observation = host::observe(loaded, &options, &drivers, session).await?;
+        let observed = host::observe(loaded, &options, &drivers, &session, &mut self.memory).await;
+        self.metrics.record_requests(u64::from(session.requests()));
+        let observation = observed?;
         for p in &observation.problems {
             warn!(problem = %p, "desired state problem");
         }
-        let status = if observation.plan.programs() {
+        let (observation, status) = if observation.plan.programs() {
             let scope = Scope::Host(options.host.clone());
             let lease_options = LeaseOptions {
                 operation: "watch".into(),
@@ -239,8 +272,9 @@ where
                     .lease
                     .with_commit(loaded.desired.commit.as_deref())
             };
-            let (stop, previous) = (&self.stop, self.previous.as_ref());
-            lease::with_lease(
+            let (stop, previous, memory) = (&self.stop, self.previous.as_ref(), &mut self.memory);
+            let session = &*session;
+            let done = lease::with_lease(
                 session,
                 &scope,
                 &lease_options,
@@ -248,8 +282,11 @@ where
                 &|| stop.load(Ordering::SeqCst),
                 async |held| {
                     // Read again under the lease: another run may have programmed meanwhile.
-                    let observation = host::observe(loaded, &options, &drivers, session).await?;
-                    Ok(host::execute(
+                    // The rollouts' units taken by the first read are remembered, not taken
+                    // again.
+                    let observation =
+                        host::observe(loaded, &options, &drivers, session, memory).await?;
+                    let status = host::execute(
                         session,
                         loaded,
                         &options,
@@ -259,14 +296,18 @@ where
                         stop,
                         &|| held.lost(),
                         &LogReporter,
+                        memory,
                     )
-                    .await)
+                    .await;
+                    Ok((observation, status))
                 },
             )
-            .await?
+            .await;
+            self.metrics.record_requests(u64::from(session.requests()));
+            done?
         } else {
-            host::execute(
-                session,
+            let status = host::execute(
+                &session,
                 loaded,
                 &options,
                 &drivers,
@@ -275,9 +316,24 @@ where
                 &self.stop,
                 &|| None,
                 &LogReporter,
+                &self.memory,
             )
-            .await
+            .await;
+            (observation, status)
         };
+        self.metrics.record_requests(u64::from(session.requests()));
+        self.requests = session.requests().saturating_sub(before);
+        let waiting = observation
+            .gates
+            .iter()
+            .filter(|(_, (_, g))| matches!(g, crate::host::plan::rollout::Gate::Wait { .. }))
+            .map(|(group, _)| group.clone())
+            .collect();
+        self.metrics.record_rollouts(
+            self.memory.rollouts.units_held().await,
+            &waiting,
+            &rollout::halted(&self.memory.rollouts),
+        );
         self.backoff.record(
             &status,
             &deferred,
@@ -327,7 +383,9 @@ where
             removals: Vec::new(),
         });
         status.finished_at = now();
-        status.error = Some(message);
+        status.error = Some(message.clone());
+        self.metrics
+            .record_failure(&message, self.version.as_deref());
         self.finish(trigger, started, status);
         if fatal {
             return Outcome::Fatal;
@@ -412,11 +470,14 @@ where
             blocked = count(SlotState::Blocked),
             pending = count(SlotState::Pending),
             removals = status.removals.len(),
+            cloud_requests = self.requests,
             "pass finished"
         );
         if let Some(e) = &status.error {
             error!(trigger = trigger.name(), error = %e, "pass left a slot offered that its card does not carry");
         }
+        self.metrics
+            .record_pass(&status, self.previous.as_ref(), self.version.as_deref());
         self.finish(trigger, started, status);
         Outcome::Ran {
             backoff_end: self.backoff_end(),

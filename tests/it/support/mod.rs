@@ -16,6 +16,7 @@ pub mod chaos;
 pub mod cloud;
 pub mod fake_host;
 pub mod faulty;
+pub mod fleet;
 pub mod host_site;
 pub mod servers;
 

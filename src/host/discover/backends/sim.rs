@@ -18,11 +18,14 @@
 //! <sim_root>/calls.jsonl   one JSON line per program call
 //! ```
 //!
-//! Faults: `program_fails`, `readback_differs`, `busy`, `vanished`. A fault set on
+//! Faults: `program_fails`, `readback_differs`, `busy`, `vanished`, `slow`. A fault set on
 //! `<address>` applies to the device and all its regions; one on `<address>@<region>`
-//! only to that region. `program_delay_ms` (its content a number) makes each program call
-//! take that long before it changes anything, as real tools take seconds (the crash-loop
-//! tests kill the agent inside that window).
+//! only to that region. An empty `program_fails` or `readback_differs` file applies to
+//! every image; one that lists ids (32 hex digits, whitespace-separated) only to images
+//! with one of those ids (a bad build, not a bad card). `slow` and `program_delay_ms`
+//! (its content a number) hold milliseconds that each program call takes before it changes
+//! anything, as real tools take seconds to minutes (the fleet tests watch drained slots,
+//! the crash-loop tests kill the agent inside that window).
 //!
 //! Programming: vanished → `NotFound`; a region whose `compat_id` differs from the
 //! image's `requires` → `Incompatible` (forced or not); busy and not forced → `Busy`;
@@ -64,6 +67,8 @@ pub enum Fault {
     Busy,
     /// The device or region disappears (discover omits it; programming says `NotFound`).
     Vanished,
+    /// Programming takes the milliseconds the file holds.
+    Slow,
 }
 
 impl Fault {
@@ -74,6 +79,7 @@ impl Fault {
             Fault::ReadbackDiffers => "readback_differs",
             Fault::Busy => "busy",
             Fault::Vanished => "vanished",
+            Fault::Slow => "slow",
         }
     }
 }
@@ -205,12 +211,10 @@ impl Sim {
             slot.to_string(),
             req.image.display().to_string(),
         ];
-        if self.fault(slot, Fault::ProgramFails) {
-            return Err(DriverError::ToolFailed {
-                command,
-                code: Some(1),
-                output: "simulated programming failure".into(),
-            });
+        if let Some(ms) = fault_content(&self.root, slot, Fault::Slow)
+            .and_then(|ms| ms.trim().parse::<u64>().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         let sha = crate::source::sha256_of(req.image).map_err(|e| io_error(req.image, &e))?;
         let identity = crate::host::discover::targets::identify_file(req.image, &sha)
@@ -219,8 +223,15 @@ impl Sim {
                 source: req.image.display().to_string(),
                 reason,
             })?;
+        if fault_applies(&self.root, slot, Fault::ProgramFails, identity.id) {
+            return Err(DriverError::ToolFailed {
+                command,
+                code: Some(1),
+                output: "simulated programming failure".into(),
+            });
+        }
         let mut id = identity.id;
-        if self.fault(slot, Fault::ReadbackDiffers) {
+        if fault_applies(&self.root, slot, Fault::ReadbackDiffers, identity.id) {
             id = Id128(id.0 ^ 1);
         }
         let target = dir.join(if slot.region.is_some() {
@@ -344,6 +355,25 @@ fn fault_active(root: &Path, slot: &Slot, fault: Fault) -> bool {
         .any(|d| d.join(fault.file_name()).exists())
 }
 
+/// What the first fault file of `slot` for `fault` holds, when there is one.
+fn fault_content(root: &Path, slot: &Slot, fault: Fault) -> Option<String> {
+    fault_dirs(root, slot)
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join(fault.file_name())).ok())
+}
+
+/// Whether `fault` is set for `slot` and applies to an image with `id`: an empty file
+/// applies to every image, one that lists ids to those.
+fn fault_applies(root: &Path, slot: &Slot, fault: Fault, id: Id128) -> bool {
+    fault_content(root, slot, fault).is_some_and(|text| {
+        let ids: Vec<Id128> = text
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        ids.is_empty() || ids.contains(&id)
+    })
+}
+
 fn append_call(root: &Path, call: &SimCall) -> Result<(), DriverError> {
     let path = root.join("calls.jsonl");
     let mut line = serde_json::to_string(call).map_err(|e| DriverError::Parse {
@@ -419,6 +449,21 @@ pub fn set_fault(root: &Path, slot: &Slot, fault: Fault, on: bool) -> std::io::R
             _ => Ok(()),
         }
     }
+}
+
+/// Sets `fault` for `slot` with `content`: the ids of the images it applies to (for
+/// `program_fails` and `readback_differs`), or the milliseconds of `slow`.
+pub fn set_fault_content(
+    root: &Path,
+    slot: &Slot,
+    fault: Fault,
+    content: &str,
+) -> std::io::Result<()> {
+    let dir = fault_dirs(root, slot)
+        .pop()
+        .unwrap_or_else(|| root.join("faults"));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(fault.file_name()), content)
 }
 
 /// Marks `slot` in use (or free) through its `busy` file.
