@@ -24,6 +24,8 @@ use fpga_sync::reconcile::lease::{self, Lease, LeaseOptions, Scope};
 use fpga_sync::reconcile::watch::WatchStatus;
 use git2::Repository;
 
+use crate::chaos::seed;
+use crate::support::chaos::{ChaosCloud, Faults};
 use crate::support::cloud::{KEYSTONE, NOAUTH, local_cloud, unique};
 use crate::support::fake_host::FakeHost;
 use crate::support::host_site::{ADDR, HostDirs, HostSite, IFACE, compute_node};
@@ -101,8 +103,14 @@ impl LeaseSite {
 
     /// Starts a command whose stderr lines are collected as they come.
     fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_with(args, &[])
+    }
+
+    /// [`Self::spawn`] with more environment (a chaos proxy's cloud).
+    fn spawn_with(&self, args: &[&str], env: &[(&str, String)]) -> Running {
         let mut child = self
             .command(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -340,9 +348,15 @@ async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_
     let glance = Glance::new(&session);
     // Killed in the middle of an upload. The single Glance worker is busy with an upload,
     // so its API cannot show one in progress; Glance's file store can: a new file growing
-    // there is the upload. Files larger than loopback's socket buffers make sure that data
-    // is still to come when the kill lands; should Glance complete the image anyway, the
-    // scenario starts again on a new site.
+    // there is the upload. The killed run goes through a proxy that passes 4 MiB/s, so
+    // most of its 16 MiB are still to come when the kill lands (on loopback alone an
+    // idle machine finished uploads before the kill); should Glance complete the image
+    // anyway, the scenario starts again on a new site.
+    let chaos = ChaosCloud::new(NOAUTH);
+    chaos.set(seed(), |_| Faults {
+        bandwidth: Some(4 << 20),
+        ..Faults::none()
+    });
     let store = local_cloud().state.join("noauth-glance/images");
     let mut attempt = 0;
     let (site, first, pid, uploading) = loop {
@@ -354,15 +368,18 @@ async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        let site = LeaseSite::new(NOAUTH, 2, 48 * 1024 * 1024);
-        let mut first = site.spawn(&[
-            "apply",
-            "--auto-approve",
-            "--parallel",
-            "1",
-            "--lock-ttl",
-            "2",
-        ]);
+        let site = LeaseSite::new(NOAUTH, 2, 16 << 20);
+        let mut first = site.spawn_with(
+            &[
+                "apply",
+                "--auto-approve",
+                "--parallel",
+                "1",
+                "--lock-ttl",
+                "2",
+            ],
+            &chaos.env(),
+        );
         let pid = first.child.id();
         first.wait_for(60, "the lease taken", |l| l.starts_with("took the lease"));
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -372,7 +389,7 @@ async fn a_killed_holder_blocks_until_its_ttl_then_the_next_apply_breaks_it_and_
                 .flatten()
                 .flatten()
                 .filter(|e| !before.contains(&e.file_name()))
-                .find(|e| e.metadata().is_ok_and(|m| m.len() >= 8 << 20))
+                .find(|e| e.metadata().is_ok_and(|m| m.len() >= 1 << 20))
                 .map(|e| e.file_name().to_string_lossy().into_owned());
             if growing.is_some() {
                 first.child.kill().unwrap();

@@ -406,7 +406,14 @@ async fn serve(mut client: TcpStream, state: Arc<Mutex<State>>) -> std::io::Resu
                 sw.write_all(body_start).await?;
                 sent = body_start.len() as u64;
             }
-            pump(&mut cr, &mut sw, &faults, up_cut, sent).await
+            let flow = pump(&mut cr, &mut sw, &faults, up_cut, sent).await?;
+            if matches!(flow, Flow::Done) {
+                // The client closed its side (it exited or was killed, perhaps in the
+                // middle of a body): the service sees that close, as it would without
+                // the proxy, instead of waiting for the rest of the body.
+                let _ = sw.shutdown().await;
+            }
+            Ok::<Flow, std::io::Error>(flow)
         };
         let down = async {
             if hold {
