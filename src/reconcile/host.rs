@@ -108,7 +108,13 @@ pub fn drivers(loaded: &Loaded, options: &HostOptions) -> Result<Drivers, Error>
 
 /// The repository's bitstreams as hosts need them, by name (broken headers left out).
 pub fn targets_of(loaded: &Loaded, cache_dir: &Path) -> BTreeMap<String, Target> {
-    targets::targets(loaded, cache_dir).0
+    targets::targets(
+        &loaded.desired,
+        &loaded.digests,
+        &loaded.snapshot,
+        cache_dir,
+    )
+    .0
 }
 
 /// Reads the cards, the bitstream headers and Placement, and plans the host. A backend
@@ -127,7 +133,12 @@ pub async fn observe(
     memory: &mut HostMemory,
 ) -> Result<Observation, Error> {
     let placement = &Placement::new(session);
-    let (targets, mut problems) = targets::targets(loaded, &options.cache_dir);
+    let (targets, mut problems) = targets::targets(
+        &loaded.desired,
+        &loaded.digests,
+        &loaded.snapshot,
+        &options.cache_dir,
+    );
     let seen = discover::discover(drivers);
     if let Some(e) = discover::unavailable(&seen) {
         return Err(e.clone().into());

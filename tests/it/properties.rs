@@ -513,7 +513,13 @@ fn host_base() -> HostBase {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/host-in-sync");
     let cache = tempfile::tempdir().unwrap();
     let loaded = crate::scenarios::load(&dir, cache.path()).unwrap();
-    let targets = fpga_sync::host::discover::targets::targets(&loaded, cache.path()).0;
+    let targets = fpga_sync::host::discover::targets::targets(
+        &loaded.desired,
+        &loaded.digests,
+        &loaded.snapshot,
+        cache.path(),
+    )
+    .0;
     let observed: HostObserved =
         serde_json::from_str(&std::fs::read_to_string(dir.join("host.json")).unwrap()).unwrap();
     HostBase {

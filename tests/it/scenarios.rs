@@ -305,7 +305,7 @@ fn central(
     };
     let mut text = render::human(&plan, &head, false);
     if !loaded.desired.host_groups.is_empty() {
-        let targets = targets::targets(loaded, cache).0;
+        let targets = targets::targets(&loaded.desired, &loaded.digests, &loaded.snapshot, cache).0;
         let slots = fleet::fleet(
             &loaded.desired,
             &targets,
@@ -342,7 +342,8 @@ fn central(
 fn host(name: &str, dir: &Path, loaded: &Loaded, cache: &Path) -> Result<String, String> {
     let observed: HostObserved = read_json(&dir.join("host.json"), &[])?;
     // As the host pipeline does: broken headers first, then the assignments' problems.
-    let (targets, mut problems) = targets::targets(loaded, cache);
+    let (targets, mut problems) =
+        targets::targets(&loaded.desired, &loaded.digests, &loaded.snapshot, cache);
     let (plan, more) = observed::plan(&loaded.desired, &targets, &observed);
     problems.extend(more);
     let head = format!(

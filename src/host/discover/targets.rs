@@ -8,20 +8,26 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::desired::Desired;
 use crate::host::image::{self, ImageIdentity};
 use crate::host::plan::assignment::Target;
-use crate::reconcile::Loaded;
+use crate::source::{FileDigest, Snapshot};
 
-/// Every bitstream with a file, by name, and the problems of those whose header is
-/// broken.
-pub fn targets(loaded: &Loaded, cache_dir: &Path) -> (BTreeMap<String, Target>, Vec<String>) {
+/// Every bitstream of `desired` with a file, by name, and the problems of those whose
+/// header is broken; `digests` are the files' (by bitstream name), read from `snapshot`.
+pub fn targets(
+    desired: &Desired,
+    digests: &BTreeMap<String, FileDigest>,
+    snapshot: &Snapshot,
+    cache_dir: &Path,
+) -> (BTreeMap<String, Target>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
-    for b in loaded.desired.bitstreams.values().map(|b| &b.spec) {
-        let (Some(file), Some(digest)) = (b.file.as_deref(), loaded.digests.get(&b.name)) else {
+    for b in desired.bitstreams.values().map(|b| &b.spec) {
+        let (Some(file), Some(digest)) = (b.file.as_deref(), digests.get(&b.name)) else {
             continue;
         };
-        match identity(loaded, file, &digest.sha256, cache_dir) {
+        match identity(snapshot, file, &digest.sha256, cache_dir) {
             Ok(identity) => {
                 out.insert(b.name.clone(), Target::new(b, &digest.sha256, identity));
             }
@@ -32,7 +38,7 @@ pub fn targets(loaded: &Loaded, cache_dir: &Path) -> (BTreeMap<String, Target>, 
 }
 
 fn identity(
-    loaded: &Loaded,
+    snapshot: &Snapshot,
     file: &str,
     sha256: &str,
     cache_dir: &Path,
@@ -48,8 +54,7 @@ fn identity(
     {
         return Ok(cached);
     }
-    let header = loaded
-        .snapshot
+    let header = snapshot
         .header(file, image::MAX_HEADER)
         .ok_or("the file cannot be read")?;
     let identity = image::identify(&header, sha256)?;
